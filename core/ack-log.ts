@@ -1,0 +1,116 @@
+/**
+ * The ack log: the one place acks are appended (gateway: `queued`; processors: final), given a
+ * per-principal cursor, retained for resume, and fanned out live to every ack-service instance.
+ *
+ * Its rules, kept by every adapter:
+ * - cursors grow per principal (tenant + sub);
+ * - a `queued` ack appended after the request's final ack is dropped, so no client can see
+ *   `queued` after `committed`/`rejected`;
+ * - a final ack appended twice (a replayed record) is not stored twice: the stored one is returned
+ *   and published again with its original cursor, so live clients that missed it get it and the
+ *   others drop it as already seen.
+ */
+import type { Ack, AckDraft, AckRoute } from './contracts';
+
+export type ReadAfterResult =
+  | { kind: 'acks'; acks: Ack[] }
+  /** The cursor is older than the retained history, or the history was lost. */
+  | { kind: 'reset'; reason: 'expired' | 'lost'; detail: string };
+
+export type AckListener = (route: AckRoute, ack: Ack) => void;
+
+export interface AckLog {
+  /** Appends an ack; resolves to the stored ack, or null when a `queued` came after the final. */
+  append(route: AckRoute, draft: AckDraft): Promise<Ack | null>;
+  /** The retained acks with cursor > `after` (at most `limit`, oldest first). `after = 0` means all retained. */
+  readAfter(route: AckRoute, after: number, limit: number): Promise<ReadAfterResult>;
+  /** Live acks of every principal, in append order. */
+  subscribe(listener: AckListener): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+export interface AckRetention {
+  /** How long acks are kept after a principal's last ack. */
+  seconds: number;
+  /** At most this many acks per principal. */
+  maxPerPrincipal: number;
+}
+
+export const DEFAULT_RETENTION: AckRetention = { seconds: 24 * 3600, maxPerPrincipal: 10_000 };
+
+/**
+ * A first cursor derived from the clock: if a principal's history is lost, its new cursors still
+ * start above every cursor it was given before, so an old cursor is recognisably "before history".
+ */
+export const firstCursor = (nowMs: number) => nowMs * 1000;
+
+/** In-process ack log for single-node runs without Redis; same rules, one process only. */
+export class MemoryAckLog implements AckLog {
+  private readonly routes = new Map<string, { head: number; acks: Ack[]; finals: Map<string, Ack>; touched: number }>();
+  private readonly listeners = new Set<AckListener>();
+
+  constructor(private readonly retention: AckRetention = DEFAULT_RETENTION) {}
+
+  private key(route: AckRoute) {
+    return `${route.tenant}\u0000${route.principal}`;
+  }
+
+  private live(route: AckRoute) {
+    const entry = this.routes.get(this.key(route));
+    if (entry && Date.now() - entry.touched > this.retention.seconds * 1000) {
+      this.routes.delete(this.key(route));
+      return undefined;
+    }
+    return entry;
+  }
+
+  async append(route: AckRoute, draft: AckDraft): Promise<Ack | null> {
+    let entry = this.live(route);
+    if (!entry) {
+      entry = { head: firstCursor(Date.now()) - 1, acks: [], finals: new Map(), touched: Date.now() };
+      this.routes.set(this.key(route), entry);
+    }
+    const prior = entry.finals.get(draft.requestId);
+    if (prior) {
+      if (draft.stage !== 'queued') this.emit(route, prior);
+      return draft.stage === 'queued' ? null : prior;
+    }
+    const ack: Ack = { ...draft, cursor: ++entry.head };
+    entry.acks.push(ack);
+    if (entry.acks.length > this.retention.maxPerPrincipal) entry.acks.shift();
+    if (draft.stage !== 'queued') entry.finals.set(draft.requestId, ack);
+    entry.touched = Date.now();
+    this.emit(route, ack);
+    return ack;
+  }
+
+  private emit(route: AckRoute, ack: Ack) {
+    for (const l of this.listeners) l(route, ack);
+  }
+
+  async readAfter(route: AckRoute, after: number, limit: number): Promise<ReadAfterResult> {
+    const entry = this.live(route);
+    if (!entry) {
+      if (after === 0) return { kind: 'acks', acks: [] };
+      return { kind: 'reset', reason: 'lost', detail: 'No ack history is retained for this principal.' };
+    }
+    const oldest = entry.acks[0]?.cursor ?? entry.head + 1;
+    if (after !== 0 && (after > entry.head || after + 1 < oldest)) {
+      return after > entry.head
+        ? { kind: 'reset', reason: 'lost', detail: `Cursor ${after} is not from the current ack history.` }
+        : { kind: 'reset', reason: 'expired', detail: `Cursor ${after} is older than the retained history (oldest ${oldest}).` };
+    }
+    return { kind: 'acks', acks: entry.acks.filter((a) => a.cursor > after).slice(0, limit) };
+  }
+
+  async subscribe(listener: AckListener) {
+    this.listeners.add(listener);
+    return async () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  async close() {
+    this.listeners.clear();
+  }
+}

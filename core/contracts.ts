@@ -1,0 +1,144 @@
+/**
+ * The shared contracts of Ackstream (API contract v1): commands on the stream, events in the log,
+ * acks on the WebSocket, request status and item documents in the read model.
+ * Every service imports these; nothing here knows an SDK.
+ */
+import { z } from 'zod';
+
+/** Collection and item ids as the contract allows them in paths. */
+export const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
+/** Tenants become part of every key, so they are kept short and separator-free. */
+export const TENANT_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+/** Principals (JWT `sub`): printable ASCII without spaces. */
+export const SUBJECT_PATTERN = /^[\x21-\x7E]{1,256}$/;
+
+export const CollectionName = z.string().regex(NAME_PATTERN, 'must match ^[A-Za-z0-9_.-]{1,128}$');
+export const ItemId = z.string().regex(NAME_PATTERN, 'must match ^[A-Za-z0-9_.-]{1,128}$');
+export const Tenant = z.string().regex(TENANT_PATTERN, 'must match ^[A-Za-z0-9_.-]{1,64}$');
+export const Subject = z.string().regex(SUBJECT_PATTERN, 'must be 1-256 printable ASCII characters');
+
+export type JsonObject = { [key: string]: unknown };
+export const JsonObjectSchema = z.record(z.string(), z.unknown());
+
+export const CommandKind = z.enum(['put', 'patch', 'delete']);
+export type CommandKind = z.infer<typeof CommandKind>;
+
+/** A write as the gateway puts it on the stream (one Kinesis record, JSON). */
+export const CommandSchema = z.object({
+  v: z.literal(1),
+  requestId: z.string().min(1).max(64),
+  kind: CommandKind,
+  tenant: Tenant,
+  principal: Subject,
+  collection: CollectionName,
+  id: ItemId,
+  /** Full document for `put`, a JSON merge patch (RFC 7396) for `patch`, absent for `delete`. */
+  data: JsonObjectSchema.optional(),
+  ifMatch: z.number().int().positive().optional(),
+  ifNoneMatch: z.literal(true).optional(),
+  idempotencyKey: z.string().min(1).max(255).optional(),
+  traceId: z.string().max(128).optional(),
+  receivedAt: z.string(),
+});
+export type Command = z.infer<typeof CommandSchema>;
+
+export type EventType = 'ItemPut' | 'ItemPatched' | 'ItemDeleted';
+
+/** One entry of the append-only event log. */
+export interface StoredEvent {
+  position: string; // bigint as string: global order in the log
+  tenant: string;
+  collection: string;
+  id: string;
+  version: number;
+  type: EventType;
+  data: JsonObject | null;
+  requestId: string;
+  idempotencyKey: string | null;
+  principal: string;
+  traceId: string | null;
+  recordedAt: string;
+}
+
+/** Current state of one item as the write side holds it. */
+export interface ItemState {
+  tenant: string;
+  collection: string;
+  id: string;
+  version: number;
+  deleted: boolean;
+  data: JsonObject | null;
+  updatedAt: string;
+}
+
+export const RejectionCode = z.enum([
+  'version_conflict',
+  'already_exists',
+  'not_found',
+  'item_parked',
+  'invalid_command',
+]);
+export type RejectionCode = z.infer<typeof RejectionCode>;
+
+export interface Rejection {
+  code: RejectionCode;
+  message: string;
+}
+
+export type AckStage = 'queued' | 'committed' | 'rejected';
+export type FinalStage = Exclude<AckStage, 'queued'>;
+
+/** An ack as pushed to a WebSocket client. `cursor` grows per principal. */
+export interface Ack {
+  type: 'ack';
+  stage: AckStage;
+  requestId: string;
+  idempotencyKey?: string;
+  collection: string;
+  id: string;
+  version?: number;
+  reason?: Rejection;
+  cursor: number;
+  at: string;
+}
+
+/** An ack before the ack log has given it a cursor. */
+export type AckDraft = Omit<Ack, 'cursor'>;
+
+/** Who an ack belongs to: the principal that made the write. */
+export interface AckRoute {
+  tenant: string;
+  principal: string;
+}
+
+/** Request status as served by `GET /v1/requests/{id}`. */
+export interface RequestStatus {
+  requestId: string;
+  status: AckStage;
+  collection: string;
+  id: string;
+  version?: number;
+  reason?: Rejection;
+  at: string;
+}
+
+/** The public shape of an item in the read model (`GET .../items/{id}`). */
+export interface ItemDocument {
+  collection: string;
+  id: string;
+  version: number;
+  updatedAt: string;
+  data: JsonObject;
+}
+
+/** The 202 answer of a write. */
+export interface WriteAccepted {
+  requestId: string;
+  status: 'queued';
+  shardId: string;
+  sequenceNumber: string;
+}
+
+export function isFinal(stage: AckStage): stage is FinalStage {
+  return stage !== 'queued';
+}

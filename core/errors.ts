@@ -1,0 +1,109 @@
+/**
+ * Typed errors raised at the edges; each service maps them once to HTTP problem+json
+ * (RFC 9457) or a WebSocket close code.
+ */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  [extension: string]: unknown;
+}
+
+export class ProblemError extends Error {
+  constructor(
+    readonly status: number,
+    readonly slug: string,
+    readonly title: string,
+    detail: string,
+    readonly headers: Record<string, string> = {},
+    readonly extensions: Record<string, unknown> = {},
+  ) {
+    super(detail);
+    this.name = new.target.name;
+  }
+
+  toProblem(instance?: string): Problem {
+    return {
+      type: `urn:ackstream:problem:${this.slug}`,
+      title: this.title,
+      status: this.status,
+      detail: this.message,
+      ...(instance ? { instance } : {}),
+      ...this.extensions,
+    };
+  }
+}
+
+export class BadRequestError extends ProblemError {
+  constructor(detail: string, extensions: Record<string, unknown> = {}) {
+    super(400, 'bad-request', 'Bad Request', detail, {}, extensions);
+  }
+}
+export class UnauthorizedError extends ProblemError {
+  constructor(detail: string) {
+    super(401, 'unauthorized', 'Unauthorized', detail, { 'WWW-Authenticate': 'Bearer' });
+  }
+}
+export class ForbiddenError extends ProblemError {
+  constructor(detail: string) {
+    super(403, 'forbidden', 'Forbidden', detail);
+  }
+}
+export class NotFoundError extends ProblemError {
+  constructor(detail: string) {
+    super(404, 'not-found', 'Not Found', detail);
+  }
+}
+export class MethodNotAllowedError extends ProblemError {
+  constructor(detail: string, allow: string) {
+    super(405, 'method-not-allowed', 'Method Not Allowed', detail, { Allow: allow });
+  }
+}
+export class ConflictError extends ProblemError {
+  constructor(detail: string, extensions: Record<string, unknown> = {}) {
+    super(409, 'conflict', 'Conflict', detail, {}, extensions);
+  }
+}
+export class PayloadTooLargeError extends ProblemError {
+  constructor(detail: string) {
+    super(413, 'payload-too-large', 'Payload Too Large', detail);
+  }
+}
+export class UnsupportedMediaTypeError extends ProblemError {
+  constructor(detail: string) {
+    super(415, 'unsupported-media-type', 'Unsupported Media Type', detail);
+  }
+}
+export class UnprocessableError extends ProblemError {
+  constructor(detail: string) {
+    super(422, 'unprocessable', 'Unprocessable Content', detail);
+  }
+}
+export class TooManyRequestsError extends ProblemError {
+  constructor(detail: string, retryAfterSeconds: number, headers: Record<string, string> = {}) {
+    super(429, 'too-many-requests', 'Too Many Requests', detail, {
+      'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))),
+      ...headers,
+    });
+  }
+}
+export class ServiceUnavailableError extends ProblemError {
+  constructor(detail: string, retryAfterSeconds = 1) {
+    super(503, 'unavailable', 'Service Unavailable', detail, {
+      'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))),
+    });
+  }
+}
+
+/** Raised at start-up when configuration is invalid: the process prints it and exits. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Maps anything thrown to a problem; unknown errors become a 500 without internals. */
+export function toProblemError(err: unknown): ProblemError {
+  if (err instanceof ProblemError) return err;
+  return new ProblemError(500, 'internal', 'Internal Server Error', 'The server failed to handle this request.');
+}

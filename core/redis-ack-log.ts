@@ -1,0 +1,154 @@
+/**
+ * Ack log on Redis: one stream per principal (history for resume, trimmed by count and expired
+ * with the principal's inactivity), one pub/sub channel for live fan-out to every ack-service
+ * instance. Append is one Lua script, so the cursor, the queued-after-final rule and the publish
+ * happen atomically and in one order.
+ */
+import type { Redis } from 'ioredis';
+import type { Ack, AckDraft, AckRoute } from './contracts';
+import { type AckListener, type AckLog, type AckRetention, DEFAULT_RETENTION, type ReadAfterResult } from './ack-log';
+import { RedisKeys } from './keys';
+
+// KEYS: stream, counter, final marker. ARGV: stage, ack body JSON (no cursor), maxlen, ttl s, now ms, channel, route JSON.
+const APPEND = `
+local stage = ARGV[1]
+if stage == 'queued' then
+  if redis.call('EXISTS', KEYS[3]) == 1 then return false end
+else
+  local prev = redis.call('GET', KEYS[3])
+  if prev then
+    redis.call('PUBLISH', ARGV[6], prev)
+    return prev
+  end
+end
+local n = redis.call('INCR', KEYS[2])
+if n == 1 then
+  n = tonumber(ARGV[5]) * 1000
+  redis.call('SET', KEYS[2], string.format('%d', n))
+end
+local cursor = string.format('%d', n)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], cursor .. '-1', 'c', cursor, 'a', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+local msg = ARGV[7] .. '\\n' .. cursor .. '\\n' .. ARGV[2]
+if stage ~= 'queued' then redis.call('SET', KEYS[3], msg, 'EX', ARGV[4]) end
+redis.call('PUBLISH', ARGV[6], msg)
+return msg
+`;
+
+// KEYS: stream, counter. ARGV: after, count. Returns {'reset', reason} or {'acks', c1, a1, c2, a2, ...}.
+const READ_AFTER = `
+local after = tonumber(ARGV[1])
+local head = redis.call('GET', KEYS[2])
+if not head then
+  if after == 0 then return {'acks'} end
+  return {'reset', 'lost'}
+end
+head = tonumber(head)
+if after > head then return {'reset', 'lost'} end
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+local oldest = head + 1
+if first[1] then oldest = tonumber(first[1][2][2]) end
+if after ~= 0 and after + 1 < oldest then return {'reset', 'expired', string.format('%d', oldest)} end
+local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1] .. '-1', '+', 'COUNT', ARGV[2])
+local out = {'acks'}
+for _, e in ipairs(entries) do
+  out[#out + 1] = e[2][2]
+  out[#out + 1] = e[2][4]
+end
+return out
+`;
+
+type Scripted = Redis & {
+  ackAppend(s: string, c: string, f: string, ...argv: string[]): Promise<string | null>;
+  ackReadAfter(s: string, c: string, after: string, count: string): Promise<string[]>;
+};
+
+export class RedisAckLog implements AckLog {
+  private readonly keys: RedisKeys;
+  private subscriber: Redis | undefined;
+  private readonly listeners = new Set<AckListener>();
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    private readonly retention: AckRetention = DEFAULT_RETENTION,
+  ) {
+    this.keys = new RedisKeys(prefix);
+    if (!('ackAppend' in redis)) {
+      redis.defineCommand('ackAppend', { numberOfKeys: 3, lua: APPEND });
+      redis.defineCommand('ackReadAfter', { numberOfKeys: 2, lua: READ_AFTER });
+    }
+  }
+
+  private get r(): Scripted {
+    return this.redis as Scripted;
+  }
+
+  async append(route: AckRoute, draft: AckDraft): Promise<Ack | null> {
+    const msg = await this.r.ackAppend(
+      this.keys.ackStream(route.tenant, route.principal),
+      this.keys.ackCounter(route.tenant, route.principal),
+      this.keys.ackFinal(route.tenant, route.principal, draft.requestId),
+      draft.stage,
+      JSON.stringify(draft),
+      String(this.retention.maxPerPrincipal),
+      String(this.retention.seconds),
+      String(Date.now()),
+      this.keys.ackChannel(),
+      JSON.stringify([route.tenant, route.principal]),
+    );
+    return msg === null ? null : decodeMessage(msg).ack;
+  }
+
+  async readAfter(route: AckRoute, after: number, limit: number): Promise<ReadAfterResult> {
+    const out = await this.r.ackReadAfter(
+      this.keys.ackStream(route.tenant, route.principal),
+      this.keys.ackCounter(route.tenant, route.principal),
+      String(after),
+      String(limit),
+    );
+    if (out[0] === 'reset') {
+      return out[1] === 'expired'
+        ? { kind: 'reset', reason: 'expired', detail: `Cursor ${after} is older than the retained history (oldest ${out[2]}).` }
+        : { kind: 'reset', reason: 'lost', detail: `Cursor ${after} is not from the current ack history.` };
+    }
+    const acks: Ack[] = [];
+    for (let i = 1; i + 1 < out.length; i += 2) {
+      acks.push({ ...(JSON.parse(out[i + 1]!) as AckDraft), cursor: Number(out[i]) });
+    }
+    return { kind: 'acks', acks };
+  }
+
+  async subscribe(listener: AckListener): Promise<() => Promise<void>> {
+    this.listeners.add(listener);
+    if (!this.subscriber) {
+      const sub = this.redis.duplicate();
+      this.subscriber = sub;
+      sub.on('message', (_channel: string, msg: string) => {
+        const { route, ack } = decodeMessage(msg);
+        for (const l of this.listeners) l(route, ack);
+      });
+      await sub.subscribe(this.keys.ackChannel());
+    }
+    return async () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    if (this.subscriber) {
+      this.subscriber.disconnect();
+      this.subscriber = undefined;
+    }
+  }
+}
+
+function decodeMessage(msg: string): { route: AckRoute; ack: Ack } {
+  const a = msg.indexOf('\n');
+  const b = msg.indexOf('\n', a + 1);
+  const [tenant, principal] = JSON.parse(msg.slice(0, a)) as [string, string];
+  const draft = JSON.parse(msg.slice(b + 1)) as AckDraft;
+  return { route: { tenant, principal }, ack: { ...draft, cursor: Number(msg.slice(a + 1, b)) } };
+}

@@ -1,0 +1,209 @@
+/**
+ * Local runner with the semantics of Lambda's Kinesis event source mapping: polls every shard,
+ * hands the handler Lambda-shaped batches, retries from the first reported failure, and
+ * checkpoints per shard only up to records whose effect is committed. Child shards (after a
+ * reshard) are read only once their parents are finished, to keep per-key order.
+ */
+import {
+  ExpiredIteratorException,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  type KinesisClient,
+  ListShardsCommand,
+  type _Record,
+  type Shard,
+} from '@aws-sdk/client-kinesis';
+import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
+import type { Logger } from '../core/log';
+import type { CheckpointStore } from './checkpoints';
+import type { KinesisHandler } from './handler';
+
+export interface RunnerOptions {
+  kinesis: KinesisClient;
+  stream: string;
+  region: string;
+  checkpoints: CheckpointStore;
+  handler: KinesisHandler;
+  log: Logger;
+  batchSize: number;
+  /** Idle wait between empty polls of a shard. */
+  pollIntervalMs: number;
+  /** Wait before retrying a failed batch. */
+  retryDelayMs: number;
+  /** How often the shard list is refreshed (new shards after a reshard). */
+  shardRefreshMs: number;
+}
+
+export class StreamRunner {
+  private stopping = false;
+  private readonly loops = new Map<string, Promise<void>>();
+  private readonly finished = new Set<string>();
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private readonly sleepers = new Set<() => void>();
+
+  constructor(private readonly opts: RunnerOptions) {}
+
+  async start(): Promise<void> {
+    await this.refreshShards();
+    this.refreshTimer = setInterval(() => {
+      this.refreshShards().catch((err) => this.opts.log.warn('shard refresh failed', { err }));
+    }, this.opts.shardRefreshMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    for (const wake of this.sleepers) wake();
+    await Promise.allSettled([...this.loops.values()]);
+  }
+
+  private async refreshShards(): Promise<void> {
+    const shards: Shard[] = [];
+    let token: string | undefined;
+    do {
+      const out = await this.opts.kinesis.send(
+        new ListShardsCommand(token ? { NextToken: token } : { StreamName: this.opts.stream }),
+      );
+      shards.push(...(out.Shards ?? []));
+      token = out.NextToken;
+    } while (token);
+    const known = new Set(shards.map((s) => s.ShardId!));
+    for (const shard of shards) {
+      const id = shard.ShardId!;
+      if (this.loops.has(id) || this.finished.has(id) || this.stopping) continue;
+      const parents = [shard.ParentShardId, shard.AdjacentParentShardId].filter((p): p is string => !!p && known.has(p));
+      if (!(await this.parentsDone(parents))) continue;
+      const loop = this.runShard(id).catch((err) => this.opts.log.error('shard loop crashed', { shardId: id, err }))
+        .finally(() => this.loops.delete(id));
+      this.loops.set(id, loop);
+    }
+  }
+
+  private async parentsDone(parents: string[]): Promise<boolean> {
+    for (const p of parents) {
+      if (this.finished.has(p)) continue;
+      const cp = await this.opts.checkpoints.get(p);
+      if (!cp?.finished) return false;
+      this.finished.add(p);
+    }
+    return true;
+  }
+
+  private async iteratorFor(shardId: string, at?: string): Promise<string | undefined> {
+    const cp = at ? undefined : await this.opts.checkpoints.get(shardId);
+    if (cp?.finished) return undefined;
+    const out = await this.opts.kinesis.send(
+      new GetShardIteratorCommand({
+        StreamName: this.opts.stream,
+        ShardId: shardId,
+        ...(at
+          ? { ShardIteratorType: 'AT_SEQUENCE_NUMBER', StartingSequenceNumber: at }
+          : cp
+            ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: cp.sequenceNumber }
+            : { ShardIteratorType: 'TRIM_HORIZON' }),
+      }),
+    );
+    return out.ShardIterator;
+  }
+
+  private async runShard(shardId: string): Promise<void> {
+    const { log } = this.opts;
+    log.info('reading shard', { shardId });
+    let iterator = await this.iteratorFor(shardId);
+    if (!iterator) {
+      this.finished.add(shardId);
+      return;
+    }
+    while (!this.stopping) {
+      let out;
+      try {
+        out = await this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: this.opts.batchSize }));
+      } catch (err) {
+        if (err instanceof ExpiredIteratorException || (err as Error).name === 'ExpiredIteratorException') {
+          iterator = await this.iteratorFor(shardId);
+          if (!iterator) return;
+          continue;
+        }
+        log.warn('GetRecords failed; retrying', { shardId, err });
+        await this.sleep(this.opts.retryDelayMs);
+        continue;
+      }
+      const records = out.Records ?? [];
+      if (records.length > 0) {
+        const retryFrom = await this.deliver(shardId, records);
+        if (retryFrom) {
+          await this.sleep(this.opts.retryDelayMs);
+          iterator = await this.iteratorFor(shardId, retryFrom);
+          if (!iterator) return;
+          continue;
+        }
+      }
+      if (!out.NextShardIterator) {
+        // A closed shard read to its end: its children may start.
+        const last = records.at(-1)?.SequenceNumber ?? (await this.opts.checkpoints.get(shardId))?.sequenceNumber ?? '0';
+        await this.opts.checkpoints.save(shardId, last, true);
+        this.finished.add(shardId);
+        log.info('shard finished', { shardId });
+        void this.refreshShards().catch(() => undefined);
+        return;
+      }
+      iterator = out.NextShardIterator;
+      if (records.length === 0) await this.sleep(this.opts.pollIntervalMs);
+    }
+  }
+
+  /** Hands one batch to the handler; returns the sequence number to retry from, if any. */
+  private async deliver(shardId: string, records: _Record[]): Promise<string | undefined> {
+    const event = this.toEvent(shardId, records);
+    let failed: Set<string>;
+    try {
+      const res = await this.opts.handler(event);
+      failed = new Set((res?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+    } catch (err) {
+      // A thrown handler fails the whole batch, as in Lambda.
+      this.opts.log.warn('handler threw; retrying batch', { shardId, err });
+      failed = new Set(records.map((r) => r.SequenceNumber!));
+    }
+    const firstFailed = records.findIndex((r) => failed.has(r.SequenceNumber!));
+    const doneUpTo = firstFailed === -1 ? records.length : firstFailed;
+    if (doneUpTo > 0) await this.opts.checkpoints.save(shardId, records[doneUpTo - 1]!.SequenceNumber!);
+    return firstFailed === -1 ? undefined : records[firstFailed]!.SequenceNumber;
+  }
+
+  private toEvent(shardId: string, records: _Record[]): KinesisStreamEvent {
+    const arn = `arn:aws:kinesis:${this.opts.region}:000000000000:stream/${this.opts.stream}`;
+    return {
+      Records: records.map(
+        (r): KinesisStreamRecord => ({
+          kinesis: {
+            kinesisSchemaVersion: '1.0',
+            partitionKey: r.PartitionKey!,
+            sequenceNumber: r.SequenceNumber!,
+            data: Buffer.from(r.Data ?? new Uint8Array()).toString('base64'),
+            approximateArrivalTimestamp: (r.ApproximateArrivalTimestamp?.getTime() ?? Date.now()) / 1000,
+          },
+          eventSource: 'aws:kinesis',
+          eventVersion: '1.0',
+          eventID: `${shardId}:${r.SequenceNumber}`,
+          eventName: 'aws:kinesis:record',
+          invokeIdentityArn: 'arn:aws:iam::000000000000:role/local-runner',
+          awsRegion: this.opts.region,
+          eventSourceARN: arn,
+        }),
+      ),
+    };
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleepers.add(wake);
+    });
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * The read model's two stores: a hot copy (Redis) and a durable copy (DynamoDB). Documents are
+ * stored as the exact JSON the API answers with, so a read never re-serialises them. Every write
+ * is version-guarded: an older version never overwrites a newer one, so replays and races are
+ * harmless.
+ */
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { Redis } from 'ioredis';
+import { itemsPk, RedisKeys, requestsPk, updatedAtId } from '../core/keys';
+
+/** An item as a store holds it: its version and its public JSON, or null for a deleted item. */
+export interface StoredItem {
+  version: number;
+  json: string | null;
+}
+
+export interface ItemWrite {
+  tenant: string;
+  collection: string;
+  id: string;
+  version: number;
+  updatedAt: string;
+  /** ItemDocument JSON; null marks a deletion (kept as a tombstone for the version guard). */
+  json: string | null;
+}
+
+/** Request status ranks: a final status is never overwritten by `queued`. */
+export const RANK_QUEUED = 1;
+export const RANK_FINAL = 2;
+
+export interface RequestWrite {
+  tenant: string;
+  requestId: string;
+  rank: number;
+  json: string;
+}
+
+export interface Page {
+  items: string[];
+  nextCursor: string | null;
+}
+
+/** The hot copy: a cache in front of the durable copy (entries may expire or be evicted). */
+export interface HotStore {
+  getItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined>;
+  putItem(write: ItemWrite): Promise<boolean>;
+  getRequest(tenant: string, requestId: string): Promise<string | undefined>;
+  putRequest(write: RequestWrite): Promise<boolean>;
+}
+
+/** The durable copy: the read model of record, rebuilt from the event log when needed. */
+export interface DurableStore {
+  getItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined>;
+  putItem(write: ItemWrite): Promise<boolean>;
+  listItems(tenant: string, collection: string, limit: number, cursor: string | undefined): Promise<Page>;
+  getRequest(tenant: string, requestId: string): Promise<string | undefined>;
+  putRequest(write: RequestWrite): Promise<boolean>;
+}
+
+// KEYS[1] = hash; ARGV: field name of the guard (v|r), guard value, json, ttl seconds.
+const GUARDED_SET = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and tonumber(cur) >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'd', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+`;
+
+type Scripted = Redis & { guardedSet(key: string, field: string, value: string, json: string, ttl: string): Promise<number> };
+
+export class RedisHotStore implements HotStore {
+  private readonly keys: RedisKeys;
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    private readonly ttlSeconds = 24 * 3600,
+  ) {
+    this.keys = new RedisKeys(prefix);
+    if (!('guardedSet' in redis)) redis.defineCommand('guardedSet', { numberOfKeys: 1, lua: GUARDED_SET });
+  }
+
+  async getItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined> {
+    const [v, d] = await this.redis.hmget(this.keys.item(tenant, collection, id), 'v', 'd');
+    if (v == null || d == null) return undefined;
+    return { version: Number(v), json: d === '' ? null : d };
+  }
+
+  async putItem(w: ItemWrite): Promise<boolean> {
+    const key = this.keys.item(w.tenant, w.collection, w.id);
+    return (await (this.redis as Scripted).guardedSet(key, 'v', String(w.version), w.json ?? '', String(this.ttlSeconds))) === 1;
+  }
+
+  async getRequest(tenant: string, requestId: string): Promise<string | undefined> {
+    return (await this.redis.hget(this.keys.request(tenant, requestId), 'd')) ?? undefined;
+  }
+
+  async putRequest(w: RequestWrite): Promise<boolean> {
+    const key = this.keys.request(w.tenant, w.requestId);
+    return (await (this.redis as Scripted).guardedSet(key, 'r', String(w.rank), w.json, String(this.ttlSeconds))) === 1;
+  }
+}
+
+/** In-process hot copy for single-node runs without Redis. */
+export class MemoryHotStore implements HotStore {
+  private readonly items = new Map<string, StoredItem>();
+  private readonly requests = new Map<string, { rank: number; json: string }>();
+
+  async getItem(tenant: string, collection: string, id: string) {
+    return this.items.get(`${tenant}\u0000${collection}\u0000${id}`);
+  }
+  async putItem(w: ItemWrite) {
+    const k = `${w.tenant}\u0000${w.collection}\u0000${w.id}`;
+    const cur = this.items.get(k);
+    if (cur && cur.version >= w.version) return false;
+    this.items.set(k, { version: w.version, json: w.json });
+    return true;
+  }
+  async getRequest(tenant: string, requestId: string) {
+    return this.requests.get(`${tenant}\u0000${requestId}`)?.json;
+  }
+  async putRequest(w: RequestWrite) {
+    const k = `${w.tenant}\u0000${w.requestId}`;
+    const cur = this.requests.get(k);
+    if (cur && cur.rank >= w.rank) return false;
+    this.requests.set(k, { rank: w.rank, json: w.json });
+    return true;
+  }
+}
+
+export class DynamoDurableStore implements DurableStore {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly itemsTable: string,
+    private readonly requestsTable: string,
+  ) {}
+
+  async getItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.itemsTable, Key: { pk: itemsPk(tenant, collection), id }, ConsistentRead: true }),
+    );
+    if (!out.Item) return undefined;
+    return { version: Number(out.Item.version), json: out.Item.deleted ? null : String(out.Item.doc) };
+  }
+
+  async putItem(w: ItemWrite): Promise<boolean> {
+    const item: Record<string, unknown> = {
+      pk: itemsPk(w.tenant, w.collection),
+      id: w.id,
+      version: w.version,
+      updatedAt: w.updatedAt,
+    };
+    // A tombstone has no listing key, so the sparse index leaves deleted items out of listings.
+    if (w.json === null) item.deleted = true;
+    else {
+      item.doc = w.json;
+      item.updatedAtId = updatedAtId(w.updatedAt, w.id);
+    }
+    return this.conditionalPut(this.itemsTable, item, 'attribute_not_exists(version) OR version < :v', { ':v': w.version });
+  }
+
+  async listItems(tenant: string, collection: string, limit: number, cursor: string | undefined): Promise<Page> {
+    const out = await this.doc.send(
+      new QueryCommand({
+        TableName: this.itemsTable,
+        IndexName: 'byUpdatedAt',
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': itemsPk(tenant, collection) },
+        ScanIndexForward: false,
+        Limit: limit,
+        ...(cursor ? { ExclusiveStartKey: decodeCursor(cursor, itemsPk(tenant, collection)) } : {}),
+      }),
+    );
+    const items = (out.Items ?? []).map((i) => String(i.doc));
+    return { items, nextCursor: out.LastEvaluatedKey ? encodeCursor(out.LastEvaluatedKey) : null };
+  }
+
+  async getRequest(tenant: string, requestId: string): Promise<string | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.requestsTable, Key: { pk: requestsPk(tenant, requestId) }, ConsistentRead: true }),
+    );
+    return out.Item ? String(out.Item.doc) : undefined;
+  }
+
+  async putRequest(w: RequestWrite): Promise<boolean> {
+    return this.conditionalPut(
+      this.requestsTable,
+      { pk: requestsPk(w.tenant, w.requestId), rank: w.rank, doc: w.json },
+      'attribute_not_exists(#r) OR #r < :r',
+      { ':r': w.rank },
+      { '#r': 'rank' },
+    );
+  }
+
+  private async conditionalPut(
+    table: string,
+    item: Record<string, unknown>,
+    condition: string,
+    values: Record<string, unknown>,
+    names?: Record<string, string>,
+  ): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: table,
+          Item: item,
+          ConditionExpression: condition,
+          ExpressionAttributeValues: values,
+          ...(names ? { ExpressionAttributeNames: names } : {}),
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException || (err as Error).name === 'ConditionalCheckFailedException') return false;
+      throw err;
+    }
+  }
+}
+
+/** Listing cursors are opaque to clients: the DynamoDB start key, base64url JSON. */
+export class InvalidCursorError extends Error {}
+
+function encodeCursor(key: Record<string, unknown>): string {
+  return Buffer.from(JSON.stringify([key.updatedAtId, key.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string, pk: string): Record<string, unknown> {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === 'string' && typeof parsed[1] === 'string') {
+      return { pk, updatedAtId: parsed[0], id: parsed[1] };
+    }
+  } catch {
+    // fall through
+  }
+  throw new InvalidCursorError('The cursor is not one this API returned.');
+}
