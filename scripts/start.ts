@@ -1,0 +1,196 @@
+/**
+ * `npm start`: the whole system on one machine, no Docker, no cloud account. Starts the AWS
+ * emulators, PostgreSQL and Redis (or uses DATABASE_URL / REDIS_URL), provisions them, runs each
+ * service as its own process, and prints how to use it. Ctrl-C stops everything it started.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { MemoryAckLog } from '../core/ack-log';
+import { signToken } from '../core/auth';
+import { createDynamo, createKinesis, createSqs } from '../core/aws';
+import { loadConfig } from '../core/config';
+import { createLogger } from '../core/log';
+import type { RunningService } from '../core/service';
+import { AckConfig, startAckService } from '../ack-service/main';
+import { GatewayConfig, startGateway } from '../gateway/main';
+import { ProcessorsConfig, startProcessors } from '../processors/main';
+import { ReadConfig, startReadModel } from '../read-model/main';
+import { MemoryHotStore } from '../read-model/stores';
+import { DATA_DIR, ensurePostgres, ensureRedis, localAuthSecret, provision, ROOT, startEmulators, stopChild } from './local-stack';
+
+const SERVICES = [
+  { name: 'gateway', entry: 'gateway/main.ts' },
+  { name: 'processors', entry: 'processors/main.ts' },
+  { name: 'read-model', entry: 'read-model/main.ts' },
+  { name: 'ack-service', entry: 'ack-service/main.ts' },
+] as const;
+
+const say = (msg: string) => process.stdout.write(`[ackstream] ${msg}\n`);
+
+/** Everything started so far, stopped in reverse order on Ctrl-C, on a crash or on a failed start. */
+const stops: Array<() => Promise<void>> = [];
+let shuttingDown = false;
+async function shutdown(code: number) {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  say('stopping…');
+  for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  say('stopped; nothing left running.');
+  process.exit(code);
+}
+
+async function main() {
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+
+  const env = process.env;
+  const ports = { gateway: Number(env.GATEWAY_PORT ?? 3000), read: Number(env.READ_PORT ?? 3001), ack: Number(env.ACK_PORT ?? 3002) };
+  const secret = localAuthSecret();
+  say(`data directory: ${DATA_DIR} (npm run reset wipes it)`);
+
+  const emulators = await startEmulators({
+    dataDir: DATA_DIR,
+    kinesisPort: Number(env.KINESIS_PORT ?? 4567),
+    dynamoPort: Number(env.DYNAMODB_PORT ?? 4568),
+    sqsPort: Number(env.SQS_PORT ?? 4569),
+  });
+  stops.push(() => emulators.close());
+  say(`emulators: Kinesis ${emulators.kinesisEndpoint}, DynamoDB ${emulators.dynamoEndpoint}, SQS ${emulators.sqsEndpoint}`);
+
+  const pg = await ensurePostgres();
+  stops.push(() => pg.stop());
+  say(`PostgreSQL: ${pg.description}`);
+  const redis = await ensureRedis();
+  if (redis) {
+    stops.push(() => redis.stop());
+    say(`Redis: ${redis.description}`);
+  } else {
+    say('Redis: none configured (REDIS_URL) and no redis-server on the PATH: running single-node, with the Redis-backed parts in-process.');
+  }
+
+  const region = env.AWS_REGION ?? 'us-east-1';
+  const names = {
+    KINESIS_STREAM: env.KINESIS_STREAM ?? 'ackstream-commands',
+    ITEMS_TABLE: env.ITEMS_TABLE ?? 'ackstream-items',
+    REQUESTS_TABLE: env.REQUESTS_TABLE ?? 'ackstream-requests',
+  };
+  const kinesis = createKinesis({ region, endpoint: emulators.kinesisEndpoint });
+  const dynamo = createDynamo({ region, endpoint: emulators.dynamoEndpoint });
+  const sqs = createSqs({ region, endpoint: emulators.sqsEndpoint });
+  const { dlqUrl } = await provision({
+    kinesis, dynamo, sqs,
+    stream: names.KINESIS_STREAM,
+    shardCount: Number(env.SHARD_COUNT ?? 2),
+    itemsTable: names.ITEMS_TABLE,
+    requestsTable: names.REQUESTS_TABLE,
+    dlqName: 'ackstream-dlq',
+    databaseUrl: pg.url,
+  });
+  kinesis.destroy();
+  dynamo.destroy();
+  sqs.destroy();
+  say('stream, tables, queue and database schema are in place');
+
+  const serviceEnv: NodeJS.ProcessEnv = {
+    ...env,
+    ...names,
+    AUTH_SECRET: secret,
+    AWS_REGION: region,
+    DATABASE_URL: pg.url,
+    KINESIS_ENDPOINT: emulators.kinesisEndpoint,
+    DYNAMODB_ENDPOINT: emulators.dynamoEndpoint,
+    SQS_ENDPOINT: emulators.sqsEndpoint,
+    ...(dlqUrl ? { DLQ_URL: dlqUrl } : {}),
+    GATEWAY_PORT: String(ports.gateway),
+    READ_PORT: String(ports.read),
+    ACK_PORT: String(ports.ack),
+    LOG_LEVEL: env.LOG_LEVEL ?? 'info',
+    ...(redis ? { REDIS_URL: redis.url } : {}),
+  };
+
+  if (redis) {
+    for (const svc of SERVICES) {
+      const child = spawnService(svc.name, svc.entry, serviceEnv, (code) => {
+        if (!shuttingDown) {
+          say(`${svc.name} exited unexpectedly (${code}); stopping everything.`);
+          void shutdown(1);
+        }
+      });
+      stops.push(() => stopChild(child));
+    }
+    await Promise.all([
+      waitHealthy(`http://127.0.0.1:${ports.gateway}/healthz`),
+      waitHealthy(`http://127.0.0.1:${ports.read}/healthz`),
+      waitHealthy(`http://127.0.0.1:${ports.ack}/healthz`),
+    ]);
+  } else {
+    // Single node: one process, the Redis-backed ack log and hot store kept in memory.
+    const acks = new MemoryAckLog();
+    const hot = new MemoryHotStore();
+    const log = (service: string) => createLogger((serviceEnv.LOG_LEVEL as 'info') ?? 'info', { service });
+    const started: RunningService[] = [
+      await startProcessors(loadConfig(ProcessorsConfig, serviceEnv), { acks, hot, log: log('processors') }),
+      await startReadModel(loadConfig(ReadConfig, serviceEnv), { hot, log: log('read-model') }),
+      await startAckService(loadConfig(AckConfig, serviceEnv), { acks, log: log('ack-service') }),
+      await startGateway(loadConfig(GatewayConfig, serviceEnv), { acks, hot, log: log('gateway') }),
+    ];
+    for (const s of started) stops.push(() => s.close());
+  }
+
+  const token = await signToken(secret, { tenant: 'demo', sub: 'dev', roles: ['operator'], ttlSeconds: 30 * 24 * 3600 });
+  const g = `http://127.0.0.1:${ports.gateway}`;
+  const r = `http://127.0.0.1:${ports.read}`;
+  const a = `ws://127.0.0.1:${ports.ack}`;
+  process.stdout.write(`
+────────────────────────────────────────────────────────────────────────────
+ Ackstream is running.
+   write API (gateway)   ${g}
+   read API              ${r}
+   acks (WebSocket)      ${a}/v1/acks
+ Dev token (tenant "demo", sub "dev", valid 30 days; more: npm run token -- --tenant T --sub S):
+   export TOKEN=${token}
+
+ 1. watch your acks:   npx wscat -c "${a}/v1/acks" -H "Authorization: Bearer $TOKEN"
+ 2. write an item:     curl -i -X PUT ${g}/v1/collections/notes/items/n1 \\
+                         -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+                         -d '{"title":"hello","done":false}'
+    patch it:          curl -i -X PATCH ${g}/v1/collections/notes/items/n1 \\
+                         -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/merge-patch+json' \\
+                         -d '{"done":true}'
+ 3. read it back:      curl -s ${r}/v1/collections/notes/items/n1 -H "Authorization: Bearer $TOKEN"
+    list:              curl -s "${r}/v1/collections/notes/items?limit=10" -H "Authorization: Bearer $TOKEN"
+    request status:    curl -s ${r}/v1/requests/<requestId> -H "Authorization: Bearer $TOKEN"
+ Ctrl-C stops everything.
+────────────────────────────────────────────────────────────────────────────
+`);
+}
+
+function spawnService(name: string, entry: string, env: NodeJS.ProcessEnv, onExit: (code: number | null) => void): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const prefix = `[${name}] `.padEnd(14);
+  for (const stream of [child.stdout!, child.stderr!]) {
+    createInterface({ input: stream }).on('line', (line) => process.stdout.write(`${prefix}${line}\n`));
+  }
+  child.on('exit', (code) => onExit(code));
+  return child;
+}
+
+async function waitHealthy(url: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not become healthy within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`[ackstream] failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  void shutdown(1);
+});
