@@ -145,6 +145,7 @@ export class AckstreamStack extends Stack {
       idleTimeoutSeconds: cfg.albIdleTimeoutSeconds,
       wafRateLimitPer5Min: cfg.wafRateLimitPer5Min,
       http5xxAlarmPercent: cfg.alarms.http5xxPercent,
+      deletionProtection: cfg.retainData,
     });
 
     const cluster = new ecs.Cluster(this, 'Cluster', {

@@ -48,8 +48,7 @@ export class EventStoreDatabase extends Construct {
       description: 'RDS Proxy: PostgreSQL from the processors only',
       allowAllOutbound: false,
     });
-    dbSg.addIngressRule(this.proxySecurityGroup, ec2.Port.tcp(5432), 'from RDS Proxy');
-    this.proxySecurityGroup.addEgressRule(dbSg, ec2.Port.tcp(5432), 'to PostgreSQL');
+    // The proxy->DB and rotation->DB rules are added by addProxy / addRotationSingleUser.
 
     const parameterGroup = new rds.ParameterGroup(this, 'Params', {
       engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17_9 }),
@@ -96,6 +95,7 @@ export class EventStoreDatabase extends Construct {
           vpc: props.vpc,
           vpcSubnets: props.dataSubnets,
           securityGroups: [dbSg],
+          storageType: rds.StorageType.GP3,
           // Encryption (and key) is inherited from the encrypted source instance.
           parameterGroup,
           deletionProtection: props.retain,
@@ -128,7 +128,6 @@ export class EventStoreDatabase extends Construct {
       description: 'Secret rotation function',
       allowAllOutbound: true,
     });
-    dbSg.addIngressRule(rotationSg, ec2.Port.tcp(5432), 'from secret rotation');
     this.instance.addRotationSingleUser({
       automaticallyAfter: Duration.days(s.rotationDays),
       vpcSubnets: props.appSubnets,

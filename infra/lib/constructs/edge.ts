@@ -14,6 +14,8 @@ export interface EdgeProps {
   /** Requests per IP per 5 minutes; `undefined` = no WAF. */
   readonly wafRateLimitPer5Min?: number;
   readonly http5xxAlarmPercent: number;
+  /** Protect the ALB (and its DNS name clients use) from accidental deletion. */
+  readonly deletionProtection: boolean;
 }
 
 /**
@@ -47,6 +49,7 @@ export class Edge extends Construct {
       idleTimeout: Duration.seconds(props.idleTimeoutSeconds),
       dropInvalidHeaderFields: true,
       http2Enabled: true,
+      deletionProtection: props.deletionProtection,
     });
 
     this.accessLogs = new s3.Bucket(this, 'AccessLogs', {
