@@ -1,0 +1,291 @@
+import { CfnOutput, CfnParameter, Duration, Stack, StackProps, Tags } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import type { StageConfig } from './config';
+import { HotReadCache } from './constructs/cache';
+import { EventStoreDatabase } from './constructs/database';
+import { Edge } from './constructs/edge';
+import { Network } from './constructs/network';
+import { Operations } from './constructs/operations';
+import { ProcessorSource, StreamProcessor } from './constructs/stream-processor';
+import { ReadModelTables } from './constructs/tables';
+import { WebService } from './constructs/web-service';
+import { applyNagSuppressions } from './nag-suppressions';
+
+export interface AckstreamStackProps extends StackProps {
+  readonly config: StageConfig;
+  /** The processors Lambda: `{ entry: 'processors/lambda.ts' }` in the app, prebuilt code in tests. */
+  readonly processor: ProcessorSource;
+  /** Directory with the Dockerfile of the one service image (the repo root in the app). */
+  readonly imageDirectory: string;
+}
+
+/** Service ports, fixed by the services' defaults. */
+export const PORTS = { gateway: 3000, readApi: 3001, ackService: 3002 } as const;
+
+/**
+ * The whole system for one stage. Sizes come from {@link StageConfig}; the
+ * wiring (who may talk to whom, who may read what) is the same for every stage.
+ */
+export class AckstreamStack extends Stack {
+  readonly network: Network;
+  readonly edge: Edge;
+  readonly processor: StreamProcessor;
+  readonly database: EventStoreDatabase;
+  readonly cache: HotReadCache;
+  readonly tables: ReadModelTables;
+  readonly services: { gateway: WebService; readApi: WebService; ackService: WebService };
+  readonly operations: Operations;
+  readonly authSecret: secretsmanager.Secret;
+  readonly config: StageConfig;
+
+  constructor(scope: Construct, id: string, props: AckstreamStackProps) {
+    super(scope, id, props);
+    const cfg = props.config;
+    this.config = cfg;
+    const logRetention = cfg.logRetentionDays as logs.RetentionDays;
+    Tags.of(this).add('app', 'ackstream');
+    Tags.of(this).add('stage', cfg.stage);
+
+    // One customer-managed key for data at rest: stream, queues, secrets, RDS, Redis, alarms topic.
+    const key = new kms.Key(this, 'DataKey', {
+      description: `Ackstream ${cfg.stage} data at rest`,
+      enableKeyRotation: true,
+    });
+
+    this.network = new Network(this, 'Network', {
+      availabilityZones: cfg.availabilityZones,
+      natGateways: cfg.natGateways,
+      logRetention,
+    });
+    const { vpc, appSubnets, dataSubnets } = this.network;
+
+    this.authSecret = new secretsmanager.Secret(this, 'AuthSecret', {
+      description: 'HS256 JWT signing secret (AUTH_SECRET)',
+      encryptionKey: key,
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+    });
+
+    this.tables = new ReadModelTables(this, 'Tables', { retain: cfg.retainData });
+
+    this.database = new EventStoreDatabase(this, 'Database', {
+      vpc,
+      dataSubnets,
+      appSubnets,
+      settings: cfg.database,
+      encryptionKey: key,
+      retain: cfg.retainData,
+      logRetention,
+    });
+
+    this.cache = new HotReadCache(this, 'Cache', {
+      vpc,
+      dataSubnets,
+      settings: cfg.redis,
+      encryptionKey: key,
+      logRetention,
+      name: `ackstream-${cfg.stage}`,
+    });
+
+    const common = {
+      LOG_LEVEL: 'info',
+      REDIS_URL: this.cache.url,
+      REDIS_PREFIX: 'ackstream:',
+    };
+
+    // ---- write path: stream + processors ----
+    this.processor = new StreamProcessor(this, 'Processor', {
+      source: props.processor,
+      settings: cfg.processor,
+      shardCount: cfg.streamShardCount,
+      retentionHours: cfg.streamRetentionHours,
+      encryptionKey: key,
+      vpc,
+      subnets: appSubnets,
+      logRetention,
+      retain: cfg.retainData,
+      iteratorAgeAlarmSeconds: cfg.alarms.iteratorAgeSeconds,
+      environment: {
+        ...common,
+        DB_SECRET_ARN: this.database.secret.secretArn,
+        DB_HOST: this.database.proxy.endpoint,
+        DB_NAME: this.database.databaseName,
+        ITEMS_TABLE: this.tables.items.tableName,
+        REQUESTS_TABLE: this.tables.requests.tableName,
+        // Lambda has no ECS-style secret injection: it resolves these ARNs at cold start.
+        AUTH_SECRET_ARN: this.authSecret.secretArn,
+        REDIS_AUTH_TOKEN_SECRET_ARN: this.cache.authToken.secretArn,
+      },
+    });
+    const fn = this.processor.fn;
+    this.database.allowClient(fn);
+    this.cache.allowFrom(fn, 'from processors');
+    this.tables.items.grantReadWriteData(fn);
+    this.tables.requests.grantReadWriteData(fn);
+    this.authSecret.grantRead(fn);
+    this.cache.authToken.grantRead(fn);
+
+    // ---- edge + services ----
+    const certificateArn =
+      cfg.certificateArn ??
+      new CfnParameter(this, 'CertificateArn', {
+        type: 'String',
+        description: 'ACM certificate ARN (same region) for the HTTPS listener',
+        allowedPattern: '^arn:aws[a-z-]*:acm:[a-z0-9-]+:\\d{12}:certificate/.+$',
+      }).valueAsString;
+    this.edge = new Edge(this, 'Edge', {
+      vpc,
+      certificateArn,
+      idleTimeoutSeconds: cfg.albIdleTimeoutSeconds,
+      wafRateLimitPer5Min: cfg.wafRateLimitPer5Min,
+      http5xxAlarmPercent: cfg.alarms.http5xxPercent,
+      deletionProtection: cfg.retainData,
+    });
+
+    const cluster = new ecs.Cluster(this, 'Cluster', {
+      vpc,
+      containerInsightsV2: ecs.ContainerInsights.ENABLED,
+    });
+    // One image for all three services; staged (not built) at synth, built by `cdk deploy`.
+    const imageAsset = new ecrAssets.DockerImageAsset(this, 'Image', {
+      directory: props.imageDirectory,
+      platform: cfg.containerArchitecture === 'arm64' ? ecrAssets.Platform.LINUX_ARM64 : ecrAssets.Platform.LINUX_AMD64,
+    });
+    const image = ecs.ContainerImage.fromDockerImageAsset(imageAsset);
+    const secrets = {
+      AUTH_SECRET: ecs.Secret.fromSecretsManager(this.authSecret),
+      REDIS_AUTH_TOKEN: ecs.Secret.fromSecretsManager(this.cache.authToken),
+    };
+    const shared = {
+      cluster,
+      subnets: appSubnets,
+      image,
+      architecture: cfg.containerArchitecture,
+      listener: this.edge.httpsListener,
+      logRetention,
+      secrets,
+      p99LatencyAlarmSeconds: cfg.alarms.p99LatencySeconds,
+    };
+    const env = { ...common, AWS_REGION: this.region, NODE_ENV: 'production' };
+    const collections = elbv2.ListenerCondition.pathPatterns(['/v1/collections/*']);
+
+    const ackService = new WebService(this, 'AckService', {
+      ...shared,
+      command: ['node', '--import', 'tsx', 'ack-service/main.ts'],
+      port: PORTS.ackService,
+      environment: { ...env, ACK_PORT: String(PORTS.ackService) },
+      sizing: cfg.ackService,
+      priority: 10,
+      conditions: [elbv2.ListenerCondition.pathPatterns(['/v1/acks', '/v1/acks/*'])],
+      // Sockets are long-lived: give clients two minutes to move before the task stops.
+      drainSeconds: 120,
+    });
+    const gateway = new WebService(this, 'Gateway', {
+      ...shared,
+      command: ['node', '--import', 'tsx', 'gateway/main.ts'],
+      port: PORTS.gateway,
+      environment: { ...env, GATEWAY_PORT: String(PORTS.gateway), KINESIS_STREAM: this.processor.stream.streamName },
+      sizing: cfg.gateway,
+      priority: 20,
+      conditions: [collections, elbv2.ListenerCondition.httpRequestMethods(['PUT', 'PATCH', 'DELETE'])],
+      drainSeconds: 30,
+    });
+    const readApi = new WebService(this, 'ReadApi', {
+      ...shared,
+      command: ['node', '--import', 'tsx', 'read-model/main.ts'],
+      port: PORTS.readApi,
+      environment: {
+        ...env,
+        READ_PORT: String(PORTS.readApi),
+        ITEMS_TABLE: this.tables.items.tableName,
+        REQUESTS_TABLE: this.tables.requests.tableName,
+      },
+      sizing: cfg.readApi,
+      priority: 30,
+      conditions: [
+        elbv2.ListenerCondition.pathPatterns(['/v1/collections/*', '/v1/requests/*']),
+        elbv2.ListenerCondition.httpRequestMethods(['GET', 'HEAD']),
+      ],
+      drainSeconds: 30,
+    });
+    this.services = { gateway, readApi, ackService };
+
+    // Least privilege: each task role gets exactly what its service calls.
+    this.processor.stream.grantWrite(gateway.taskDefinition.taskRole);
+    this.tables.items.grantReadData(readApi.taskDefinition.taskRole);
+    this.tables.requests.grantReadData(readApi.taskDefinition.taskRole);
+    for (const svc of [gateway, readApi, ackService]) this.cache.allowFrom(svc.service, `from ${svc.node.id}`);
+
+    // ---- operations ----
+    this.operations = new Operations(this, 'Operations', {
+      encryptionKey: key,
+      alarmEmail: cfg.alarmEmail,
+      dashboardName: `ackstream-${cfg.stage}`,
+    });
+    const a = cfg.alarms;
+    const db = this.database.instance;
+    const dbAlarms = [
+      new cloudwatch.Alarm(this, 'DbCpu', {
+        alarmDescription: 'RDS CPU high: scale the instance class',
+        metric: db.metricCPUUtilization({ period: Duration.minutes(5) }),
+        threshold: a.dbCpuPercent,
+        evaluationPeriods: 3,
+      }),
+      new cloudwatch.Alarm(this, 'DbConnections', {
+        alarmDescription: 'RDS connections close to the class limit',
+        metric: db.metricDatabaseConnections({ period: Duration.minutes(5), statistic: 'Maximum' }),
+        threshold: a.dbConnections,
+        evaluationPeriods: 3,
+      }),
+      new cloudwatch.Alarm(this, 'DbFreeStorage', {
+        alarmDescription: 'RDS free storage below 10 GiB (autoscaling ceiling near?)',
+        metric: db.metricFreeStorageSpace({ period: Duration.minutes(5) }),
+        threshold: 10 * 1024 ** 3,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        evaluationPeriods: 3,
+      }),
+    ];
+    const redisMemory = new cloudwatch.Alarm(this, 'RedisMemory', {
+      alarmDescription: 'Redis memory high: evictions of the hot read model are near',
+      metric: new cloudwatch.Metric({
+        namespace: 'AWS/ElastiCache',
+        metricName: 'DatabaseMemoryUsagePercentage',
+        // Cluster-mode-off primary is node 001 of the group.
+        dimensionsMap: { CacheClusterId: `${this.cache.replicationGroupId}-001` },
+        statistic: 'Maximum',
+        period: Duration.minutes(5),
+      }),
+      threshold: a.redisMemoryPercent,
+      evaluationPeriods: 3,
+    });
+
+    const ops = this.operations;
+    ops.watch('Edge', this.edge.alarms);
+    ops.watch('Services (p99 latency)', [gateway, readApi, ackService].flatMap((s) => s.alarms));
+    ops.watch('Stream processing', this.processor.alarms);
+    ops.watch('Data stores', [...dbAlarms, redisMemory]);
+    ops.graph(
+      'Requests and writes',
+      [this.edge.alb.metrics.requestCount({ period: Duration.minutes(1) })],
+      [this.processor.stream.metricIncomingRecords({ period: Duration.minutes(1), statistic: 'Sum' })],
+    );
+    ops.graph(
+      'Processor',
+      [fn.metricInvocations({ period: Duration.minutes(1) }), fn.metricErrors({ period: Duration.minutes(1) })],
+      [fn.metric('ConcurrentExecutions', { statistic: 'Maximum', period: Duration.minutes(1) })],
+    );
+
+    new CfnOutput(this, 'LoadBalancerDns', { value: this.edge.alb.loadBalancerDnsName });
+    new CfnOutput(this, 'StreamName', { value: this.processor.stream.streamName });
+    new CfnOutput(this, 'DlqUrl', { value: this.processor.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'DashboardName', { value: `ackstream-${cfg.stage}` });
+
+    applyNagSuppressions(this);
+  }
+}

@@ -1,0 +1,161 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { ProcessorSettings } from '../config';
+import { esbuildLambdaCode } from '../lambda-bundle';
+
+/** Either a TypeScript entry bundled with esbuild at synth, or ready code (tests, prebuilt dirs). */
+export type ProcessorSource = { readonly entry: string } | { readonly code: lambda.Code; readonly handler?: string };
+
+export interface StreamProcessorProps {
+  readonly source: ProcessorSource;
+  readonly settings: ProcessorSettings;
+  /** Shard count; `undefined` = on-demand capacity. */
+  readonly shardCount?: number;
+  readonly retentionHours: number;
+  readonly encryptionKey: kms.IKey;
+  readonly vpc: ec2.IVpc;
+  readonly subnets: ec2.SubnetSelection;
+  /** Extra environment (tables, DB, Redis); the construct adds KINESIS_STREAM and DLQ_URL. */
+  readonly environment: Record<string, string>;
+  readonly logRetention: logs.RetentionDays;
+  readonly retain: boolean;
+  readonly iteratorAgeAlarmSeconds: number;
+}
+
+/**
+ * One pattern, one construct: Kinesis stream + processor Lambda + event source
+ * mapping (partial batch failures, bisect, bounded retries and record age) +
+ * on-failure SQS destination + the alarms that say it is falling behind.
+ */
+export class StreamProcessor extends Construct {
+  readonly stream: kinesis.Stream;
+  readonly fn: lambda.Function;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly consumer?: kinesis.StreamConsumer;
+  readonly alarms: cloudwatch.Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: StreamProcessorProps) {
+    super(scope, id);
+    const s = props.settings;
+
+    this.stream = new kinesis.Stream(this, 'Stream', {
+      streamMode: props.shardCount === undefined ? kinesis.StreamMode.ON_DEMAND : kinesis.StreamMode.PROVISIONED,
+      shardCount: props.shardCount,
+      retentionPeriod: Duration.hours(props.retentionHours),
+      encryption: kinesis.StreamEncryption.KMS,
+      encryptionKey: props.encryptionKey,
+      removalPolicy: props.retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    });
+
+    // Failed batches land here as metadata (shard, sequence range) for replay from the stream.
+    this.deadLetterQueue = new sqs.Queue(this, 'Dlq', {
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: props.encryptionKey,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+
+    const logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+
+    const securityGroup = new ec2.SecurityGroup(this, 'Sg', {
+      vpc: props.vpc,
+      description: 'Processor Lambda: no ingress; egress to proxy, Redis and AWS endpoints',
+      allowAllOutbound: true,
+    });
+
+    const code = 'entry' in props.source ? esbuildLambdaCode(props.source.entry) : props.source.code;
+    const handler = 'entry' in props.source ? 'index.handler' : (props.source.handler ?? 'index.handler');
+
+    this.fn = new lambda.Function(this, 'Fn', {
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      code,
+      handler,
+      memorySize: s.memoryMiB,
+      timeout: Duration.seconds(s.timeoutSeconds),
+      reservedConcurrentExecutions: s.reservedConcurrency,
+      vpc: props.vpc,
+      vpcSubnets: props.subnets,
+      securityGroups: [securityGroup],
+      logGroup,
+      tracing: lambda.Tracing.ACTIVE,
+      environment: {
+        ...props.environment,
+        KINESIS_STREAM: this.stream.streamName,
+        DLQ_URL: this.deadLetterQueue.queueUrl,
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+    });
+
+    const esmProps: sources.KinesisEventSourceProps = {
+      startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+      batchSize: s.batchSize,
+      maxBatchingWindow: Duration.seconds(s.maxBatchingWindowSeconds),
+      bisectBatchOnError: true,
+      reportBatchItemFailures: true,
+      retryAttempts: s.retryAttempts,
+      maxRecordAge: Duration.seconds(s.maxRecordAgeSeconds),
+      parallelizationFactor: s.parallelizationFactor,
+      onFailure: new sources.SqsDlq(this.deadLetterQueue),
+    };
+    if (s.enhancedFanOut) {
+      // Dedicated 2 MB/s per shard pipe: the processor does not share read throughput.
+      this.consumer = new kinesis.StreamConsumer(this, 'Consumer', {
+        stream: this.stream,
+        streamConsumerName: 'processors',
+      });
+      this.fn.addEventSource(new sources.KinesisConsumerEventSource(this.consumer, esmProps));
+    } else {
+      this.fn.addEventSource(new sources.KinesisEventSource(this.stream, esmProps));
+    }
+    // Processors may re-publish (e.g. replays), and write failed records to the DLQ themselves.
+    this.stream.grantWrite(this.fn);
+    this.deadLetterQueue.grantSendMessages(this.fn);
+
+    this.alarms.push(
+      new cloudwatch.Alarm(this, 'IteratorAge', {
+        alarmDescription: 'Processors are falling behind the stream',
+        metric: this.fn.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1) }),
+        threshold: props.iteratorAgeAlarmSeconds * 1000,
+        evaluationPeriods: 5,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'DlqDepth', {
+        alarmDescription: 'Batches failed past their retries and were parked in the DLQ',
+        metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),
+        threshold: 0,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'Errors', {
+        alarmDescription: 'Processor invocations failing',
+        metric: this.fn.metricErrors({ period: Duration.minutes(5) }),
+        threshold: 10,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'WriteThrottles', {
+        alarmDescription: 'Stream rejects writes: add shards (or switch to on-demand)',
+        metric: this.stream.metricWriteProvisionedThroughputExceeded({ period: Duration.minutes(1), statistic: 'Sum' }),
+        threshold: 0,
+        evaluationPeriods: 3,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    );
+  }
+}
