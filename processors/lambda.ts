@@ -23,6 +23,8 @@ const LambdaConfig = z
     DB_SECRET_ARN: z.string().optional(),
     DB_HOST: z.string().optional(),
     DB_NAME: z.string().default('ackstream'),
+    /** ElastiCache AUTH token (a plain-string secret), read at cold start. */
+    REDIS_AUTH_TOKEN_SECRET_ARN: z.string().optional(),
     PG_POOL_SIZE: positiveInt(2),
   })
   .merge(AwsEnv).merge(RedisEnv).merge(TablesEnv).merge(LogEnv)
@@ -30,12 +32,20 @@ const LambdaConfig = z
     message: 'set DATABASE_URL, or DB_SECRET_ARN and DB_HOST',
   });
 
-async function databaseUrl(c: z.infer<typeof LambdaConfig>): Promise<string> {
-  if (c.DATABASE_URL) return c.DATABASE_URL;
+type Config = z.infer<typeof LambdaConfig>;
+
+async function readSecret(c: Config, arn: string): Promise<string> {
   const sm = new SecretsManagerClient({ region: c.AWS_REGION });
-  const out = await sm.send(new GetSecretValueCommand({ SecretId: c.DB_SECRET_ARN }));
-  const secret = JSON.parse(out.SecretString ?? '{}') as { username: string; password: string };
-  sm.destroy();
+  try {
+    return (await sm.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString ?? '';
+  } finally {
+    sm.destroy();
+  }
+}
+
+async function databaseUrl(c: Config): Promise<string> {
+  if (c.DATABASE_URL) return c.DATABASE_URL;
+  const secret = JSON.parse(await readSecret(c, c.DB_SECRET_ARN!)) as { username: string; password: string };
   return `postgres://${encodeURIComponent(secret.username)}:${encodeURIComponent(secret.password)}@${c.DB_HOST}:5432/${c.DB_NAME}?sslmode=require`;
 }
 
@@ -46,7 +56,8 @@ async function build(): Promise<KinesisHandler> {
   const log = createLogger(config.LOG_LEVEL, { service: 'processors' });
   const pool = new Pool({ connectionString: await databaseUrl(config), max: config.PG_POOL_SIZE });
   pool.on('error', (err) => log.warn('idle PostgreSQL connection lost', { err }));
-  const redis = createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
+  const redisToken = config.REDIS_AUTH_TOKEN_SECRET_ARN ? await readSecret(config, config.REDIS_AUTH_TOKEN_SECRET_ARN) : config.REDIS_AUTH_TOKEN;
+  const redis = createRedis(config.REDIS_URL, redisToken);
   const durable = new DynamoDurableStore(createDocumentClient(createDynamo({ region: config.AWS_REGION })), config.ITEMS_TABLE, config.REQUESTS_TABLE);
   return createKinesisHandler({
     store: new PgEventStore(pool),
