@@ -7,7 +7,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import type { KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
 import { Pool } from 'pg';
 import { z } from 'zod';
-import { createDocumentClient, createDynamo } from '../core/aws';
+import { createDocumentClient, createDynamo, createSqs } from '../core/aws';
 import { AwsEnv, LogEnv, loadConfig, positiveInt, RedisEnv, TablesEnv } from '../core/config';
 import { createLogger } from '../core/log';
 import { RedisAckLog } from '../core/redis-ack-log';
@@ -15,7 +15,8 @@ import { createRedis } from '../core/redis';
 import { DynamoDurableStore, RedisHotStore } from '../read-model/stores';
 import { PgEventStore } from './event-store';
 import { createKinesisHandler, type KinesisHandler } from './handler';
-import { Projector } from './projector';
+import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
+import { DynamoRequestBatchWriter, Projector } from './projector';
 
 const LambdaConfig = z
   .object({
@@ -24,6 +25,8 @@ const LambdaConfig = z
     DB_HOST: z.string().optional(),
     DB_NAME: z.string().default('ackstream'),
     PG_POOL_SIZE: positiveInt(2),
+    MAX_ATTEMPTS: positiveInt(5),
+    DLQ_URL: z.string().url().optional(),
   })
   .merge(AwsEnv).merge(RedisEnv).merge(TablesEnv).merge(LogEnv)
   .refine((c) => c.DATABASE_URL || (c.DB_SECRET_ARN && c.DB_HOST), {
@@ -47,12 +50,17 @@ async function build(): Promise<KinesisHandler> {
   const pool = new Pool({ connectionString: await databaseUrl(config), max: config.PG_POOL_SIZE });
   pool.on('error', (err) => log.warn('idle PostgreSQL connection lost', { err }));
   const redis = createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
-  const durable = new DynamoDurableStore(createDocumentClient(createDynamo({ region: config.AWS_REGION })), config.ITEMS_TABLE, config.REQUESTS_TABLE);
+  const doc = createDocumentClient(createDynamo({ region: config.AWS_REGION }));
+  const durable = new DynamoDurableStore(doc, config.ITEMS_TABLE, config.REQUESTS_TABLE);
+  const store = new PgEventStore(pool);
+  const dlq = config.DLQ_URL ? new SqsDeadLetterQueue(createSqs({ region: config.AWS_REGION }), config.DLQ_URL) : new LogDeadLetterQueue(log);
   return createKinesisHandler({
-    store: new PgEventStore(pool),
-    projector: new Projector(durable, new RedisHotStore(redis, config.REDIS_PREFIX)),
+    store,
+    projector: new Projector(durable, new RedisHotStore(redis, config.REDIS_PREFIX), new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
     acks: new RedisAckLog(redis, config.REDIS_PREFIX),
     log,
+    // Attempts are counted in PostgreSQL, so they survive across invocations of the function.
+    parking: new ParkingLot(store, dlq, config.MAX_ATTEMPTS, log),
   });
 }
 
