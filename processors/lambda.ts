@@ -26,7 +26,7 @@ const LambdaConfig = z
     DB_NAME: z.string().default('ackstream'),
     PG_POOL_SIZE: positiveInt(2),
     MAX_ATTEMPTS: positiveInt(5),
-    DLQ_URL: z.string().url().optional(),
+    DLQ_URL: z.string().min(1).optional(),
   })
   .merge(AwsEnv).merge(RedisEnv).merge(TablesEnv).merge(LogEnv)
   .refine((c) => c.DATABASE_URL || (c.DB_SECRET_ARN && c.DB_HOST), {

@@ -33,7 +33,7 @@ export const ProcessorsConfig = z.object({
   PG_POOL_SIZE: positiveInt(10),
   /** Failed attempts (for a reason in the record itself) before a record is parked. */
   MAX_ATTEMPTS: positiveInt(5),
-  DLQ_URL: z.string().url().optional(),
+  DLQ_URL: z.string().min(1).optional(),
   PROCESSORS_METRICS_PORT: port(3003),
   LAG_LOG_MS: positiveInt(10_000),
 }).merge(AwsEnv).merge(RedisEnv).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
