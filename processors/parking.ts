@@ -14,7 +14,13 @@
  * Malformed records (not a command at all) cannot be retried or replayed: they go straight to
  * the dead-letter queue.
  */
-import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import type { KinesisStreamRecord } from 'aws-lambda';
 import { DatabaseError, type Pool } from 'pg';
 import { type Command, CommandSchema } from '../core/contracts';
@@ -49,6 +55,56 @@ export class SqsDeadLetterQueue implements DeadLetterQueue {
 
   async send(letter: DeadLetter): Promise<void> {
     await this.sqs.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: JSON.stringify(letter) }));
+  }
+
+  /** Letters currently in the queue (peeked: made visible again at once). */
+  async peek(max = 100): Promise<DeadLetter[]> {
+    const out: DeadLetter[] = [];
+    await this.sweep(max, (l) => {
+      out.push(l);
+      return false;
+    });
+    return out;
+  }
+
+  /** Deletes the letters of these requests (after a redrive or discard); others stay. Returns how many went. */
+  async remove(requestIds: string[]): Promise<number> {
+    const ids = new Set(requestIds);
+    let n = 0;
+    await this.sweep(1000, (l) => {
+      const hit = l.requestId !== undefined && ids.has(l.requestId);
+      if (hit) n++;
+      return hit;
+    });
+    return n;
+  }
+
+  private async sweep(max: number, del: (l: DeadLetter) => boolean): Promise<void> {
+    const release: string[] = [];
+    try {
+      for (let seen = 0; seen < max; ) {
+        const res = await this.sqs.send(new ReceiveMessageCommand({
+          QueueUrl: this.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 30,
+        }));
+        const msgs = res.Messages ?? [];
+        if (msgs.length === 0) break;
+        for (const m of msgs) {
+          seen++;
+          let letter: DeadLetter | undefined;
+          try {
+            letter = JSON.parse(m.Body ?? '') as DeadLetter;
+          } catch {
+            letter = undefined;
+          }
+          if (letter && del(letter)) await this.sqs.send(new DeleteMessageCommand({ QueueUrl: this.queueUrl, ReceiptHandle: m.ReceiptHandle! }));
+          else release.push(m.ReceiptHandle!);
+        }
+      }
+    } finally {
+      for (const h of release) {
+        await this.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: this.queueUrl, ReceiptHandle: h, VisibilityTimeout: 0 })).catch(() => undefined);
+      }
+    }
   }
 }
 
