@@ -97,17 +97,31 @@ export function createPublisher(deps: Pick<HandlerDeps, 'projector' | 'acks' | '
         if (a < attempts) await sleep(50 * a);
       }
     }
-    // Sent without awaiting one by one: one Redis connection pipelines them in record order.
-    const results = await Promise.allSettled(
-      decided.map((i) => {
+    // In record order per principal (their cursors must follow it); principals in parallel. A
+    // failed append stops that principal's later acks, so a retry never leaves them out of order.
+    const byPrincipal = new Map<string, number[]>();
+    for (const i of decided) {
+      const cmd = entries[i]!.cmd;
+      const k = `${cmd.tenant}\u0000${cmd.principal}`;
+      byPrincipal.set(k, [...(byPrincipal.get(k) ?? []), i]);
+    }
+    let ackFailed = Infinity;
+    let ackError: unknown;
+    await Promise.all([...byPrincipal.values()].map(async (idx) => {
+      for (const i of idx) {
+        if (i > ackFailed) return;
         const cmd = entries[i]!.cmd;
-        return deps.acks.append({ tenant: cmd.tenant, principal: cmd.principal }, finalAck(cmd, outcomes[i] as Outcome));
-      }),
-    );
-    const ackFailed = results.findIndex((r) => r.status === 'rejected');
-    if (ackFailed >= 0) {
-      deps.log.warn('final ack not published; record will be retried', { err: (results[ackFailed] as PromiseRejectedResult).reason });
-      return decided[ackFailed]!;
+        try {
+          await deps.acks.append({ tenant: cmd.tenant, principal: cmd.principal }, finalAck(cmd, outcomes[i] as Outcome));
+        } catch (err) {
+          if (i < ackFailed) [ackFailed, ackError] = [i, err];
+          return;
+        }
+      }
+    }));
+    if (ackFailed !== Infinity) {
+      deps.log.warn('final ack not published; record will be retried', { err: ackError });
+      return ackFailed;
     }
     return projected ? -1 : decided[0]!;
   };
