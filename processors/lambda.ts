@@ -16,7 +16,7 @@ import { DynamoDurableStore, RedisHotStore } from '../read-model/stores';
 import { PgEventStore } from './event-store';
 import { createKinesisHandler, type KinesisHandler } from './handler';
 import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
-import { DynamoRequestBatchWriter, Projector } from './projector';
+import { DynamoItemBatchWriter, DynamoRequestBatchWriter, Projector } from './projector';
 
 const LambdaConfig = z
   .object({
@@ -56,7 +56,7 @@ async function build(): Promise<KinesisHandler> {
   const dlq = config.DLQ_URL ? new SqsDeadLetterQueue(createSqs({ region: config.AWS_REGION }), config.DLQ_URL) : new LogDeadLetterQueue(log);
   return createKinesisHandler({
     store,
-    projector: new Projector(durable, new RedisHotStore(redis, config.REDIS_PREFIX), new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
+    projector: new Projector(durable, new RedisHotStore(redis, config.REDIS_PREFIX), new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE), new DynamoItemBatchWriter(doc, config.ITEMS_TABLE)),
     acks: new RedisAckLog(redis, config.REDIS_PREFIX),
     log,
     // Attempts are counted in PostgreSQL, so they survive across invocations of the function.

@@ -18,7 +18,7 @@ import { createKinesisHandler } from './handler';
 import { ProcessorMetrics, serveMetrics } from './metrics';
 import { migrate } from './migrate';
 import { type DeadLetterQueue, LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
-import { DynamoRequestBatchWriter, Projector } from './projector';
+import { DynamoItemBatchWriter, DynamoRequestBatchWriter, Projector } from './projector';
 import { StreamRunner } from './runner';
 
 export const ProcessorsConfig = z.object({
@@ -71,7 +71,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
 
   const handler = createKinesisHandler({
     store: overrides.wrapStore ? overrides.wrapStore(pgStore) : pgStore,
-    projector: new Projector(durable, hot, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
+    projector: new Projector(durable, hot, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE), new DynamoItemBatchWriter(doc, config.ITEMS_TABLE)),
     acks: overrides.wrapAcks ? overrides.wrapAcks(acks) : acks,
     log,
     parking: new ParkingLot(pgStore, dlq, config.MAX_ATTEMPTS, log),
