@@ -1,7 +1,15 @@
 /**
- * The write side's store (PostgreSQL, the source of truth): one command's event, the item's new
- * state and the request's status commit in one transaction. The request id is unique, so a
- * replayed record changes nothing and yields the outcome that was decided the first time.
+ * The write side's store (PostgreSQL, the source of truth): a command's event, the item's new
+ * state and the request's status commit together. The request id is unique, so a replayed record
+ * changes nothing and yields the outcome that was decided the first time.
+ *
+ * `executeBatch` decides a whole batch in one transaction with set-based statements (a handful of
+ * round trips for hundreds of commands). If anything in it fails, nothing of it is committed and
+ * the batch is redone one command per savepoint, so the commands before the failing one commit,
+ * the failing one is reported, and no command is lost or applied twice.
+ *
+ * Writes to an item that has a parked (poison) record are held behind it, in order, in `parked`
+ * (see processors/parking.ts); they are applied by `npm run dlq -- redrive`.
  */
 import type { Pool, PoolClient } from 'pg';
 import type { Command, ItemState, JsonObject, Rejection } from '../core/contracts';
@@ -11,8 +19,30 @@ export type Outcome =
   | { status: 'committed'; version: number; decidedAt: string; state: ItemState; replayed: boolean }
   | { status: 'rejected'; reason: Rejection; decidedAt: string; replayed: boolean };
 
+/** Not applied: an earlier write of the same item is parked, so this one waits behind it. */
+export interface Held {
+  status: 'held';
+  behind: string;
+  replayed: boolean;
+}
+export type BatchOutcome = Outcome | Held;
+
+export interface BatchEntry {
+  cmd: Command;
+  shardId?: string | undefined;
+  sequenceNumber?: string | undefined;
+}
+
+export interface BatchResult {
+  /** Outcomes of entries [0, outcomes.length): all committed. */
+  outcomes: BatchOutcome[];
+  /** The entry that failed; nothing from it on was committed. */
+  failure?: { index: number; error: unknown };
+}
+
 export interface EventStore {
   execute(command: Command): Promise<Outcome>;
+  executeBatch(entries: BatchEntry[]): Promise<BatchResult>;
 }
 
 interface ItemRow {
@@ -22,16 +52,45 @@ interface ItemRow {
   updated_at: Date;
 }
 
-export class PgEventStore implements EventStore {
-  constructor(private readonly pool: Pool) {}
+interface PriorRow {
+  request_id: string;
+  status: string;
+  version: number | null;
+  reason: Rejection | null;
+  decided_at: Date;
+}
 
+const itemKey = (t: string, c: string, id: string) => `${t}\u0000${c}\u0000${id}`;
+const cmdKey = (cmd: Command) => itemKey(cmd.tenant, cmd.collection, cmd.id);
+
+export class PgEventStore implements EventStore {
+  constructor(readonly pool: Pool) {}
+
+  /** One command in its own transaction; does not look at parked items (redrive uses it per item). */
   async execute(cmd: Command): Promise<Outcome> {
+    const out = await this.transaction((c) => this.executeIn(c, { cmd }, false));
+    if (out.status === 'held') throw new Error('unreachable: parked items are not consulted');
+    return out;
+  }
+
+  async executeBatch(entries: BatchEntry[]): Promise<BatchResult> {
+    if (entries.length === 0) return { outcomes: [] };
+    try {
+      return { outcomes: await this.transaction((c) => this.batchIn(c, entries)) };
+    } catch (err) {
+      if (entries.length === 1) return { outcomes: [], failure: { index: 0, error: err } };
+      // Find the failing command: redo one command per savepoint (the fast attempt committed nothing).
+      return this.transaction((c) => this.oneByOne(c, entries));
+    }
+  }
+
+  async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
-      const outcome = await this.executeIn(client, cmd);
+      const out = await work(client);
       await client.query('COMMIT');
-      return outcome;
+      return out;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
@@ -40,9 +99,183 @@ export class PgEventStore implements EventStore {
     }
   }
 
-  private async executeIn(client: PoolClient, cmd: Command): Promise<Outcome> {
+  private async oneByOne(client: PoolClient, entries: BatchEntry[]): Promise<BatchResult> {
+    const outcomes: BatchOutcome[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      await client.query('SAVEPOINT cmd');
+      try {
+        outcomes.push(await this.executeIn(client, entries[i]!, true));
+        await client.query('RELEASE SAVEPOINT cmd');
+      } catch (error) {
+        await client.query('ROLLBACK TO SAVEPOINT cmd');
+        return { outcomes, failure: { index: i, error } };
+      }
+    }
+    return { outcomes };
+  }
+
+  /** The whole batch, set-based: read what it needs, decide in memory in order, write with multi-row statements. */
+  private async batchIn(client: PoolClient, entries: BatchEntry[]): Promise<BatchOutcome[]> {
+    const rids = entries.map((e) => e.cmd.requestId);
+    const keys = new Map<string, Command>();
+    for (const e of entries) keys.set(cmdKey(e.cmd), e.cmd);
+    const kt = [...keys.values()].map((c) => c.tenant);
+    const kc = [...keys.values()].map((c) => c.collection);
+    const ki = [...keys.values()].map((c) => c.id);
+
+    const priorRes = await client.query<PriorRow>(
+      'SELECT request_id, status, version, reason, decided_at FROM requests WHERE request_id = ANY($1::text[])',
+      [rids],
+    );
+    const parkedRes = await client.query<{ request_id: string; tenant: string; collection: string; item_id: string }>(
+      `SELECT DISTINCT ON (p.tenant, p.collection, p.item_id) p.request_id, p.tenant, p.collection, p.item_id
+         FROM parked p JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(t, c, i)
+           ON p.tenant = k.t AND p.collection = k.c AND p.item_id = k.i
+        ORDER BY p.tenant, p.collection, p.item_id, p.id`,
+      [kt, kc, ki],
+    );
+    const parkedReqRes = await client.query<{ request_id: string }>(
+      'SELECT request_id FROM parked WHERE request_id = ANY($1::text[])',
+      [rids],
+    );
+    const stateRes = await client.query<ItemRow & { tenant: string; collection: string; item_id: string }>(
+      `SELECT it.tenant, it.collection, it.item_id, it.version, it.deleted, it.data, it.updated_at
+         FROM items it JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(t, c, i)
+           ON it.tenant = k.t AND it.collection = k.c AND it.item_id = k.i
+        ORDER BY it.tenant, it.collection, it.item_id
+          FOR UPDATE OF it`,
+      [kt, kc, ki],
+    );
+
+    const prior = new Map(priorRes.rows.map((r) => [r.request_id, r]));
+    const parkedItems = new Map(parkedRes.rows.map((r) => [itemKey(r.tenant, r.collection, r.item_id), r.request_id]));
+    const parkedReqs = new Set(parkedReqRes.rows.map((r) => r.request_id));
+    const states = new Map<string, ItemState>();
+    for (const r of stateRes.rows) {
+      states.set(itemKey(r.tenant, r.collection, r.item_id), {
+        tenant: r.tenant, collection: r.collection, id: r.item_id,
+        version: r.version, deleted: r.deleted, data: r.data, updatedAt: r.updated_at.toISOString(),
+      });
+    }
+
+    const decidedAt = new Date().toISOString();
+    const decidedHere = new Map<string, BatchOutcome>();
+    const touched = new Set<string>();
+    const ev: unknown[][] = Array.from({ length: 11 }, () => []);
+    const rq: unknown[][] = Array.from({ length: 10 }, () => []);
+    const held: unknown[][] = Array.from({ length: 9 }, () => []);
+    const outcomes: BatchOutcome[] = [];
+
+    for (const e of entries) {
+      const cmd = e.cmd;
+      const key = cmdKey(cmd);
+      const again = decidedHere.get(cmd.requestId);
+      if (again) {
+        outcomes.push({ ...again, replayed: true } as BatchOutcome);
+        continue;
+      }
+      const p = prior.get(cmd.requestId);
+      let out: BatchOutcome;
+      if (p) {
+        out = p.status === 'rejected'
+          ? { status: 'rejected', reason: p.reason!, decidedAt: p.decided_at.toISOString(), replayed: true }
+          : { status: 'committed', version: p.version!, decidedAt: p.decided_at.toISOString(), state: states.get(key)!, replayed: true };
+      } else if (parkedReqs.has(cmd.requestId)) {
+        out = { status: 'held', behind: parkedItems.get(key) ?? cmd.requestId, replayed: true };
+      } else if (parkedItems.has(key)) {
+        out = { status: 'held', behind: parkedItems.get(key)!, replayed: false };
+        pushRow(held, [cmd.requestId, cmd.tenant, cmd.collection, cmd.id, JSON.stringify(cmd),
+          `held behind parked request ${out.behind}`, e.shardId ?? null, e.sequenceNumber ?? null, 'held']);
+      } else {
+        const decision = decide(cmd, states.get(key));
+        if (decision.kind === 'reject') {
+          out = { status: 'rejected', reason: decision.reason, decidedAt, replayed: false };
+          pushRow(rq, [cmd.requestId, cmd.tenant, cmd.principal, cmd.collection, cmd.id, 'rejected', null,
+            JSON.stringify(decision.reason), cmd.idempotencyKey ?? null, decidedAt]);
+        } else {
+          const next: ItemState = {
+            tenant: cmd.tenant, collection: cmd.collection, id: cmd.id,
+            version: decision.version, deleted: decision.deleted, data: decision.data, updatedAt: decidedAt,
+          };
+          states.set(key, next);
+          touched.add(key);
+          pushRow(ev, [cmd.tenant, cmd.collection, cmd.id, decision.version, decision.type, json(decision.eventData),
+            cmd.requestId, cmd.idempotencyKey ?? null, cmd.principal, cmd.traceId ?? null, decidedAt]);
+          pushRow(rq, [cmd.requestId, cmd.tenant, cmd.principal, cmd.collection, cmd.id, 'committed', decision.version,
+            null, cmd.idempotencyKey ?? null, decidedAt]);
+          out = { status: 'committed', version: decision.version, decidedAt, state: next, replayed: false };
+        }
+      }
+      if (!out.replayed) decidedHere.set(cmd.requestId, out);
+      outcomes.push(out);
+    }
+
+    if (ev[0]!.length) {
+      await client.query(
+        `INSERT INTO events (tenant, collection, item_id, version, type, data, request_id, idempotency_key, principal, trace_id, recorded_at)
+         SELECT t, c, i, v, ty, d, r, ik, pr, tr, at FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[],
+           $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
+           WITH ORDINALITY AS x(t, c, i, v, ty, d, r, ik, pr, tr, at, n) ORDER BY n`,
+        ev,
+      );
+    }
+    if (touched.size) {
+      const it: unknown[][] = Array.from({ length: 7 }, () => []);
+      for (const k of touched) {
+        const s = states.get(k)!;
+        pushRow(it, [s.tenant, s.collection, s.id, s.version, s.deleted, json(s.data), s.updatedAt]);
+      }
+      await client.query(
+        `INSERT INTO items (tenant, collection, item_id, version, deleted, data, updated_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bool[], $6::jsonb[], $7::timestamptz[])
+         ON CONFLICT (tenant, collection, item_id) DO UPDATE SET version = EXCLUDED.version, deleted = EXCLUDED.deleted,
+           data = EXCLUDED.data, updated_at = EXCLUDED.updated_at`,
+        it,
+      );
+    }
+    if (rq[0]!.length) {
+      await client.query(
+        `INSERT INTO requests (request_id, tenant, principal, collection, item_id, status, version, reason, idempotency_key, decided_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
+           $8::jsonb[], $9::text[], $10::timestamptz[])`,
+        rq,
+      );
+    }
+    if (held[0]!.length) {
+      await client.query(
+        `INSERT INTO parked (request_id, tenant, collection, item_id, command, error, shard_id, sequence_number, kind)
+         SELECT r, t, c, i, cmd, err, sh, sq, k FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+           $6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS x(r, t, c, i, cmd, err, sh, sq, k, n)
+         ORDER BY n ON CONFLICT (request_id) DO NOTHING`,
+        held,
+      );
+    }
+    return outcomes;
+  }
+
+  /** One command inside the caller's transaction. `respectParked`: hold it if its item has a parked record. */
+  async executeIn(client: PoolClient, e: BatchEntry, respectParked: boolean): Promise<BatchOutcome> {
+    const cmd = e.cmd;
     const prior = await this.priorOutcome(client, cmd);
     if (prior) return prior;
+
+    if (respectParked) {
+      const p = await client.query<{ request_id: string }>(
+        `SELECT request_id FROM parked WHERE request_id = $4 OR (tenant = $1 AND collection = $2 AND item_id = $3)
+          ORDER BY id LIMIT 1`,
+        [cmd.tenant, cmd.collection, cmd.id, cmd.requestId],
+      );
+      const first = p.rows[0];
+      if (first) {
+        const res = await client.query(
+          `INSERT INTO parked (request_id, tenant, collection, item_id, command, error, shard_id, sequence_number, kind)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held') ON CONFLICT (request_id) DO NOTHING`,
+          [cmd.requestId, cmd.tenant, cmd.collection, cmd.id, JSON.stringify(cmd), `held behind parked request ${first.request_id}`,
+            e.shardId ?? null, e.sequenceNumber ?? null],
+        );
+        return { status: 'held', behind: first.request_id, replayed: res.rowCount === 0 };
+      }
+    }
 
     const row = await client.query<ItemRow>(
       'SELECT version, deleted, data, updated_at FROM items WHERE tenant = $1 AND collection = $2 AND item_id = $3 FOR UPDATE',
@@ -53,7 +286,7 @@ export class PgEventStore implements EventStore {
     const decidedAt = new Date().toISOString();
 
     if (decision.kind === 'reject') {
-      await this.recordRequest(client, cmd, 'rejected', null, decision.reason, decidedAt);
+      await recordRequest(client, cmd, 'rejected', null, decision.reason, decidedAt);
       return { status: 'rejected', reason: decision.reason, decidedAt, replayed: false };
     }
 
@@ -69,7 +302,7 @@ export class PgEventStore implements EventStore {
          data = EXCLUDED.data, updated_at = EXCLUDED.updated_at`,
       [cmd.tenant, cmd.collection, cmd.id, decision.version, decision.deleted, json(decision.data), decidedAt],
     );
-    await this.recordRequest(client, cmd, 'committed', decision.version, null, decidedAt);
+    await recordRequest(client, cmd, 'committed', decision.version, null, decidedAt);
     const next: ItemState = {
       tenant: cmd.tenant, collection: cmd.collection, id: cmd.id,
       version: decision.version, deleted: decision.deleted, data: decision.data, updatedAt: decidedAt,
@@ -79,8 +312,8 @@ export class PgEventStore implements EventStore {
 
   /** A request decided before (a replayed record): its outcome, with the item's current state to re-project. */
   private async priorOutcome(client: PoolClient, cmd: Command): Promise<Outcome | undefined> {
-    const res = await client.query<{ status: string; version: number | null; reason: Rejection | null; decided_at: Date }>(
-      'SELECT status, version, reason, decided_at FROM requests WHERE request_id = $1',
+    const res = await client.query<PriorRow>(
+      'SELECT request_id, status, version, reason, decided_at FROM requests WHERE request_id = $1',
       [cmd.requestId],
     );
     const prior = res.rows[0];
@@ -95,21 +328,26 @@ export class PgEventStore implements EventStore {
     );
     return { status: 'committed', version: prior.version!, decidedAt, state: toState(cmd, row.rows[0]!), replayed: true };
   }
+}
 
-  private async recordRequest(
-    client: PoolClient,
-    cmd: Command,
-    status: 'committed' | 'rejected',
-    version: number | null,
-    reason: Rejection | null,
-    decidedAt: string,
-  ) {
-    await client.query(
-      `INSERT INTO requests (request_id, tenant, principal, collection, item_id, status, version, reason, idempotency_key, decided_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-      [cmd.requestId, cmd.tenant, cmd.principal, cmd.collection, cmd.id, status, version, json(reason), cmd.idempotencyKey ?? null, decidedAt],
-    );
-  }
+/** Records a decision for a request (also used to record an operator's discard of a parked write). */
+export async function recordRequest(
+  client: PoolClient,
+  cmd: Command,
+  status: 'committed' | 'rejected',
+  version: number | null,
+  reason: Rejection | null,
+  decidedAt: string,
+): Promise<void> {
+  await client.query(
+    `INSERT INTO requests (request_id, tenant, principal, collection, item_id, status, version, reason, idempotency_key, decided_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    [cmd.requestId, cmd.tenant, cmd.principal, cmd.collection, cmd.id, status, version, json(reason), cmd.idempotencyKey ?? null, decidedAt],
+  );
+}
+
+function pushRow(columns: unknown[][], values: unknown[]) {
+  values.forEach((v, i) => columns[i]!.push(v));
 }
 
 function toState(cmd: Command, row: ItemRow): ItemState {

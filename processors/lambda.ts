@@ -7,7 +7,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import type { KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
 import { Pool } from 'pg';
 import { z } from 'zod';
-import { createDocumentClient, createDynamo } from '../core/aws';
+import { createDocumentClient, createDynamo, createSqs } from '../core/aws';
 import { AwsEnv, LogEnv, loadConfig, positiveInt, RedisEnv, TablesEnv } from '../core/config';
 import { createLogger } from '../core/log';
 import { RedisAckLog } from '../core/redis-ack-log';
@@ -15,7 +15,8 @@ import { createRedis } from '../core/redis';
 import { DynamoDurableStore, RedisHotStore } from '../read-model/stores';
 import { PgEventStore } from './event-store';
 import { createKinesisHandler, type KinesisHandler } from './handler';
-import { Projector } from './projector';
+import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
+import { DynamoItemBatchWriter, DynamoRequestBatchWriter, Projector } from './projector';
 
 const LambdaConfig = z
   .object({
@@ -26,6 +27,8 @@ const LambdaConfig = z
     /** ElastiCache AUTH token (a plain-string secret), read at cold start. */
     REDIS_AUTH_TOKEN_SECRET_ARN: z.string().optional(),
     PG_POOL_SIZE: positiveInt(2),
+    MAX_ATTEMPTS: positiveInt(5),
+    DLQ_URL: z.string().min(1).optional(),
   })
   .merge(AwsEnv).merge(RedisEnv).merge(TablesEnv).merge(LogEnv)
   .refine((c) => c.DATABASE_URL || (c.DB_SECRET_ARN && c.DB_HOST), {
@@ -58,12 +61,17 @@ async function build(): Promise<KinesisHandler> {
   pool.on('error', (err) => log.warn('idle PostgreSQL connection lost', { err }));
   const redisToken = config.REDIS_AUTH_TOKEN_SECRET_ARN ? await readSecret(config, config.REDIS_AUTH_TOKEN_SECRET_ARN) : config.REDIS_AUTH_TOKEN;
   const redis = createRedis(config.REDIS_URL, redisToken);
-  const durable = new DynamoDurableStore(createDocumentClient(createDynamo({ region: config.AWS_REGION })), config.ITEMS_TABLE, config.REQUESTS_TABLE);
+  const doc = createDocumentClient(createDynamo({ region: config.AWS_REGION }));
+  const durable = new DynamoDurableStore(doc, config.ITEMS_TABLE, config.REQUESTS_TABLE);
+  const store = new PgEventStore(pool);
+  const dlq = config.DLQ_URL ? new SqsDeadLetterQueue(createSqs({ region: config.AWS_REGION }), config.DLQ_URL) : new LogDeadLetterQueue(log);
   return createKinesisHandler({
-    store: new PgEventStore(pool),
-    projector: new Projector(durable, new RedisHotStore(redis, config.REDIS_PREFIX)),
+    store,
+    projector: new Projector(durable, new RedisHotStore(redis, config.REDIS_PREFIX), new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE), new DynamoItemBatchWriter(doc, config.ITEMS_TABLE)),
     acks: new RedisAckLog(redis, config.REDIS_PREFIX),
     log,
+    // Attempts are counted in PostgreSQL, so they survive across invocations of the function.
+    parking: new ParkingLot(store, dlq, config.MAX_ATTEMPTS, log),
   });
 }
 

@@ -5,28 +5,37 @@
 import { Pool } from 'pg';
 import { z } from 'zod';
 import type { AckLog } from '../core/ack-log';
-import { createDocumentClient, createDynamo, createKinesis } from '../core/aws';
-import { AwsEnv, LogEnv, loadConfig, positiveInt, RedisEnv, runMain, StreamEnv, TablesEnv } from '../core/config';
+import { createDocumentClient, createDynamo, createKinesis, createSqs } from '../core/aws';
+import { AwsEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMain, StreamEnv, TablesEnv } from '../core/config';
 import { createLogger, type Logger } from '../core/log';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { closeRedis, createRedis } from '../core/redis';
 import { closeOnSignals, type RunningService } from '../core/service';
 import { DynamoDurableStore, type HotStore, RedisHotStore } from '../read-model/stores';
-import { PgCheckpointStore } from './checkpoints';
-import { PgEventStore } from './event-store';
+import { type CheckpointStore, PgCheckpointStore } from './checkpoints';
+import { type EventStore, PgEventStore } from './event-store';
 import { createKinesisHandler } from './handler';
+import { ProcessorMetrics, serveMetrics } from './metrics';
 import { migrate } from './migrate';
-import { Projector } from './projector';
+import { type DeadLetterQueue, LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
+import { DynamoItemBatchWriter, DynamoRequestBatchWriter, Projector } from './projector';
 import { StreamRunner } from './runner';
 
 export const ProcessorsConfig = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
   PROCESSOR_CONSUMER: z.string().default('processors'),
-  BATCH_SIZE: positiveInt(100),
+  BATCH_SIZE: positiveInt(500),
+  /** Like MaximumBatchingWindowInSeconds: wait up to this long to fill a batch (0: do not wait). */
+  BATCH_WINDOW_MS: z.coerce.number().int().min(0).default(0),
   POLL_INTERVAL_MS: positiveInt(20),
   RETRY_DELAY_MS: positiveInt(200),
   SHARD_REFRESH_MS: positiveInt(10_000),
   PG_POOL_SIZE: positiveInt(10),
+  /** Failed attempts (for a reason in the record itself) before a record is parked. */
+  MAX_ATTEMPTS: positiveInt(5),
+  DLQ_URL: z.string().min(1).optional(),
+  PROCESSORS_METRICS_PORT: port(3003),
+  LAG_LOG_MS: positiveInt(10_000),
 }).merge(AwsEnv).merge(RedisEnv).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
 export type ProcessorsConfig = z.infer<typeof ProcessorsConfig>;
 
@@ -34,6 +43,11 @@ export interface ProcessorsOverrides {
   acks?: AckLog;
   hot?: HotStore;
   log?: Logger;
+  /** Fault injection in tests: wrap the real adapters (e.g. to throw once after the commit). */
+  wrapStore?: (store: EventStore) => EventStore;
+  wrapAcks?: (acks: AckLog) => AckLog;
+  wrapCheckpoints?: (checkpoints: CheckpointStore) => CheckpointStore;
+  dlq?: DeadLetterQueue;
 }
 
 export async function startProcessors(config: ProcessorsConfig, overrides: ProcessorsOverrides = {}): Promise<RunningService> {
@@ -48,27 +62,47 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   const dynamo = createDynamo({ region: config.AWS_REGION, endpoint: config.DYNAMODB_ENDPOINT });
   const durable = new DynamoDurableStore(createDocumentClient(dynamo), config.ITEMS_TABLE, config.REQUESTS_TABLE);
   const kinesis = createKinesis({ region: config.AWS_REGION, endpoint: config.KINESIS_ENDPOINT });
+  const sqs = config.DLQ_URL ? createSqs({ region: config.AWS_REGION, endpoint: config.SQS_ENDPOINT }) : undefined;
+  const dlq = overrides.dlq ?? (sqs ? new SqsDeadLetterQueue(sqs, config.DLQ_URL!) : new LogDeadLetterQueue(log));
+  const pgStore = new PgEventStore(pool);
+  const metrics = new ProcessorMetrics(true);
+  const metricsServer = await serveMetrics(metrics, config.PROCESSORS_METRICS_PORT, log);
+  const doc = createDocumentClient(dynamo);
 
-  const handler = createKinesisHandler({ store: new PgEventStore(pool), projector: new Projector(durable, hot), acks, log });
+  const handler = createKinesisHandler({
+    store: overrides.wrapStore ? overrides.wrapStore(pgStore) : pgStore,
+    projector: new Projector(durable, hot, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE), new DynamoItemBatchWriter(doc, config.ITEMS_TABLE)),
+    acks: overrides.wrapAcks ? overrides.wrapAcks(acks) : acks,
+    log,
+    parking: new ParkingLot(pgStore, dlq, config.MAX_ATTEMPTS, log),
+    metrics,
+  });
+  const checkpoints = new PgCheckpointStore(pool, config.PROCESSOR_CONSUMER, config.KINESIS_STREAM);
   const runner = new StreamRunner({
     kinesis,
     stream: config.KINESIS_STREAM,
     region: config.AWS_REGION,
-    checkpoints: new PgCheckpointStore(pool, config.PROCESSOR_CONSUMER, config.KINESIS_STREAM),
+    checkpoints: overrides.wrapCheckpoints ? overrides.wrapCheckpoints(checkpoints) : checkpoints,
     handler,
     log,
     batchSize: config.BATCH_SIZE,
+    batchWindowMs: config.BATCH_WINDOW_MS,
     pollIntervalMs: config.POLL_INTERVAL_MS,
     retryDelayMs: config.RETRY_DELAY_MS,
     shardRefreshMs: config.SHARD_REFRESH_MS,
+    lagLogMs: config.LAG_LOG_MS,
+    metrics,
   });
   await runner.start();
   log.info('processors started', { stream: config.KINESIS_STREAM });
 
   return {
     name: 'processors',
+    ...(metricsServer.url ? { url: metricsServer.url } : {}),
     async close() {
       await runner.stop();
+      await metricsServer.close();
+      sqs?.destroy();
       if (!overrides.acks) await acks.close();
       if (redis) await closeRedis(redis);
       await pool.end();

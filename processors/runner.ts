@@ -1,8 +1,12 @@
 /**
  * Local runner with the semantics of Lambda's Kinesis event source mapping: polls every shard,
- * hands the handler Lambda-shaped batches, retries from the first reported failure, and
- * checkpoints per shard only up to records whose effect is committed. Child shards (after a
- * reshard) are read only once their parents are finished, to keep per-key order.
+ * hands the handler Lambda-shaped batches of up to `batchSize` records (waiting up to
+ * `batchWindowMs` to fill one, like MaximumBatchingWindowInSeconds), retries from the first
+ * reported failure, and checkpoints per shard only up to records whose effect is committed. Any
+ * other failure in a shard's loop (checkpoint write, iterator) is treated like a crash: the shard
+ * resumes from its checkpoint. Child shards (after a reshard) are read only once their parents
+ * are finished, to keep per-key order. Per-shard lag (MillisBehindLatest and iterator age) is
+ * exported as metrics and logged every `lagLogMs`.
  */
 import {
   ExpiredIteratorException,
@@ -17,6 +21,7 @@ import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
 import type { Logger } from '../core/log';
 import type { CheckpointStore } from './checkpoints';
 import type { KinesisHandler } from './handler';
+import type { ProcessorMetrics } from './metrics';
 
 export interface RunnerOptions {
   kinesis: KinesisClient;
@@ -32,6 +37,11 @@ export interface RunnerOptions {
   retryDelayMs: number;
   /** How often the shard list is refreshed (new shards after a reshard). */
   shardRefreshMs: number;
+  /** Wait up to this long to fill a batch once a first record arrived (0: hand over what one poll returns). */
+  batchWindowMs?: number;
+  metrics?: ProcessorMetrics;
+  /** How often each shard's lag is logged. */
+  lagLogMs?: number;
 }
 
 export class StreamRunner {
@@ -109,47 +119,87 @@ export class StreamRunner {
   private async runShard(shardId: string): Promise<void> {
     const { log } = this.opts;
     log.info('reading shard', { shardId });
+    while (!this.stopping) {
+      try {
+        const finished = await this.readShard(shardId);
+        if (finished) return;
+      } catch (err) {
+        // Like a crash of this shard's reader: start again from the checkpoint.
+        log.warn('shard reader failed; resuming from the checkpoint', { shardId, err });
+        await this.sleep(this.opts.retryDelayMs);
+      }
+    }
+  }
+
+  /** Reads a shard from its checkpoint; true once a closed shard has been read to its end. */
+  private async readShard(shardId: string): Promise<boolean> {
+    const { log, metrics } = this.opts;
+    const window = this.opts.batchWindowMs ?? 0;
     let iterator = await this.iteratorFor(shardId);
     if (!iterator) {
       this.finished.add(shardId);
-      return;
+      return true;
     }
+    let lastLag = 0;
     while (!this.stopping) {
-      let out;
-      try {
-        out = await this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: this.opts.batchSize }));
-      } catch (err) {
-        if (err instanceof ExpiredIteratorException || (err as Error).name === 'ExpiredIteratorException') {
-          iterator = await this.iteratorFor(shardId);
-          if (!iterator) return;
-          continue;
+      // Fill a batch: poll until batchSize records, the window's end, or the shard's end.
+      const records: _Record[] = [];
+      let next: string | undefined = iterator;
+      let windowEnd = 0;
+      let behind = 0;
+      for (;;) {
+        let out;
+        try {
+          out = await this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: next, Limit: this.opts.batchSize - records.length }));
+        } catch (err) {
+          if (err instanceof ExpiredIteratorException || (err as Error).name === 'ExpiredIteratorException') {
+            if (records.length > 0) break; // hand over what we have; the next read starts from the checkpoint
+            next = await this.iteratorFor(shardId);
+            if (!next) return true;
+            continue;
+          }
+          throw err;
         }
-        log.warn('GetRecords failed; retrying', { shardId, err });
-        await this.sleep(this.opts.retryDelayMs);
-        continue;
+        records.push(...(out.Records ?? []));
+        behind = out.MillisBehindLatest ?? 0;
+        next = out.NextShardIterator;
+        if (!next || records.length >= this.opts.batchSize || records.length === 0 || window === 0) break;
+        if (windowEnd === 0) windowEnd = Date.now() + window;
+        const left = windowEnd - Date.now();
+        if (left <= 0) break;
+        // More is already waiting in the shard: read on at once; otherwise wait a poll interval.
+        if (behind === 0 || (out.Records ?? []).length === 0) await this.sleep(Math.min(left, this.opts.pollIntervalMs));
       }
-      const records = out.Records ?? [];
+      metrics?.millisBehind.set({ shard: shardId }, behind);
+      const newest = records.at(-1)?.ApproximateArrivalTimestamp?.getTime();
+      if (newest !== undefined) metrics?.iteratorAge.set({ shard: shardId }, Math.max(0, Date.now() - newest));
+      if (Date.now() - lastLag >= (this.opts.lagLogMs ?? 10_000)) {
+        lastLag = Date.now();
+        log.info('shard lag', { shardId, millisBehindLatest: behind, iteratorAgeMs: newest === undefined ? 0 : Math.max(0, Date.now() - newest) });
+      }
       if (records.length > 0) {
         const retryFrom = await this.deliver(shardId, records);
         if (retryFrom) {
+          metrics?.batchFailures.inc({ shard: shardId });
           await this.sleep(this.opts.retryDelayMs);
           iterator = await this.iteratorFor(shardId, retryFrom);
-          if (!iterator) return;
+          if (!iterator) return true;
           continue;
         }
       }
-      if (!out.NextShardIterator) {
+      if (!next) {
         // A closed shard read to its end: its children may start.
         const last = records.at(-1)?.SequenceNumber ?? (await this.opts.checkpoints.get(shardId))?.sequenceNumber ?? '0';
         await this.opts.checkpoints.save(shardId, last, true);
         this.finished.add(shardId);
         log.info('shard finished', { shardId });
         void this.refreshShards().catch(() => undefined);
-        return;
+        return true;
       }
-      iterator = out.NextShardIterator;
+      iterator = next;
       if (records.length === 0) await this.sleep(this.opts.pollIntervalMs);
     }
+    return false;
   }
 
   /** Hands one batch to the handler; returns the sequence number to retry from, if any. */

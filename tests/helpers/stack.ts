@@ -112,6 +112,7 @@ export async function startStack(label: string, opts: StackOptions = {}): Promis
     GATEWAY_PORT: '0',
     READ_PORT: '0',
     ACK_PORT: '0',
+    PROCESSORS_METRICS_PORT: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     POLL_INTERVAL_MS: '10',
     RETRY_DELAY_MS: '50',

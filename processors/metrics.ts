@@ -1,0 +1,71 @@
+/** The processors' Prometheus metrics, and the small HTTP server that exposes them on /metrics. */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Logger } from '../core/log';
+
+export class ProcessorMetrics {
+  readonly registry = new Registry();
+  readonly millisBehind = new Gauge({
+    name: 'ackstream_processor_millis_behind_latest',
+    help: 'Per shard: how far the last GetRecords is behind the tip of the shard (Kinesis MillisBehindLatest).',
+    labelNames: ['shard'],
+    registers: [this.registry],
+  });
+  readonly iteratorAge = new Gauge({
+    name: 'ackstream_processor_iterator_age_ms',
+    help: 'Per shard: age of the newest record handed to the handler (like Lambda IteratorAge).',
+    labelNames: ['shard'],
+    registers: [this.registry],
+  });
+  readonly records = new Counter({
+    name: 'ackstream_processor_records_total',
+    help: 'Records handled, by outcome (committed, rejected, held, replayed, malformed, parked).',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly batchFailures = new Counter({
+    name: 'ackstream_processor_batch_failures_total',
+    help: 'Batches retried from a failed record.',
+    labelNames: ['shard'],
+    registers: [this.registry],
+  });
+  readonly batchSeconds = new Histogram({
+    name: 'ackstream_processor_batch_seconds',
+    help: 'Handler time per batch.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  constructor(withDefaults = false) {
+    if (withDefaults) collectDefaultMetrics({ register: this.registry });
+  }
+}
+
+/**
+ * Serves GET /metrics. A port already taken (another local process) is logged, not fatal: metrics
+ * must never stop the processors from committing.
+ */
+export async function serveMetrics(metrics: ProcessorMetrics, port: number, log: Logger): Promise<{ url?: string; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
+      metrics.registry.metrics().then(
+        (body) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body),
+        (err: Error) => res.writeHead(500).end(err.message),
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+  });
+  const ok = await new Promise<boolean>((resolve) => {
+    server.once('error', (err) => {
+      log.warn('metrics server not started', { port, err });
+      resolve(false);
+    });
+    server.listen(port, '0.0.0.0', () => resolve(true));
+  });
+  if (!ok) return { close: async () => undefined };
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  log.info('metrics served', { url: `${url}/metrics` });
+  return { url, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
