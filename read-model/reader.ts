@@ -113,7 +113,7 @@ export class ReadModelReader {
       if (json !== undefined) {
         // Only a miss pays this parse: the rank keeps a refill from demoting a final status.
         const rank = (JSON.parse(json) as { status?: string }).status === 'queued' ? RANK_QUEUED : RANK_FINAL;
-        void this.tryHot(() => this.hot.putRequest({ tenant, requestId, rank, json }));
+        await this.tryHot(() => this.hot.putRequest({ tenant, requestId, rank, json }));
       }
       return json;
     });
@@ -129,9 +129,9 @@ export class ReadModelReader {
   private loadItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined> {
     return this.flight(`i\u0000${tenant}\u0000${collection}\u0000${id}`, async () => {
       const stored = await this.fromDurable(() => this.durable.getItem(tenant, collection, id));
-      if (stored) {
-        void this.tryHot(() => this.hot.putItem({ tenant, collection, id, version: stored.version, updatedAt: '', json: stored.json }));
-      }
+      // The refill is awaited inside the flight: a hot read queued behind it on the same Redis
+      // connection either joins this flight or sees the refilled copy, so a burst costs one read.
+      if (stored) await this.tryHot(() => this.hot.putItem({ tenant, collection, id, version: stored.version, updatedAt: '', json: stored.json }));
       return stored;
     });
   }
