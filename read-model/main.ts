@@ -58,6 +58,7 @@ export function createReadDynamo(config: Pick<ReadConfig, 'AWS_REGION' | 'DYNAMO
     httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }),
     connectionTimeout: Math.min(500, config.READ_DYNAMODB_TIMEOUT_MS),
     requestTimeout: config.READ_DYNAMODB_TIMEOUT_MS,
+    throwOnRequestTimeout: true, // else the handler only warns and the request hangs
   });
   return new DynamoDBClient({
     region: config.AWS_REGION,
