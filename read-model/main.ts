@@ -1,28 +1,98 @@
 /** Composition root of the read API. */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { Redis } from 'ioredis';
+import { Agent } from 'node:http';
 import { z } from 'zod';
 import { TokenVerifier } from '../core/auth';
-import { createDocumentClient, createDynamo } from '../core/aws';
-import { AuthEnv, AwsEnv, LogEnv, loadConfig, port, RedisEnv, runMain, TablesEnv } from '../core/config';
+import { createDocumentClient } from '../core/aws';
+import { AuthEnv, AwsEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMain, TablesEnv } from '../core/config';
 import { createLogger, type Logger } from '../core/log';
-import { closeRedis, createRedis } from '../core/redis';
+import { closeRedis } from '../core/redis';
 import { closeOnSignals, type RunningService } from '../core/service';
 import { ReadModelReader } from './reader';
 import { createReadServer } from './server';
-import { DynamoDurableStore, type HotStore, RedisHotStore } from './stores';
+import { DynamoDurableStore, type DurableStore, type HotStore, RedisHotStore } from './stores';
+import { CachingTokenVerifier } from './token-cache';
 
 export const ReadConfig = z.object({
   READ_PORT: port(3001),
   HOST: z.string().default('127.0.0.1'),
+  /** Longest wait for `minVersion` / `X-Min-Version` before a 409. */
+  READ_MIN_VERSION_WAIT_MS: positiveInt(2000),
+  /** A Redis read slower than this counts as a failure and the read goes to DynamoDB. */
+  READ_REDIS_TIMEOUT_MS: positiveInt(250),
+  /** A DynamoDB call slower than this fails (503) instead of holding the request. */
+  READ_DYNAMODB_TIMEOUT_MS: positiveInt(1500),
+  /** Consecutive failures that open a store's circuit breaker, and how long it stays open. */
+  READ_BREAKER_THRESHOLD: positiveInt(3),
+  READ_BREAKER_OPEN_MS: positiveInt(1000),
+  /** Verified tokens kept (until their exp) so repeat requests skip the HMAC. */
+  READ_TOKEN_CACHE_SIZE: positiveInt(10_000),
 }).merge(AuthEnv).merge(AwsEnv).merge(RedisEnv).merge(TablesEnv).merge(LogEnv);
 export type ReadConfig = z.infer<typeof ReadConfig>;
 
-export async function startReadModel(config: ReadConfig, overrides: { hot?: HotStore; log?: Logger } = {}): Promise<RunningService> {
+/**
+ * The read path's Redis connection: no offline queue (while Redis is down a command fails at once
+ * instead of waiting for a reconnect), no retries, a short command timeout; ioredis keeps
+ * reconnecting in the background, so reads return to Redis by themselves.
+ */
+export function createReadRedis(config: Pick<ReadConfig, 'REDIS_URL' | 'REDIS_AUTH_TOKEN' | 'READ_REDIS_TIMEOUT_MS'>): Redis {
+  const redis = new Redis(config.REDIS_URL, {
+    ...(config.REDIS_AUTH_TOKEN ? { password: config.REDIS_AUTH_TOKEN } : {}),
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: config.READ_REDIS_TIMEOUT_MS,
+    connectTimeout: 1000,
+    enableAutoPipelining: true,
+    retryStrategy: (times) => Math.min(50 * times, 1000),
+  });
+  redis.on('error', () => undefined); // failures surface on the commands; the reader logs them once
+  return redis;
+}
+
+/** DynamoDB with bounded connect and request time, and one retry: a dead store costs little. */
+export function createReadDynamo(config: Pick<ReadConfig, 'AWS_REGION' | 'DYNAMODB_ENDPOINT' | 'READ_DYNAMODB_TIMEOUT_MS'>): DynamoDBClient {
+  const requestHandler = new NodeHttpHandler({
+    httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }),
+    connectionTimeout: Math.min(500, config.READ_DYNAMODB_TIMEOUT_MS),
+    requestTimeout: config.READ_DYNAMODB_TIMEOUT_MS,
+    throwOnRequestTimeout: true, // else the handler only warns and the request hangs
+  });
+  return new DynamoDBClient({
+    region: config.AWS_REGION,
+    maxAttempts: 2,
+    requestHandler,
+    ...(config.DYNAMODB_ENDPOINT
+      ? { endpoint: config.DYNAMODB_ENDPOINT, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
+      : {}),
+  });
+}
+
+export interface ReadOverrides {
+  hot?: HotStore;
+  durable?: DurableStore;
+  /** Wraps the DynamoDB document client (tests count calls through it). */
+  wrapDocumentClient?: (doc: DynamoDBDocumentClient) => DynamoDBDocumentClient;
+  log?: Logger;
+}
+
+export async function startReadModel(config: ReadConfig, overrides: ReadOverrides = {}): Promise<RunningService> {
   const log = overrides.log ?? createLogger(config.LOG_LEVEL, { service: 'read-model' });
-  const redis = overrides.hot ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
+  const redis = overrides.hot ? undefined : createReadRedis(config);
   const hot = overrides.hot ?? new RedisHotStore(redis!, config.REDIS_PREFIX);
-  const dynamo = createDynamo({ region: config.AWS_REGION, endpoint: config.DYNAMODB_ENDPOINT });
-  const durable = new DynamoDurableStore(createDocumentClient(dynamo), config.ITEMS_TABLE, config.REQUESTS_TABLE);
-  const server = createReadServer({ reader: new ReadModelReader(hot, durable, log), verifier: new TokenVerifier(config.AUTH_SECRET), log });
+  const dynamo = overrides.durable ? undefined : createReadDynamo(config);
+  let doc = dynamo && createDocumentClient(dynamo);
+  if (doc && overrides.wrapDocumentClient) doc = overrides.wrapDocumentClient(doc);
+  const durable = overrides.durable ?? new DynamoDurableStore(doc!, config.ITEMS_TABLE, config.REQUESTS_TABLE);
+  const reader = new ReadModelReader(hot, durable, log, {
+    breakerThreshold: config.READ_BREAKER_THRESHOLD,
+    breakerOpenMs: config.READ_BREAKER_OPEN_MS,
+  });
+  const verifier = new CachingTokenVerifier(new TokenVerifier(config.AUTH_SECRET), config.READ_TOKEN_CACHE_SIZE);
+  const server = createReadServer({ reader, verifier, log, minVersionWaitMs: config.READ_MIN_VERSION_WAIT_MS });
+  server.keepAliveTimeout = 65_000; // longer than typical load balancer idle timeouts
   await new Promise<void>((resolve, reject) => server.listen(config.READ_PORT, config.HOST, resolve).on('error', reject));
   const actual = (server.address() as { port: number }).port;
   log.info('read API listening', { port: actual });
@@ -36,7 +106,7 @@ export async function startReadModel(config: ReadConfig, overrides: { hot?: HotS
         server.closeIdleConnections();
       });
       if (redis) await closeRedis(redis);
-      dynamo.destroy();
+      dynamo?.destroy();
     },
   };
 }

@@ -159,20 +159,30 @@ export class DynamoDurableStore implements DurableStore {
     return this.conditionalPut(this.itemsTable, item, 'attribute_not_exists(version) OR version < :v', { ':v': w.version });
   }
 
+  /**
+   * Newest first (updatedAt, then id, descending: a total order, so pages never overlap). One item
+   * more than asked is read, so `nextCursor` is null exactly on the last page.
+   */
   async listItems(tenant: string, collection: string, limit: number, cursor: string | undefined): Promise<Page> {
+    const pk = itemsPk(tenant, collection);
     const out = await this.doc.send(
       new QueryCommand({
         TableName: this.itemsTable,
         IndexName: 'byUpdatedAt',
         KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': itemsPk(tenant, collection) },
+        ExpressionAttributeValues: { ':pk': pk },
+        ProjectionExpression: 'id, updatedAtId, doc',
         ScanIndexForward: false,
-        Limit: limit,
-        ...(cursor ? { ExclusiveStartKey: decodeCursor(cursor, itemsPk(tenant, collection)) } : {}),
+        Limit: limit + 1,
+        ...(cursor ? { ExclusiveStartKey: decodeCursor(cursor, pk) } : {}),
       }),
     );
-    const items = (out.Items ?? []).map((i) => String(i.doc));
-    return { items, nextCursor: out.LastEvaluatedKey ? encodeCursor(out.LastEvaluatedKey) : null };
+    const rows = out.Items ?? [];
+    const page = rows.length > limit ? rows.slice(0, limit) : rows;
+    const last = page[page.length - 1];
+    // LastEvaluatedKey without an extra row: DynamoDB stopped at its 1 MB page size, so there may be more.
+    const more = rows.length > limit || out.LastEvaluatedKey !== undefined;
+    return { items: page.map((i) => String(i.doc)), nextCursor: more && last ? encodeCursor(last) : null };
   }
 
   async getRequest(tenant: string, requestId: string): Promise<string | undefined> {
