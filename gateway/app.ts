@@ -1,25 +1,35 @@
 /**
- * The write API (express): authenticate, validate, put the command on the stream, answer 202,
- * emit the `queued` ack. Nothing is put on the stream for a request that fails any check.
+ * The write API (express): authenticate, authorise, rate-limit, validate, put the command on the
+ * stream, answer 202, emit the `queued` ack. Nothing is put on the stream for a request that
+ * fails any check; a write with an Idempotency-Key already seen is answered from its first outcome.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { AckLog } from '../core/ack-log';
-import type { TokenVerifier } from '../core/auth';
+import type { Principal, TokenVerifier } from '../core/auth';
 import { CollectionName, type Command, type CommandKind, ItemId, type WriteAccepted } from '../core/contracts';
 import {
   BadRequestError,
+  ForbiddenError,
   NotFoundError,
   PayloadTooLargeError,
   ProblemError,
+  ServiceUnavailableError,
   toProblemError,
+  TooManyRequestsError,
+  UnprocessableError,
   UnsupportedMediaTypeError,
 } from '../core/errors';
 import type { Logger } from '../core/log';
+import { metricsHandler } from '../core/metrics';
 import { requestStatusWrite } from '../processors/projections';
 import type { HotStore } from '../read-model/stores';
-import type { CommandStream } from './command-stream';
+import type { CommandStream, StreamPosition } from './command-stream';
+import type { IdempotencyScope, IdempotencyStore } from './idempotency';
+import { parseJsonBody } from './json-body';
+import type { GatewayMetrics } from './metrics';
+import type { RateLimiter } from './rate-limit';
 
 export interface GatewayDeps {
   stream: CommandStream;
@@ -28,38 +38,92 @@ export interface GatewayDeps {
   verifier: TokenVerifier;
   log: Logger;
   maxBodyBytes: number;
+  idempotency: IdempotencyStore;
+  /** Absent: no rate limit. */
+  rateLimiter?: RateLimiter;
+  metrics?: GatewayMetrics;
+  /** Set when shutdown begins: new requests are answered 503. */
+  lifecycle?: { closing: boolean };
 }
 
+/**
+ * Roles (contract v1 compatible): a token without a `roles` claim may write. A token that carries
+ * roles may write only if one of them is `writer` or `admin`; e.g. `["reader"]` gets 403.
+ */
+export const WRITE_ROLES: ReadonlySet<string> = new Set(['writer', 'admin']);
+
 const Params = z.object({ collection: CollectionName, id: ItemId });
-const IfMatch = z.string().regex(/^"[1-9][0-9]{0,9}"$/, 'If-Match must be a quoted version, e.g. "3"');
-const IfNoneMatch = z.literal('*', { message: 'If-None-Match must be *' });
-const IdempotencyKey = z.string().regex(/^[\x21-\x7E]{1,255}$/, 'Idempotency-Key must be 1-255 printable ASCII characters');
+const WriteHeaders = z.object({
+  'if-match': z.string().regex(/^"[1-9][0-9]{0,9}"$/, 'must be a quoted version, e.g. "3"').optional(),
+  'if-none-match': z.literal('*', { message: 'must be *' }).optional(),
+  'idempotency-key': z.string().regex(/^[\x21-\x7E]{1,255}$/, 'must be 1-255 printable ASCII characters without spaces').optional(),
+  'x-trace-id': z.string().max(128, 'must be at most 128 characters').optional(),
+});
+const CONTENT_TYPES: Record<Exclude<CommandKind, 'delete'>, string[]> = {
+  put: ['application/json'],
+  patch: ['application/merge-patch+json', 'application/json'],
+};
+const ContentType = z.object({
+  type: z.string(),
+  charset: z.string().regex(/^utf-?8$/i, 'must be utf-8').optional(),
+});
 
 const ITEM_PATH = '/v1/collections/:collection/items/:id';
+const IDEMPOTENCY_POLL_MS = 10;
 
 export function createGatewayApp(deps: GatewayDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  const lifecycle = deps.lifecycle ?? { closing: false };
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok', service: 'gateway' });
+  // One structured line per request, plus the request metrics.
+  app.use((req, res, next) => {
+    const start = process.hrtime.bigint();
+    res.on('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const route = req.route?.path === ITEM_PATH ? 'item' : (req.route?.path as string | undefined) ?? 'unmatched';
+      const labels = { method: req.method, route, status: String(res.statusCode) };
+      deps.metrics?.requests.inc(labels);
+      deps.metrics?.latency.observe(labels, seconds);
+      const quiet = route === '/metrics' || route === '/healthz';
+      (quiet ? deps.log.debug : deps.log.info)('request', {
+        requestId: res.locals.requestId ?? null,
+        tenant: res.locals.tenant ?? null,
+        method: req.method,
+        path: req.path,
+        status: res.statusCode,
+        latencyMs: Math.round(seconds * 1e6) / 1e3,
+        ...(res.locals.replayed ? { idempotentReplay: true } : {}),
+      });
+    });
+    next();
   });
 
-  const json = express.json({ limit: deps.maxBodyBytes, type: ['application/json', 'application/*+json'], strict: true });
+  app.get('/healthz', (_req, res) => {
+    if (lifecycle.closing) res.status(503).json({ status: 'closing', service: 'gateway' });
+    else res.json({ status: 'ok', service: 'gateway' });
+  });
+  if (deps.metrics) app.get('/metrics', metricsHandler(deps.metrics.registry));
+
+  // Raw bytes, so the size limit holds before parsing and syntax errors can name their position.
+  const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
+
   const write = (kind: CommandKind) => async (req: Request, res: Response, next: NextFunction) => {
     try {
+      if (lifecycle.closing) throw new ServiceUnavailableError('The gateway is shutting down; retry on another instance.', 1);
       const principal = await deps.verifier.verifyHeader(req.header('authorization'));
-      const params = parse(Params, req.params, 'path');
-      if (kind !== 'delete') requireContentType(req, kind);
-      await runMiddleware(json, req, res);
-      const body: unknown = req.body;
-      if (kind !== 'delete' && (typeof body !== 'object' || body === null || Array.isArray(body))) {
-        throw new BadRequestError('The request body must be a JSON object.');
+      res.locals.tenant = principal.tenant;
+      authorise(principal);
+      await rateLimit(deps, principal.tenant, res);
+      const params = parse(Params, req.params, 'path parameter');
+      const headers = parse(WriteHeaders, req.headers, 'header');
+      let data: Record<string, unknown> | undefined;
+      if (kind !== 'delete') {
+        requireContentType(req, kind);
+        await runMiddleware(rawBody, req, res);
+        data = readObject(req.body);
       }
-      const ifMatch = req.header('if-match');
-      const ifNoneMatch = req.header('if-none-match');
-      const idempotencyKey = req.header('idempotency-key');
       const command: Command = {
         v: 1,
         requestId: randomUUID(),
@@ -68,22 +132,22 @@ export function createGatewayApp(deps: GatewayDeps): express.Express {
         principal: principal.sub,
         collection: params.collection,
         id: params.id,
-        ...(kind !== 'delete' ? { data: body as Record<string, unknown> } : {}),
-        ...(ifMatch !== undefined ? { ifMatch: Number(parse(IfMatch, ifMatch, 'If-Match').slice(1, -1)) } : {}),
-        ...(ifNoneMatch !== undefined ? { ifNoneMatch: (parse(IfNoneMatch, ifNoneMatch, 'If-None-Match'), true as const) } : {}),
-        ...(idempotencyKey !== undefined ? { idempotencyKey: parse(IdempotencyKey, idempotencyKey, 'Idempotency-Key') } : {}),
-        ...(req.header('x-trace-id') ? { traceId: String(req.header('x-trace-id')).slice(0, 128) } : {}),
+        ...(data ? { data } : {}),
+        ...(headers['if-match'] !== undefined ? { ifMatch: Number(headers['if-match'].slice(1, -1)) } : {}),
+        ...(headers['if-none-match'] !== undefined ? { ifNoneMatch: true as const } : {}),
+        ...(headers['idempotency-key'] !== undefined ? { idempotencyKey: headers['idempotency-key'] } : {}),
+        ...(headers['x-trace-id'] ? { traceId: headers['x-trace-id'] } : {}),
         receivedAt: new Date().toISOString(),
       };
       if (command.ifNoneMatch && command.kind !== 'put') {
         throw new BadRequestError('If-None-Match: * is only meaningful on PUT.');
       }
-
-      const position = await deps.stream.put(command);
-      await emitQueued(deps, command);
-      const answer: WriteAccepted = { requestId: command.requestId, status: 'queued', ...position };
-      res.status(202).location(`/v1/requests/${command.requestId}`).json(answer);
-      deps.log.info('write queued', { requestId: command.requestId, tenant: command.tenant, kind, status: 202 });
+      const accepted = command.idempotencyKey
+        ? await idempotentPut(deps, command, res)
+        : await queue(deps, command);
+      res.locals.requestId = accepted.requestId;
+      if (lifecycle.closing) res.set('Connection', 'close');
+      res.status(202).location(`/v1/requests/${accepted.requestId}`).json(accepted);
     } catch (err) {
       next(err);
     }
@@ -97,9 +161,99 @@ export function createGatewayApp(deps: GatewayDeps): express.Express {
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const problem = toProblemError(mapBodyParserError(err));
     if (problem.status >= 500 && !(err instanceof ProblemError)) deps.log.error('unhandled error', { err, path: req.path });
+    if (lifecycle.closing) res.set('Connection', 'close');
     res.status(problem.status).set(problem.headers).type('application/problem+json').send(JSON.stringify(problem.toProblem(req.originalUrl)));
   });
   return app;
+}
+
+function authorise(principal: Principal) {
+  if (principal.roles.length && !principal.roles.some((r) => WRITE_ROLES.has(r))) {
+    throw new ForbiddenError(
+      `The token's roles (${principal.roles.join(', ')}) do not allow writes: one of ${[...WRITE_ROLES].join(', ')} is needed.`,
+    );
+  }
+}
+
+async function rateLimit(deps: GatewayDeps, tenant: string, res: Response) {
+  if (!deps.rateLimiter) return;
+  const d = await deps.rateLimiter.take(tenant);
+  const headers = {
+    'RateLimit-Limit': String(d.limit),
+    'RateLimit-Remaining': String(d.remaining),
+    'RateLimit-Reset': String(d.resetSeconds),
+  };
+  if (!d.allowed) {
+    throw new TooManyRequestsError(`Tenant ${tenant} exceeded its write rate of ${d.limit} per second.`, d.retryAfterSeconds, headers);
+  }
+  res.set(headers);
+}
+
+/** Puts the command; `queued` ack and status only once the stream accepted it. */
+async function queue(deps: GatewayDeps, command: Command): Promise<WriteAccepted> {
+  const position = await deps.stream.put(command);
+  await emitQueued(deps, command);
+  return accepted(command.requestId, position);
+}
+
+const accepted = (requestId: string, p: StreamPosition): WriteAccepted => ({
+  requestId, status: 'queued', shardId: p.shardId, sequenceNumber: p.sequenceNumber,
+});
+
+/**
+ * Same key + same request from the same principal: one record, one request id. A racing request
+ * waits for the owner's outcome; if the owner could not queue, the next one takes over with the
+ * same request id (so even an ambiguous first put cannot become a second event).
+ */
+async function idempotentPut(deps: GatewayDeps, command: Command, res: Response): Promise<WriteAccepted> {
+  const scope: IdempotencyScope = { tenant: command.tenant, principal: command.principal, key: command.idempotencyKey! };
+  const fingerprint = createHash('sha256')
+    .update(JSON.stringify([command.kind, command.collection, command.id, command.ifMatch ?? null, command.ifNoneMatch ?? null, command.data ?? null]))
+    .digest('base64url');
+  const giveUpAt = Date.now() + 30_000;
+  for (;;) {
+    const claim = await store(() => deps.idempotency.claim(scope, fingerprint, command.requestId));
+    if (claim.kind === 'owner') {
+      const cmd = { ...command, requestId: claim.requestId };
+      let position: StreamPosition;
+      try {
+        position = await deps.stream.put(cmd);
+      } catch (err) {
+        await deps.idempotency.release(scope, cmd.requestId).catch((e: unknown) => deps.log.warn('idempotency release failed', { err: e }));
+        throw err;
+      }
+      await deps.idempotency
+        .complete(scope, { fingerprint, requestId: cmd.requestId, state: 'done', leaseUntil: 0, ...position })
+        .catch((e: unknown) => deps.log.warn('idempotency completion not recorded', { requestId: cmd.requestId, err: e }));
+      await emitQueued(deps, cmd);
+      return accepted(cmd.requestId, position);
+    }
+    const rec = claim.record;
+    if (rec.fingerprint !== fingerprint) {
+      throw new UnprocessableError(
+        `Idempotency-Key "${scope.key}" was already used with a different request (request ${rec.requestId}); use a new key for a different write.`,
+      );
+    }
+    if (rec.state === 'done' && rec.shardId && rec.sequenceNumber) {
+      res.locals.replayed = true;
+      deps.metrics?.idempotentReplays.inc();
+      return accepted(rec.requestId, { shardId: rec.shardId, sequenceNumber: rec.sequenceNumber });
+    }
+    // Pending under another request's lease: wait for its outcome (bounded by the lease).
+    if (Date.now() > giveUpAt) {
+      throw new ServiceUnavailableError(`A request with Idempotency-Key "${scope.key}" is still in progress.`, 1);
+    }
+    await new Promise((r) => setTimeout(r, IDEMPOTENCY_POLL_MS));
+  }
+}
+
+async function store<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ProblemError) throw err;
+    throw new ServiceUnavailableError(`The idempotency store is unavailable (${(err as Error).message}); the write was not queued.`, 1);
+  }
 }
 
 /** The `queued` ack and request status follow the stream's acceptance; if they fail, the write is still queued. */
@@ -123,23 +277,42 @@ async function emitQueued(deps: GatewayDeps, cmd: Command): Promise<void> {
   }
 }
 
-function requireContentType(req: Request, kind: CommandKind) {
-  const type = (req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-  const allowed = kind === 'patch' ? ['application/merge-patch+json', 'application/json'] : ['application/json'];
-  if (!allowed.includes(type)) {
-    throw new UnsupportedMediaTypeError(
-      `Content-Type must be ${allowed.join(' or ')} for ${kind.toUpperCase()}${type ? `, not ${type}` : ''}.`,
-    );
+function requireContentType(req: Request, kind: Exclude<CommandKind, 'delete'>) {
+  const raw = req.header('content-type');
+  const allowed = CONTENT_TYPES[kind];
+  const what = `Content-Type must be ${allowed.join(' or ')} for ${kind.toUpperCase()}`;
+  if (!raw) throw new UnsupportedMediaTypeError(`${what}; the request has no Content-Type.`);
+  const [type, ...params] = raw.split(';').map((s) => s.trim());
+  const charset = params.find((p) => /^charset=/i.test(p))?.slice(8).replace(/^"|"$/g, '');
+  const ct = ContentType.safeParse({ type: type!.toLowerCase(), ...(charset !== undefined ? { charset } : {}) });
+  if (!ct.success) throw new UnsupportedMediaTypeError(`Content-Type charset ${charset} is not supported: it must be utf-8.`);
+  if (!allowed.includes(ct.data.type)) throw new UnsupportedMediaTypeError(`${what}, not ${ct.data.type}.`);
+}
+
+function readObject(body: unknown): Record<string, unknown> {
+  const text = Buffer.isBuffer(body) ? body.toString('utf8') : '';
+  if (!text.trim()) throw new BadRequestError('The request body is empty: a JSON object is required.');
+  const value = parseJsonBody(text);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+    throw new BadRequestError(`The request body must be a JSON object, not ${kind}.`);
   }
+  return value as Record<string, unknown>;
 }
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const out = schema.safeParse(value);
   if (out.success) return out.data;
   const issue = out.error.issues[0]!;
-  const where = issue.path.length ? `${what} parameter "${issue.path.join('.')}"` : what;
-  throw new BadRequestError(`Invalid ${where}: ${issue.message}.`);
+  const name = issue.path.join('.');
+  const label = what === 'header' ? headerName(name) : name;
+  throw new BadRequestError(`Invalid ${what} ${label}: ${issue.message}.`);
 }
+
+const HEADER_NAMES: Record<string, string> = {
+  'if-match': 'If-Match', 'if-none-match': 'If-None-Match', 'idempotency-key': 'Idempotency-Key', 'x-trace-id': 'X-Trace-Id',
+};
+const headerName = (h: string) => HEADER_NAMES[h] ?? h;
 
 function runMiddleware(mw: express.RequestHandler, req: Request, res: Response): Promise<void> {
   return new Promise((resolve, reject) => mw(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
@@ -147,17 +320,19 @@ function runMiddleware(mw: express.RequestHandler, req: Request, res: Response):
 
 /** body-parser's errors carry a `type`; give each a precise problem. */
 function mapBodyParserError(err: unknown): unknown {
-  const e = err as { type?: string; limit?: number; message?: string; status?: number };
+  const e = err as { type?: string; limit?: number; length?: number; message?: string; status?: number };
   switch (e?.type) {
     case 'entity.too.large':
-      return new PayloadTooLargeError(`The request body exceeds the limit of ${e.limit} bytes.`);
-    case 'entity.parse.failed':
-      return new BadRequestError(`The request body is not valid JSON: ${e.message}.`);
+      return new PayloadTooLargeError(
+        `The request body${e.length ? ` (${e.length} bytes)` : ''} exceeds the limit of ${e.limit} bytes.`,
+      );
     case 'encoding.unsupported':
     case 'charset.unsupported':
       return new UnsupportedMediaTypeError(e.message ?? 'Unsupported encoding.');
     case 'request.aborted':
       return new BadRequestError('The request was aborted by the client.');
+    case 'request.size.invalid':
+      return new BadRequestError('The request body length does not match its Content-Length.');
     default:
       return err;
   }

@@ -11,15 +11,37 @@ import { closeRedis, createRedis } from '../core/redis';
 import { closeOnSignals, type RunningService } from '../core/service';
 import { type HotStore, RedisHotStore } from '../read-model/stores';
 import { createGatewayApp } from './app';
-import { KinesisCommandStream } from './command-stream';
+import { BatchingCommandStream, type KinesisSender } from './batching-stream';
+import { type IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore } from './idempotency';
+import { createGatewayMetrics } from './metrics';
+import { type RateLimiter, TenantRateLimiter } from './rate-limit';
 
 /** Kinesis takes records up to 1 MiB and DynamoDB items up to 400 KB: bodies stay well below both. */
 export const HARD_MAX_BODY_BYTES = 256 * 1024;
+
+const nonNegativeInt = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
 
 export const GatewayConfig = z.object({
   GATEWAY_PORT: port(3000),
   HOST: z.string().default('127.0.0.1'),
   MAX_BODY_BYTES: positiveInt(64 * 1024).pipe(z.number().max(HARD_MAX_BODY_BYTES, `MAX_BODY_BYTES may be at most ${HARD_MAX_BODY_BYTES}`)),
+  /** PutRecords micro-batching (see gateway/batching-stream.ts). */
+  STREAM_LINGER_MS: nonNegativeInt(5),
+  STREAM_MAX_BATCH_RECORDS: positiveInt(500).pipe(z.number().max(500, 'PutRecords takes at most 500 records')),
+  STREAM_MAX_BATCH_BYTES: positiveInt(5 * 1024 * 1024).pipe(z.number().max(5 * 1024 * 1024, 'PutRecords takes at most 5 MiB')),
+  STREAM_MAX_BUFFERED: positiveInt(10_000),
+  STREAM_MAX_CONCURRENT_CALLS: positiveInt(4),
+  STREAM_RETRY_BUDGET_MS: positiveInt(2_000),
+  STREAM_CALL_TIMEOUT_MS: positiveInt(2_000),
+  /** Idempotency-Key window and the lease of an in-progress claim. */
+  IDEMPOTENCY_WINDOW_S: positiveInt(24 * 3600),
+  IDEMPOTENCY_LEASE_MS: positiveInt(5_000),
+  /** Per-tenant write rate (token bucket shared through Redis); 0 turns it off. */
+  RATE_LIMIT_PER_SECOND: nonNegativeInt(1_000),
+  RATE_LIMIT_BURST: nonNegativeInt(2_000),
+  RATE_LIMIT_BURST_WINDOW_S: positiveInt(10),
+  /** How long shutdown waits for open connections after the buffer is flushed. */
+  SHUTDOWN_GRACE_MS: positiveInt(5_000),
 }).merge(AuthEnv).merge(AwsEnv).merge(RedisEnv).merge(StreamEnv).merge(LogEnv);
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 
@@ -27,35 +49,78 @@ export interface GatewayOverrides {
   acks?: AckLog;
   hot?: HotStore;
   log?: Logger;
+  /** Single-node runs without Redis pass the in-memory store (with acks and hot). */
+  idempotency?: IdempotencyStore;
+  rateLimiter?: RateLimiter;
+  /** A Kinesis client to use instead of one built from the config (tests inject faults here). */
+  kinesis?: KinesisSender;
 }
 
 export async function startGateway(config: GatewayConfig, overrides: GatewayOverrides = {}): Promise<RunningService> {
   const log = overrides.log ?? createLogger(config.LOG_LEVEL, { service: 'gateway' });
-  const redis = overrides.acks && overrides.hot ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
+  // Without Redis (acks and hot store given in memory), the idempotency store and rate limiter stay in process too.
+  const singleNode = Boolean(overrides.acks && overrides.hot);
+  const redis = singleNode ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
   const acks = overrides.acks ?? new RedisAckLog(redis!, config.REDIS_PREFIX);
   const hot = overrides.hot ?? new RedisHotStore(redis!, config.REDIS_PREFIX);
-  const kinesis = createKinesis({ region: config.AWS_REGION, endpoint: config.KINESIS_ENDPOINT });
-  const stream = new KinesisCommandStream(kinesis, config.KINESIS_STREAM);
+  const idemTimes = { windowSeconds: config.IDEMPOTENCY_WINDOW_S, leaseMs: config.IDEMPOTENCY_LEASE_MS };
+  const idempotency = overrides.idempotency
+    ?? (redis ? new RedisIdempotencyStore(redis, config.REDIS_PREFIX, idemTimes) : new MemoryIdempotencyStore(idemTimes));
+  const rateLimiter = overrides.rateLimiter ?? (config.RATE_LIMIT_PER_SECOND > 0
+    ? new TenantRateLimiter(
+      { perSecond: config.RATE_LIMIT_PER_SECOND, burst: config.RATE_LIMIT_BURST, burstWindowSeconds: config.RATE_LIMIT_BURST_WINDOW_S },
+      redis ? { client: redis, prefix: config.REDIS_PREFIX } : undefined,
+    )
+    : undefined);
+  const ownKinesis = overrides.kinesis ? undefined : createKinesis({ region: config.AWS_REGION, endpoint: config.KINESIS_ENDPOINT });
+  const metrics = createGatewayMetrics();
+  const stream = new BatchingCommandStream(overrides.kinesis ?? ownKinesis!, config.KINESIS_STREAM, {
+    lingerMs: config.STREAM_LINGER_MS,
+    maxRecords: config.STREAM_MAX_BATCH_RECORDS,
+    maxBytes: config.STREAM_MAX_BATCH_BYTES,
+    maxBuffered: config.STREAM_MAX_BUFFERED,
+    maxConcurrentCalls: config.STREAM_MAX_CONCURRENT_CALLS,
+    retryBudgetMs: config.STREAM_RETRY_BUDGET_MS,
+    callTimeoutMs: config.STREAM_CALL_TIMEOUT_MS,
+  }, metrics.observer, log);
+  const lifecycle = { closing: false };
   const app = createGatewayApp({
-    stream, acks, hot, log, verifier: new TokenVerifier(config.AUTH_SECRET), maxBodyBytes: config.MAX_BODY_BYTES,
+    stream, acks, hot, log, idempotency, metrics, lifecycle,
+    ...(rateLimiter ? { rateLimiter } : {}),
+    verifier: new TokenVerifier(config.AUTH_SECRET), maxBodyBytes: config.MAX_BODY_BYTES,
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.GATEWAY_PORT, config.HOST, () => resolve(s)).on('error', reject);
   });
   const actual = (server.address() as { port: number }).port;
   log.info('gateway listening', { port: actual });
+  let closed: Promise<void> | undefined;
   return {
     name: 'gateway',
     port: actual,
     url: `http://${config.HOST}:${actual}`,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
+    /**
+     * Graceful shutdown: stop accepting (new connections refused, new requests 503), flush the
+     * buffer so every pending write is answered 202 or 503, then close connections and clients.
+     */
+    close() {
+      closed ??= (async () => {
+        lifecycle.closing = true;
+        log.info('gateway shutting down', { buffered: stream.depth });
+        const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-      });
-      await stream.close();
-      if (redis) await closeRedis(redis);
-      kinesis.destroy();
+        await stream.close();
+        const grace = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_GRACE_MS);
+        // Answers just written go out; idle keep-alive connections go now.
+        server.closeIdleConnections();
+        await serverClosed;
+        clearTimeout(grace);
+        await idempotency.close();
+        if (redis) await closeRedis(redis);
+        ownKinesis?.destroy();
+        log.info('gateway stopped');
+      })();
+      return closed;
     },
   };
 }

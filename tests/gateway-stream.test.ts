@@ -1,0 +1,222 @@
+/**
+ * The gateway's stream side: micro-batched PutRecords keep one item's order through partial
+ * failures; the buffer and the retry budget bound every request (503 + Retry-After, never a hang);
+ * shutdown answers every pending write; the per-tenant rate limit is shared through Redis;
+ * one log line per request and Prometheus metrics.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { type KinesisClient, PutRecordsCommand, type PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
+import { createKinesis } from '../core/aws';
+import { loadConfig } from '../core/config';
+import { createLogger } from '../core/log';
+import type { RunningService } from '../core/service';
+import type { KinesisSender } from '../gateway/batching-stream';
+import { GatewayConfig, type GatewayOverrides, startGateway } from '../gateway/main';
+import { request } from './helpers/http';
+import { inStreamOrder, readStream } from './helpers/kinesis-records';
+import { startStack, type Stack } from './helpers/stack';
+
+let stack: Stack;
+let kinesis: KinesisClient;
+let token: string;
+const started: RunningService[] = [];
+
+beforeAll(async () => {
+  stack = await startStack('gw_stream', { services: [] });
+  kinesis = createKinesis({ region: 'us-east-1', endpoint: stack.env.KINESIS_ENDPOINT });
+  token = await stack.token({ tenant: 'acme', sub: 'alice' });
+});
+afterAll(async () => {
+  for (const s of started) await s.close();
+  kinesis?.destroy();
+  await stack?.close();
+});
+
+async function gateway(env: Record<string, string> = {}, overrides: GatewayOverrides = {}) {
+  const g = await startGateway(loadConfig(GatewayConfig, { ...stack.env, ...env }), overrides);
+  started.push(g);
+  return g;
+}
+const put = (base: string, id: string, body: unknown, t = token) =>
+  request(`${base}/v1/collections/notes/items/${id}`, { method: 'PUT', token: t, json: body });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A MOCK, for a fault the emulator cannot produce: kinesalite never fails single PutRecords
+ * entries. This wrapper sends the real client only the entries it lets through and reports the
+ * others as throttled, exactly as Kinesis does for a partial failure (failed entries are not written).
+ */
+function partiallyFailing(real: KinesisClient, shouldFail: (data: string) => boolean) {
+  let injected = 0;
+  const sender: KinesisSender = {
+    send: (async (cmd: unknown, opts?: unknown) => {
+      if (!(cmd instanceof PutRecordsCommand)) return (real.send as (c: unknown, o?: unknown) => Promise<unknown>)(cmd, opts);
+      const entries = cmd.input.Records ?? [];
+      const fail = entries.map((e) => shouldFail(Buffer.from(e.Data!).toString('utf8')));
+      const passed = entries.filter((_, i) => !fail[i]);
+      const out = passed.length
+        ? await real.send(new PutRecordsCommand({ StreamName: cmd.input.StreamName!, Records: passed }))
+        : { Records: [], FailedRecordCount: 0 };
+      let j = 0;
+      const records = entries.map((_, i) => {
+        if (!fail[i]) return out.Records![j++]!;
+        injected++;
+        return { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'injected' };
+      });
+      return { ...out, Records: records, FailedRecordCount: fail.filter(Boolean).length } as PutRecordsCommandOutput;
+    }) as KinesisSender['send'],
+  };
+  return { sender, injected: () => injected };
+}
+
+/** A real fault: an endpoint that accepts connections and never answers. */
+async function blackhole(): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    close: () => new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    }),
+  };
+}
+
+test('one item\'s writes are on the stream in the order the gateway accepted them, even when PutRecords entries fail and are retried', async () => {
+  const seenFirst = new Set<string>();
+  // Every record's first attempt fails for about half of them: later records of the same item must wait.
+  const faults = partiallyFailing(kinesis, (data) => {
+    const { requestId } = JSON.parse(data) as { requestId: string };
+    if (seenFirst.has(requestId)) return false;
+    seenFirst.add(requestId);
+    return Math.random() < 0.5;
+  });
+  const g = await gateway({ STREAM_LINGER_MS: '15' }, { kinesis: faults.sender });
+  const items = ['o1', 'o2', 'o3', 'o4'];
+  const writes: Array<Promise<Awaited<ReturnType<typeof put>>>> = [];
+  for (let n = 0; n < 8; n++) {
+    for (const id of items) writes.push(put(g.url!, id, { n }));
+    await sleep(10); // sent (and so accepted) in n order per item
+  }
+  const answers = await Promise.all(writes);
+  expect(answers.map((a) => a.status)).toEqual(Array(writes.length).fill(202));
+  expect(faults.injected()).toBeGreaterThan(0);
+
+  const records = (await readStream(kinesis, stack.env.KINESIS_STREAM!)).filter((r) => r.command.collection === 'notes' && items.includes(r.command.id));
+  expect(records).toHaveLength(writes.length); // each once: failed entries were not written, retries wrote them once
+  for (const id of items) {
+    const order = inStreamOrder(records.filter((r) => r.command.id === id)).map((r) => (r.command.data as { n: number }).n);
+    expect({ id, order }).toEqual({ id, order: [0, 1, 2, 3, 4, 5, 6, 7] });
+  }
+  // Each 202 names the record's real position.
+  const byId = new Map(records.map((r) => [r.command.requestId, r]));
+  for (const a of answers) expect(byId.get(a.body.requestId)).toMatchObject({ shardId: a.body.shardId, sequenceNumber: a.body.sequenceNumber });
+  const metrics = await request(`${g.url}/metrics`);
+  expect(metrics.text).toMatch(/gateway_putrecords_retries_total\{reason="ProvisionedThroughputExceededException",service="gateway"\} [1-9]/);
+});
+
+test('a write the stream keeps throttling beyond the retry budget is answered 503 with Retry-After, and not written', async () => {
+  const faults = partiallyFailing(kinesis, (data) => data.includes('"throttled-item"'));
+  const g = await gateway({ STREAM_RETRY_BUDGET_MS: '300' }, { kinesis: faults.sender });
+  const t0 = Date.now();
+  const res = await put(g.url!, 'throttled-item', { a: 1 });
+  expect(res.status).toBe(503);
+  expect(res.headers.get('retry-after')).toBe('1');
+  expect(res.body.detail).toMatch(/did not accept the write within the retry budget/);
+  expect(Date.now() - t0).toBeLessThan(3000);
+  const records = await readStream(kinesis, stack.env.KINESIS_STREAM!);
+  expect(records.filter((r) => r.command.id === 'throttled-item')).toEqual([]);
+});
+
+test('when the buffer is full a write is answered 503 at once, and writes stuck on an unanswering stream get 503 within the budget', async () => {
+  const hole = await blackhole();
+  try {
+    const g = await gateway({
+      KINESIS_ENDPOINT: hole.url, STREAM_MAX_BUFFERED: '2', STREAM_RETRY_BUDGET_MS: '800', STREAM_CALL_TIMEOUT_MS: '400', STREAM_LINGER_MS: '0',
+    });
+    const stuck = [put(g.url!, 'b1', { a: 1 }), put(g.url!, 'b2', { a: 1 })];
+    await sleep(150);
+    const t0 = Date.now();
+    const full = await put(g.url!, 'b3', { a: 1 });
+    expect(full.status).toBe(503);
+    expect(full.headers.get('retry-after')).toBe('1');
+    expect(full.body.detail).toMatch(/write buffer is full \(2 records\)/);
+    expect(Date.now() - t0).toBeLessThan(300);
+    const late = await Promise.all(stuck);
+    expect(late.map((r) => r.status)).toEqual([503, 503]);
+    expect(late[0]!.body.detail).toMatch(/within the retry budget/);
+  } finally {
+    await hole.close();
+  }
+});
+
+test('shutdown flushes the buffer: every pending write is answered 202 and on the stream; afterwards connections are refused', async () => {
+  const g = await gateway({ STREAM_LINGER_MS: '500' });
+  const pending = ['s1', 's2', 's3', 's4', 's5'].map((id) => put(g.url!, id, { bye: true }));
+  await sleep(100); // all five are held by the batcher, waiting for the linger
+  const closing = g.close();
+  const answers = await Promise.all(pending);
+  await closing;
+  expect(answers.map((a) => a.status)).toEqual([202, 202, 202, 202, 202]);
+  const records = await readStream(kinesis, stack.env.KINESIS_STREAM!);
+  expect(records.filter((r) => r.command.data?.bye).map((r) => r.command.requestId).sort()).toEqual(answers.map((a) => a.body.requestId).sort());
+  await expect(put(g.url!, 's6', { bye: true })).rejects.toThrow();
+});
+
+test('shutdown answers a write the stream cannot take with 503 instead of leaving it pending', async () => {
+  const hole = await blackhole();
+  try {
+    const g = await gateway({ KINESIS_ENDPOINT: hole.url, STREAM_RETRY_BUDGET_MS: '600', STREAM_CALL_TIMEOUT_MS: '300' });
+    const pending = put(g.url!, 'never', { a: 1 });
+    await sleep(100);
+    await g.close();
+    const res = await pending;
+    expect(res.status).toBe(503);
+  } finally {
+    await hole.close();
+  }
+});
+
+test('the per-tenant rate limit is shared by gateway instances through Redis: 429 with Retry-After and RateLimit headers', async () => {
+  const env = { RATE_LIMIT_PER_SECOND: '3', RATE_LIMIT_BURST: '1', RATE_LIMIT_BURST_WINDOW_S: '60' };
+  const [a, b] = [await gateway(env), await gateway(env)];
+  const t = await stack.token({ tenant: 'ratelimited', sub: 'u' });
+  const answers = [];
+  for (let i = 0; i < 6; i++) answers.push(await put((i % 2 ? b : a).url!, `r${i}`, { i }, t));
+  const statuses = answers.map((r) => r.status);
+  expect(statuses.filter((s) => s === 202).length).toBeLessThanOrEqual(4);
+  const limited = answers.find((r) => r.status === 429)!;
+  expect(limited).toBeDefined();
+  expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  expect(limited.headers.get('ratelimit-limit')).toBe('3');
+  expect(limited.headers.get('ratelimit-remaining')).toBe('0');
+  expect(limited.headers.get('ratelimit-reset')).toMatch(/^\d+$/);
+  expect(limited.body.detail).toMatch(/Tenant ratelimited exceeded its write rate of 3 per second/);
+  const ok = answers.find((r) => r.status === 202)!;
+  expect(ok.headers.get('ratelimit-limit')).toBe('3');
+  // Another tenant is not affected.
+  expect((await put(a.url!, 'other', { x: 1 })).status).toBe(202);
+});
+
+test('each request is one structured log line (request id, tenant, status, latency) and /metrics serves Prometheus text', async () => {
+  const lines: string[] = [];
+  const g = await gateway({}, { log: createLogger('info', { service: 'gateway' }, (l) => lines.push(l)) });
+  const ok = await put(g.url!, 'logged', { a: 1 });
+  const bad = await request(`${g.url}/v1/collections/notes/items/logged`, { method: 'PUT', token, body: '[', headers: { 'content-type': 'application/json' } });
+  expect([ok.status, bad.status]).toEqual([202, 400]);
+  const requests = lines.map((l) => JSON.parse(l)).filter((e) => e.msg === 'request');
+  expect(requests).toEqual([
+    expect.objectContaining({ requestId: ok.body.requestId, tenant: 'acme', status: 202, method: 'PUT', latencyMs: expect.any(Number) }),
+    expect.objectContaining({ requestId: null, tenant: 'acme', status: 400, latencyMs: expect.any(Number) }),
+  ]);
+  const metrics = await request(`${g.url}/metrics`);
+  expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
+  expect(metrics.text).toMatch(/gateway_requests_total\{method="PUT",route="item",status="202",service="gateway"\} 1/);
+  expect(metrics.text).toMatch(/gateway_request_duration_seconds_bucket\{le="0.05",service="gateway",method="PUT",route="item",status="202"\} 1/);
+  expect(metrics.text).toMatch(/gateway_putrecords_batch_records_count\{service="gateway"\} 1/);
+  expect(metrics.text).toMatch(/gateway_buffer_depth\{service="gateway"\} 0/);
+});
