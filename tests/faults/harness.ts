@@ -68,9 +68,12 @@ export async function runFaults(opts: FaultRunOptions): Promise<PhaseResult[]> {
       principals.push({ tenant, sub, token, client });
     }
     const baselineRss = rssOf(stack);
-    for (const [phase, fault] of opts.faults.entries()) {
+    // FAULTS_ONLY=<substring> runs just the matching faults (to reproduce one quickly).
+    const only = process.env.FAULTS_ONLY?.toLowerCase();
+    const faults = only ? opts.faults.filter((f) => f.toLowerCase().includes(only)) : opts.faults;
+    for (const [phase, fault] of faults.entries()) {
       const started = Date.now();
-      log(`phase ${phase + 1}/${opts.faults.length}: ${fault}`);
+      log(`phase ${phase + 1}/${faults.length}: ${fault}`);
       const writes: WriteRecord[] = [];
       const load = runWorkload(stack, principals, writes, { ...opts, phase, random });
       const faultNote = await injectFault(stack, fault, opts, random, load.progress);
@@ -93,7 +96,7 @@ export async function runFaults(opts: FaultRunOptions): Promise<PhaseResult[]> {
         'read model = fold of log': await checkReadModel(stack.pg, stack.doc, stack.redis, {
           prefix: stack.redisPrefix, itemsTable: stack.env.ITEMS_TABLE!, requestsTable: stack.env.REQUESTS_TABLE!,
         }),
-        'no leaks': await checkLeaks(stack, baselineRss),
+        'no crash, no leaks': await checkLeaks(stack, baselineRss),
       };
       const refusedByStatus: Record<string, number> = {};
       for (const w of writes) if (w.status !== 202) refusedByStatus[w.status] = (refusedByStatus[w.status] ?? 0) + 1;
@@ -260,6 +263,12 @@ async function checkLeaks(stack: ProcessStack, baseline: Record<string, number>)
   for (const [svc, rss] of Object.entries(now)) {
     const base = baseline[svc] ?? rss;
     if (rss > 600 || rss - base > 300) bad.push(`${svc} RSS ${rss.toFixed(0)} MiB (started at ${base.toFixed(0)})`);
+  }
+  for (const svc of Object.values(stack.services)) {
+    if (svc.starts > 0 && !svc.running) {
+      bad.push(`${svc.name} crashed: ${svc.text().slice(-600).replace(/\s+/g, ' ')}`);
+      if (process.env.FAULTS_DEBUG) process.stdout.write(`--- ${svc.name} output ---\n${svc.text().slice(-5000)}\n`);
+    }
   }
   const stale = Object.values(stack.services).flatMap((s) => s.pids.slice(0, -1)).filter((pid) => {
     try {

@@ -32,7 +32,7 @@ export interface CheckResult {
   detail: string;
 }
 
-export const INVARIANTS = ['202 in log exactly once', 'non-202 not in log', 'one final ack, no queued after', 'read model = fold of log', 'no leaks'] as const;
+export const INVARIANTS = ['202 in log exactly once', 'non-202 not in log', 'one final ack, no queued after', 'read model = fold of log', 'no crash, no leaks'] as const;
 export type InvariantName = (typeof INVARIANTS)[number];
 
 export async function checkLog(pg: Pool, writes: WriteRecord[]): Promise<{ accepted: CheckResult; refused: CheckResult; decided: Map<string, { status: string; version: number | null }> }> {
@@ -123,7 +123,7 @@ export async function checkReadModel(
   if (states.rows.length !== folded.size) bad.push(`items table has ${states.rows.length} rows, the log folds to ${folded.size}`);
   for (const s of states.rows) {
     const f = folded.get(`${s.tenant}\u0000${s.collection}\u0000${s.item_id}`);
-    if (!f || f.version !== s.version || f.deleted !== s.deleted || JSON.stringify(f.data) !== JSON.stringify(s.data)) {
+    if (!f || f.version !== s.version || f.deleted !== s.deleted || canonical(f.data) !== canonical(s.data)) {
       bad.push(`${s.collection}/${s.item_id}: PostgreSQL state v${s.version} differs from the fold v${f?.version}`);
     }
   }
@@ -141,15 +141,15 @@ export async function checkReadModel(
     for (const s of chunk) pipeline.hmget(keys.item(s.tenant, s.collection, s.id), 'v', 'd');
     const hot = (await pipeline.exec()) ?? [];
     chunk.forEach((s, j) => {
-      const expected = s.deleted ? null : JSON.stringify({ collection: s.collection, id: s.id, version: s.version, updatedAt: s.updatedAt, data: s.data ?? {} });
+      const expected = s.deleted ? null : canonical({ collection: s.collection, id: s.id, version: s.version, updatedAt: s.updatedAt, data: s.data ?? {} });
       const d = got.get(`${itemsPk(s.tenant, s.collection)}\u0000${s.id}`);
-      const dJson = d ? (d.deleted ? null : String(d.doc)) : undefined;
+      const dJson = d ? (d.deleted ? null : canonical(JSON.parse(String(d.doc)))) : undefined;
       if (!d || Number(d.version) !== s.version || dJson !== expected) {
         bad.push(`${s.collection}/${s.id}: DynamoDB v${d?.version} ${d?.deleted ? 'deleted' : ''} vs fold v${s.version}${s.deleted ? ' deleted' : ''}`);
       }
       const [v, hd] = (hot[j]?.[1] as [string | null, string | null]) ?? [null, null];
       // The hot copy is a cache: absent is fine, present must equal the fold.
-      if (v !== null && (Number(v) !== s.version || (hd === '' ? null : hd) !== expected)) {
+      if (v !== null && (Number(v) !== s.version || (hd === '' || hd === null ? null : canonical(JSON.parse(hd))) !== expected)) {
         bad.push(`${s.collection}/${s.id}: Redis v${v} vs fold v${s.version}`);
       }
     });
@@ -175,4 +175,13 @@ export async function checkReadModel(
     ok: bad.length === 0,
     detail: bad.length ? `${bad.length} differences: ${bad.slice(0, 3).join('; ')}` : `${folded.size} items, ${events.rows.length} events, ${reqs.rows.length} requests equal`,
   };
+}
+
+/** JSON with object keys sorted: PostgreSQL's jsonb does not keep key order, so documents compare by content. */
+export function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, val: unknown) =>
+    val && typeof val === 'object' && !Array.isArray(val)
+      ? Object.fromEntries(Object.entries(val as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : val,
+  );
 }
