@@ -5,7 +5,7 @@ import { createDocumentClient, createDynamo } from '../core/aws';
 import { AuthEnv, AwsEnv, LogEnv, loadConfig, port, RedisEnv, runMain, TablesEnv } from '../core/config';
 import { createLogger, type Logger } from '../core/log';
 import { closeRedis, createRedis } from '../core/redis';
-import { closeOnSignals, type RunningService } from '../core/service';
+import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
 import { ReadModelReader } from './reader';
 import { createReadServer } from './server';
 import { DynamoDurableStore, type HotStore, RedisHotStore } from './stores';
@@ -23,6 +23,7 @@ export async function startReadModel(config: ReadConfig, overrides: { hot?: HotS
   const dynamo = createDynamo({ region: config.AWS_REGION, endpoint: config.DYNAMODB_ENDPOINT });
   const durable = new DynamoDurableStore(createDocumentClient(dynamo), config.ITEMS_TABLE, config.REQUESTS_TABLE);
   const server = createReadServer({ reader: new ReadModelReader(hot, durable, log), verifier: new TokenVerifier(config.AUTH_SECRET), log });
+  answerClientErrorsWithProblems(server);
   await new Promise<void>((resolve, reject) => server.listen(config.READ_PORT, config.HOST, resolve).on('error', reject));
   const actual = (server.address() as { port: number }).port;
   log.info('read API listening', { port: actual });
