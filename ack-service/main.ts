@@ -6,7 +6,7 @@ import { AuthEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMain } fro
 import { createLogger, type Logger } from '../core/log';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { closeRedis, createRedis } from '../core/redis';
-import { closeOnSignals, type RunningService } from '../core/service';
+import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
 import { AckServer, createAckHttpServer } from './server';
 
 export const AckConfig = z.object({
@@ -26,6 +26,7 @@ export async function startAckService(config: AckConfig, overrides: { acks?: Ack
   });
   await ack.start();
   const server = createAckHttpServer(ack);
+  answerClientErrorsWithProblems(server);
   await new Promise<void>((resolve, reject) => server.listen(config.ACK_PORT, config.HOST, resolve).on('error', reject));
   const actual = (server.address() as { port: number }).port;
   log.info('ack service listening', { port: actual });

@@ -36,6 +36,11 @@ class AckConnection {
     readonly route: AckRoute,
   ) {}
 
+  /** Live acks are held back while the history after `lastCursor` is (re)read. */
+  pause(): void {
+    this.replaying = true;
+  }
+
   offer(ack: Ack): void {
     if (this.replaying) this.buffered.push(ack);
     else this.send(ack);
@@ -64,10 +69,13 @@ export class AckServer {
   constructor(private readonly deps: AckServerDeps) {}
 
   async start(): Promise<void> {
-    this.unsubscribe = await this.deps.acks.subscribe((route, ack) => {
-      const conns = this.byRoute.get(routeKey(route));
-      if (conns) for (const c of conns) c.offer(ack);
-    });
+    this.unsubscribe = await this.deps.acks.subscribe(
+      (route, ack) => {
+        const conns = this.byRoute.get(routeKey(route));
+        if (conns) for (const c of conns) c.offer(ack);
+      },
+      () => this.catchUpAll(),
+    );
     this.heartbeat = setInterval(() => this.beat(), this.deps.heartbeatMs);
   }
 
@@ -111,6 +119,9 @@ export class AckServer {
     ws.on('pong', () => {
       conn.alive = true;
     });
+    // Oversized or invalid frames make ws emit 'error' (then it closes with 1009/1007/1002);
+    // without a listener that error would crash the whole service.
+    ws.on('error', (err) => this.deps.log.debug('client connection error', { err }));
     ws.on('close', () => {
       set.delete(conn);
       if (set.size === 0) this.byRoute.delete(key);
@@ -124,6 +135,19 @@ export class AckServer {
       this.deps.log.error('replay failed', { err });
       ws.close(1011, 'Could not read the ack history; reconnect with the same cursor.');
     });
+  }
+
+  /** Live delivery had a gap: every open connection re-reads the history after its last cursor. */
+  private catchUpAll(): void {
+    for (const set of this.byRoute.values()) {
+      for (const conn of set) {
+        conn.pause();
+        this.replay(conn, conn.lastCursor).catch((err: unknown) => {
+          this.deps.log.error('catch-up replay failed', { err });
+          conn.ws.close(1011, 'Could not read the ack history; reconnect with the same cursor.');
+        });
+      }
+    }
   }
 
   private async replay(conn: AckConnection, after: number): Promise<void> {

@@ -24,8 +24,12 @@ export interface AckLog {
   append(route: AckRoute, draft: AckDraft): Promise<Ack | null>;
   /** The retained acks with cursor > `after` (at most `limit`, oldest first). `after = 0` means all retained. */
   readAfter(route: AckRoute, after: number, limit: number): Promise<ReadAfterResult>;
-  /** Live acks of every principal, in append order. */
-  subscribe(listener: AckListener): Promise<() => Promise<void>>;
+  /**
+   * Live acks of every principal, in append order. `onGap` is called when live delivery was
+   * interrupted (the subscription was lost and is back): acks published meanwhile were missed and
+   * must be read from the history with readAfter.
+   */
+  subscribe(listener: AckListener, onGap?: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

@@ -68,6 +68,7 @@ export class RedisAckLog implements AckLog {
   private readonly keys: RedisKeys;
   private subscriber: Redis | undefined;
   private readonly listeners = new Set<AckListener>();
+  private readonly gapListeners = new Set<() => void>();
 
   constructor(
     private readonly redis: Redis,
@@ -120,8 +121,9 @@ export class RedisAckLog implements AckLog {
     return { kind: 'acks', acks };
   }
 
-  async subscribe(listener: AckListener): Promise<() => Promise<void>> {
+  async subscribe(listener: AckListener, onGap?: () => void): Promise<() => Promise<void>> {
     this.listeners.add(listener);
+    if (onGap) this.gapListeners.add(onGap);
     if (!this.subscriber) {
       const sub = this.redis.duplicate();
       this.subscriber = sub;
@@ -129,15 +131,28 @@ export class RedisAckLog implements AckLog {
         const { route, ack } = decodeMessage(msg);
         for (const l of this.listeners) l(route, ack);
       });
+      // Pub/sub is fire-and-forget: whatever was published while the connection was down is lost
+      // for live delivery. ioredis resubscribes before 'ready', so a history read from now on covers the gap.
+      let readyOnce = false;
+      sub.on('ready', () => {
+        if (!readyOnce) {
+          readyOnce = true;
+          return;
+        }
+        for (const g of this.gapListeners) g();
+      });
       await sub.subscribe(this.keys.ackChannel());
+      readyOnce = true;
     }
     return async () => {
       this.listeners.delete(listener);
+      if (onGap) this.gapListeners.delete(onGap);
     };
   }
 
   async close(): Promise<void> {
     this.listeners.clear();
+    this.gapListeners.clear();
     if (this.subscriber) {
       this.subscriber.disconnect();
       this.subscriber = undefined;

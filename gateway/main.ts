@@ -8,7 +8,7 @@ import { AuthEnv, AwsEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMa
 import { createLogger, type Logger } from '../core/log';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { closeRedis, createRedis } from '../core/redis';
-import { closeOnSignals, type RunningService } from '../core/service';
+import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
 import { type HotStore, RedisHotStore } from '../read-model/stores';
 import { createGatewayApp } from './app';
 import { BatchingCommandStream, type KinesisSender } from './batching-stream';
@@ -92,6 +92,7 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.GATEWAY_PORT, config.HOST, () => resolve(s)).on('error', reject);
   });
+  answerClientErrorsWithProblems(server);
   const actual = (server.address() as { port: number }).port;
   log.info('gateway listening', { port: actual });
   let closed: Promise<void> | undefined;

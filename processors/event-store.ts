@@ -86,16 +86,26 @@ export class PgEventStore implements EventStore {
 
   async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // A checked-out client has no pool error listener: a connection reset between two queries
+    // would be an unhandled 'error' event and kill the process. Keep it, and discard the client.
+    let lost: Error | undefined;
+    const onError = (err: Error) => {
+      lost = err;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const out = await work(client);
       await client.query('COMMIT');
       return out;
     } catch (err) {
+      lost ??= err as Error;
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
-      client.release();
+      client.off('error', onError);
+      // After any failure the connection's state is unknown: destroy it rather than reuse it.
+      client.release(lost);
     }
   }
 

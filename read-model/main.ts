@@ -10,7 +10,7 @@ import { createDocumentClient } from '../core/aws';
 import { AuthEnv, AwsEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMain, TablesEnv } from '../core/config';
 import { createLogger, type Logger } from '../core/log';
 import { closeRedis } from '../core/redis';
-import { closeOnSignals, type RunningService } from '../core/service';
+import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
 import { ReadModelReader } from './reader';
 import { createReadServer } from './server';
 import { DynamoDurableStore, type DurableStore, type HotStore, RedisHotStore } from './stores';
@@ -93,6 +93,7 @@ export async function startReadModel(config: ReadConfig, overrides: ReadOverride
   const verifier = new CachingTokenVerifier(new TokenVerifier(config.AUTH_SECRET), config.READ_TOKEN_CACHE_SIZE);
   const server = createReadServer({ reader, verifier, log, minVersionWaitMs: config.READ_MIN_VERSION_WAIT_MS });
   server.keepAliveTimeout = 65_000; // longer than typical load balancer idle timeouts
+  answerClientErrorsWithProblems(server);
   await new Promise<void>((resolve, reject) => server.listen(config.READ_PORT, config.HOST, resolve).on('error', reject));
   const actual = (server.address() as { port: number }).port;
   log.info('read API listening', { port: actual });
