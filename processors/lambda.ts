@@ -16,6 +16,7 @@ import { DynamoDurableStore, RedisHotStore } from '../read-model/stores';
 import { PgEventStore } from './event-store';
 import { createKinesisHandler, type KinesisHandler } from './handler';
 import { Projector } from './projector';
+import { fanOutStores } from './replay/fanout'; // [replay]
 
 const LambdaConfig = z
   .object({
@@ -47,10 +48,14 @@ async function build(): Promise<KinesisHandler> {
   const pool = new Pool({ connectionString: await databaseUrl(config), max: config.PG_POOL_SIZE });
   pool.on('error', (err) => log.warn('idle PostgreSQL connection lost', { err }));
   const redis = createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
-  const durable = new DynamoDurableStore(createDocumentClient(createDynamo({ region: config.AWS_REGION })), config.ITEMS_TABLE, config.REQUESTS_TABLE);
+  const doc = createDocumentClient(createDynamo({ region: config.AWS_REGION }));
+  const durable = new DynamoDurableStore(doc, config.ITEMS_TABLE, config.REQUESTS_TABLE);
+  // [replay] item writes fan out to every deployed version of the projection (processors/replay/fanout.ts).
+  const versioned = fanOutStores({ doc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX,
+    base: { durable, hot: new RedisHotStore(redis, config.REDIS_PREFIX) } });
   return createKinesisHandler({
     store: new PgEventStore(pool),
-    projector: new Projector(durable, new RedisHotStore(redis, config.REDIS_PREFIX)),
+    projector: new Projector(versioned.durable, versioned.hot),
     acks: new RedisAckLog(redis, config.REDIS_PREFIX),
     log,
   });

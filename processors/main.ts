@@ -18,6 +18,7 @@ import { createKinesisHandler } from './handler';
 import { migrate } from './migrate';
 import { Projector } from './projector';
 import { StreamRunner } from './runner';
+import { fanOutStores } from './replay/fanout'; // [replay]
 
 export const ProcessorsConfig = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
@@ -49,7 +50,9 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   const durable = new DynamoDurableStore(createDocumentClient(dynamo), config.ITEMS_TABLE, config.REQUESTS_TABLE);
   const kinesis = createKinesis({ region: config.AWS_REGION, endpoint: config.KINESIS_ENDPOINT });
 
-  const handler = createKinesisHandler({ store: new PgEventStore(pool), projector: new Projector(durable, hot), acks, log });
+  // [replay] item writes fan out to every deployed version of the projection (processors/replay/fanout.ts).
+  const versioned = fanOutStores({ doc: createDocumentClient(dynamo), redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base: { durable, hot } });
+  const handler = createKinesisHandler({ store: new PgEventStore(pool), projector: new Projector(versioned.durable, versioned.hot), acks, log });
   const runner = new StreamRunner({
     kinesis,
     stream: config.KINESIS_STREAM,

@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../core/log';
 import { closeRedis, createRedis } from '../core/redis';
 import { closeOnSignals, type RunningService } from '../core/service';
 import { ReadModelReader } from './reader';
+import { liveStores } from './registry'; // [replay]
 import { createReadServer } from './server';
 import { DynamoDurableStore, type HotStore, RedisHotStore } from './stores';
 
@@ -21,8 +22,11 @@ export async function startReadModel(config: ReadConfig, overrides: { hot?: HotS
   const redis = overrides.hot ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
   const hot = overrides.hot ?? new RedisHotStore(redis!, config.REDIS_PREFIX);
   const dynamo = createDynamo({ region: config.AWS_REGION, endpoint: config.DYNAMODB_ENDPOINT });
-  const durable = new DynamoDurableStore(createDocumentClient(dynamo), config.ITEMS_TABLE, config.REQUESTS_TABLE);
-  const server = createReadServer({ reader: new ReadModelReader(hot, durable, log), verifier: new TokenVerifier(config.AUTH_SECRET), log });
+  const doc = createDocumentClient(dynamo);
+  const baseDurable = new DynamoDurableStore(doc, config.ITEMS_TABLE, config.REQUESTS_TABLE);
+  // [replay] items are read from the live version of the projection, resolved through the registry (read-model/registry.ts).
+  const live = liveStores({ doc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base: { durable: baseDurable, hot } });
+  const server = createReadServer({ reader: new ReadModelReader(live.hot, live.durable, log), verifier: new TokenVerifier(config.AUTH_SECRET), log });
   await new Promise<void>((resolve, reject) => server.listen(config.READ_PORT, config.HOST, resolve).on('error', reject));
   const actual = (server.address() as { port: number }).port;
   log.info('read API listening', { port: actual });
