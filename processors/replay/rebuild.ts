@@ -19,7 +19,7 @@ import {
 import { DynamoDurableStore, type DurableStore } from '../../read-model/stores';
 import type { Projection } from '../projections';
 import { latestProjection, projectionAt } from './catalog';
-import { countUpTo, foldItems, foldLog, type ItemKey, itemsChangedBetween, logHead } from './fold';
+import { countUpTo, foldItems, foldLog, type FoldPage, type ItemKey, itemsChangedBetween, logHead } from './fold';
 import { type ProgressSink, silentProgress } from './progress';
 
 export interface ReplayDeps {
@@ -92,7 +92,7 @@ export async function createItemsTableLike(dynamo: DynamoDBClient, like: string,
 }
 
 /** Writes final item states with bounded parallel version-guarded puts. */
-export async function putStates(store: DurableStore, projection: Projection, states: ItemState[], concurrency: number): Promise<void> {
+export async function putStates(store: Pick<DurableStore, 'putItem'>, projection: Projection, states: ItemState[], concurrency: number): Promise<void> {
   let i = 0;
   const worker = async () => {
     while (i < states.length) {
@@ -101,6 +101,34 @@ export async function putStates(store: DurableStore, projection: Projection, sta
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, states.length) }, worker));
+}
+
+/**
+ * The fast path: reads the log up to `head` in item order, folds each page in memory and writes
+ * only final states with bounded parallel guarded puts; the next page is read while this one is
+ * written. `onPage` runs after a page is fully written (the checkpoint point).
+ */
+export async function foldInto(
+  pool: Pool,
+  o: { head: string; after?: ItemKey | null; pageSize: number; concurrency: number; store: Pick<DurableStore, 'putItem'>; projection: Projection;
+    onPage?: (page: FoldPage) => Promise<void> | void },
+): Promise<{ events: number; items: number }> {
+  let events = 0;
+  let items = 0;
+  const pages = foldLog(pool, { head: o.head, after: o.after ?? null, pageSize: o.pageSize });
+  let next = pages.next();
+  for (;;) {
+    const r = await next;
+    if (r.done) break;
+    const page = r.value;
+    if (!page.end) next = pages.next();
+    await putStates(o.store, o.projection, page.items, o.concurrency);
+    events += page.events;
+    items += page.items.length;
+    await o.onPage?.(page);
+    if (page.end) break;
+  }
+  return { events, items };
 }
 
 export async function rebuild(deps: ReplayDeps, opts: RebuildOptions): Promise<RebuildResult> {
@@ -152,27 +180,19 @@ export async function rebuild(deps: ReplayDeps, opts: RebuildOptions): Promise<R
   const head = v.head!;
   const total = v.total!;
   let done = total - (v.cursor ? await countUpTo(deps.pool, head, v.cursor) : total);
-  let items = 0;
-  let events = 0;
 
-  // 4. Fold the log up to the head, page by page; the next page is read while this one is written.
-  const pages = foldLog(deps.pool, { head, after: v.cursor ?? null, pageSize });
-  let next = pages.next();
-  for (;;) {
-    const r = await next;
-    if (r.done) break;
-    const page = r.value;
-    if (!page.end) next = pages.next();
-    await putStates(store, projection, page.items, concurrency);
-    done += page.events;
-    events += page.events;
-    items += page.items.length;
-    const cursor = page.cursor;
-    await updateRecord(deps, opts.projection, (x) => Object.assign(x.versions[String(n)]!, { cursor, done, progressAt: new Date().toISOString() }));
-    progress.update(done, total);
-    await opts.onPage?.(done, total);
-    if (page.end) break;
-  }
+  // 4. Fold the log up to the head, page by page, checkpointing after each written page.
+  const res = await foldInto(deps.pool, {
+    head, after: v.cursor ?? null, pageSize, concurrency, store, projection,
+    onPage: async (page) => {
+      done += page.events;
+      const cursor = page.cursor;
+      await updateRecord(deps, opts.projection, (x) => Object.assign(x.versions[String(n)]!, { cursor, done, progressAt: new Date().toISOString() }));
+      progress.update(done, total);
+      await opts.onPage?.(done, total);
+    },
+  });
+  const { events, items } = res;
   progress.finish(done, total);
 
   // 5. Catch up: items written after the head are projected by the processors already; folding
