@@ -36,7 +36,7 @@ export function createProgress(opts: ProgressOptions): ProgressSink {
   const interval = opts.intervalMs ?? (tty ? 100 : 5000);
   const start = now();
   let startDone: number | undefined;
-  let last = 0;
+  let last = -Infinity; // the first update is drawn at once
   const line = (done: number, total: number) => {
     startDone ??= done;
     const secs = (now() - start) / 1000;
