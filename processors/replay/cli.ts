@@ -27,9 +27,9 @@ export const ReplayConfig = z.object({
 }).merge(AwsEnv).merge(RedisEnv).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
 
 export const USAGE = `usage: npm run replay -- <command> [options]
-  rebuild   --projection <name> [--from log] [--keep-old <duration>] [--page-size <n>] [--concurrency <n>]
-            build a new version of the projection from the event log, switch readers when caught up
-            (rerun the same command to resume a killed rebuild)
+  rebuild   --projection <name> [--from log|stream] [--since <ISO time>] [--keep-old <duration>] [--page-size <n>] [--concurrency <n>]
+            build a new version of the projection from the event log (or the stream's retention window),
+            switch readers when caught up (rerun the same command to resume a killed rebuild)
   verify    --projection <name> [--max-diffs <n>] [--json]   compare the live read model with the log; exit 1 on a difference
   reprocess --from stream [--since <ISO time>]            feed a stream range through the processors again
   status    [--json]                                        projections, versions, live, progress, lag
@@ -117,17 +117,28 @@ export async function runReplay(argv: string[], env: NodeJS.ProcessEnv = process
       case 'rebuild': {
         const projection = str(flags, 'projection', true);
         const from = str(flags, 'from') ?? 'log';
-        if (from !== 'log') throw new UsageError('rebuild reads the event log (--from log); to re-feed the stream after a database restore use "reprocess --from stream", then rebuild from the log');
-        if (flags.since !== undefined) throw new UsageError('rebuild folds the whole log into a new version; --since is not supported for rebuilds (see docs/RUNBOOK.md)');
+        if (from !== 'log' && from !== 'stream') throw new UsageError('--from must be log or stream');
+        const sinceRaw = str(flags, 'since');
+        if (sinceRaw !== undefined && from === 'log') throw new UsageError('a log rebuild folds the whole log into a new version; --since applies to --from stream (see docs/RUNBOOK.md)');
+        const since = sinceRaw === undefined ? undefined : new Date(sinceRaw);
+        if (since && Number.isNaN(since.getTime())) throw new UsageError(`--since must be an ISO time, got "${sinceRaw}"`);
         const pageSize = int(flags, 'page-size');
         const concurrency = int(flags, 'concurrency');
-        const res = await rebuild(deps, {
-          projection,
-          keepOldMs: parseDuration(str(flags, 'keep-old') ?? '24h'),
-          ...(pageSize ? { pageSize } : {}),
-          ...(concurrency ? { concurrency } : {}),
-          progress: createProgress({ label: `rebuild ${projection}`, out: io.err }),
-        });
+        const kinesis = from === 'stream' ? createKinesis({ region: config.AWS_REGION, endpoint: config.KINESIS_ENDPOINT }) : undefined;
+        let res;
+        try {
+          res = await rebuild({ ...deps, ...(kinesis ? { kinesis, stream: config.KINESIS_STREAM } : {}) }, {
+            projection,
+            from,
+            ...(since ? { since } : {}),
+            keepOldMs: parseDuration(str(flags, 'keep-old') ?? '24h'),
+            ...(pageSize ? { pageSize } : {}),
+            ...(concurrency ? { concurrency } : {}),
+            progress: createProgress({ label: `rebuild ${projection}`, out: io.err }),
+          });
+        } finally {
+          kinesis?.destroy();
+        }
         io.out(`rebuilt ${projection} v${res.version}${res.resumed ? ' (resumed)' : ''}: ${res.events} events, ${res.items} items in ${res.seconds.toFixed(1)} s; live: v${res.version} (previous v${res.previous} kept)`);
         return 0;
       }

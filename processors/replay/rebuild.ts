@@ -8,6 +8,7 @@
  * write; the previous version is kept (still projected into) for rollback, then retired.
  */
 import { CreateTableCommand, DeleteTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
@@ -21,6 +22,7 @@ import type { Projection } from '../projections';
 import { latestProjection, projectionAt } from './catalog';
 import { countUpTo, foldItems, foldLog, type FoldPage, type ItemKey, itemsChangedBetween, logHead } from './fold';
 import { type ProgressSink, silentProgress } from './progress';
+import { copyTable, foldStream, stateFromStore } from './stream-source';
 
 export interface ReplayDeps {
   pool: Pool;
@@ -32,12 +34,18 @@ export interface ReplayDeps {
   requestsTable: string;
   redisPrefix: string;
   log: (line: string) => void;
+  kinesis?: KinesisClient;
+  stream?: string;
   /** Wait after registering a version before reading the log head (> the processors' registry cache). */
   settleMs?: number;
 }
 
 export interface RebuildOptions {
   projection: string;
+  /** `log` (default): the event log; `stream`: the commands in the stream's retention window. */
+  from?: 'log' | 'stream';
+  /** Stream source only: start at this time, on top of a copy of the live version. */
+  since?: Date;
   keepOldMs: number;
   pageSize?: number;
   concurrency?: number;
@@ -154,7 +162,7 @@ export async function rebuild(deps: ReplayDeps, opts: RebuildOptions): Promise<R
       if (Object.values(r.versions).some((x) => x.state === 'building')) throw new Error(`projection ${opts.projection} is already being rebuilt`);
       r.versions[String(n)] = {
         n, code, itemsTable: table, redisPrefix: versionRedisPrefix(deps.redisPrefix, n), state: 'building',
-        createdAt: new Date().toISOString(), source: 'log', cursor: null,
+        createdAt: new Date().toISOString(), source: opts.from ?? 'log', cursor: null,
       };
     });
     v = rec.versions[String(n)]!;
@@ -170,39 +178,60 @@ export async function rebuild(deps: ReplayDeps, opts: RebuildOptions): Promise<R
   const wait = Date.parse(v.createdAt) + settleMs - Date.now();
   if (wait > 0) await sleep(wait);
 
-  // 3. The head is captured after that, once, and kept across resumes.
-  if (v.head === undefined) {
-    const head = await logHead(deps.pool);
-    const total = await countUpTo(deps.pool, head);
-    rec = await updateRecord(deps, opts.projection, (r) => Object.assign(r.versions[String(n)]!, { head, total, done: 0, progressAt: new Date().toISOString() }));
-    v = rec.versions[String(n)]!;
-  }
-  const head = v.head!;
-  const total = v.total!;
-  let done = total - (v.cursor ? await countUpTo(deps.pool, head, v.cursor) : total);
+  let events = 0;
+  let items = 0;
+  if (v.source === 'stream') {
+    // 3'. Stream source: decided again in memory; restarted from the range's start when resumed (guarded writes make that harmless).
+    if (!deps.kinesis || !deps.stream) throw new Error('a stream rebuild needs the Kinesis client and stream name');
+    const since = opts.since;
+    if (since) {
+      const copied = await copyTable(deps.doc, liveVersion(rec).itemsTable, store);
+      deps.log(`copied ${copied} items of the live version as the base of the stream range since ${since.toISOString()}`);
+    }
+    const folded = await foldStream(
+      { kinesis: deps.kinesis, stream: deps.stream, ...(since ? { since } : {}), until: new Date(), log: deps.log },
+      (cmd) => (since ? stateFromStore(store, cmd) : Promise.resolve(undefined)),
+    );
+    await putStates(store, projection, folded.states, concurrency);
+    progress.finish(folded.records, folded.records);
+    events = folded.records;
+    items = folded.states.length;
+  } else {
+    // 3. The head is captured after that, once, and kept across resumes.
+    if (v.head === undefined) {
+      const head = await logHead(deps.pool);
+      const total = await countUpTo(deps.pool, head);
+      rec = await updateRecord(deps, opts.projection, (r) => Object.assign(r.versions[String(n)]!, { head, total, done: 0, progressAt: new Date().toISOString() }));
+      v = rec.versions[String(n)]!;
+    }
+    const head = v.head!;
+    const total = v.total!;
+    let done = total - (v.cursor ? await countUpTo(deps.pool, head, v.cursor) : total);
 
-  // 4. Fold the log up to the head, page by page, checkpointing after each written page.
-  const res = await foldInto(deps.pool, {
-    head, after: v.cursor ?? null, pageSize, concurrency, store, projection,
-    onPage: async (page) => {
-      done += page.events;
-      const cursor = page.cursor;
-      await updateRecord(deps, opts.projection, (x) => Object.assign(x.versions[String(n)]!, { cursor, done, progressAt: new Date().toISOString() }));
-      progress.update(done, total);
-      await opts.onPage?.(done, total);
-    },
-  });
-  const { events, items } = res;
-  progress.finish(done, total);
+    // 4. Fold the log up to the head, page by page, checkpointing after each written page.
+    const res = await foldInto(deps.pool, {
+      head, after: v.cursor ?? null, pageSize, concurrency, store, projection,
+      onPage: async (page) => {
+        done += page.events;
+        const cursor = page.cursor;
+        await updateRecord(deps, opts.projection, (x) => Object.assign(x.versions[String(n)]!, { cursor, done, progressAt: new Date().toISOString() }));
+        progress.update(done, total);
+        await opts.onPage?.(done, total);
+      },
+    });
+    events = res.events;
+    items = res.items;
+    progress.finish(done, total);
 
-  // 5. Catch up: items written after the head are projected by the processors already; folding
-  // them again from the log closes any gap (e.g. a processor that was down at registration).
-  const head2 = await logHead(deps.pool);
-  const changed = await itemsChangedBetween(deps.pool, head, head2);
-  for (let i = 0; i < changed.length; i += 1000) {
-    await putStates(store, projection, await foldItems(deps.pool, changed.slice(i, i + 1000)), concurrency);
+    // 5. Catch up: items written after the head are projected by the processors already; folding
+    // them again from the log closes any gap (e.g. a processor that was down at registration).
+    const head2 = await logHead(deps.pool);
+    const changed = await itemsChangedBetween(deps.pool, head, head2);
+    for (let i = 0; i < changed.length; i += 1000) {
+      await putStates(store, projection, await foldItems(deps.pool, changed.slice(i, i + 1000)), concurrency);
+    }
+    if (changed.length) deps.log(`caught up: ${changed.length} items changed after the head (position ${head} → ${head2})`);
   }
-  if (changed.length) deps.log(`caught up: ${changed.length} items changed after the head (position ${head} → ${head2})`);
 
   // 6. Switch readers: one conditional registry write.
   let previous = 0;
