@@ -136,6 +136,10 @@ describe('a killed rebuild', () => {
       expect(halfway.state).toBe('building');
       expect(halfway.done!).toBeLessThan(total);
       expect((await deps.registry.get('items')).live).toBe(1);
+      const st: string[] = [];
+      expect(await runReplay(['status'], env, { out: (l) => st.push(l), err: { write: () => true } })).toBe(0);
+      expect(st.join('\n')).toMatch(new RegExp(`v2 building code v1 .* — ${halfway.done}/${total} events`));
+      expect(st.join('\n')).toMatch(/v1 live/);
 
       const lines: string[] = [];
       const code = await runReplay(['rebuild', '--projection', 'items', '--page-size', '64', '--keep-old', '1h'], env, { out: (l) => lines.push(l), err: { write: () => true } });
