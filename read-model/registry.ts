@@ -340,9 +340,19 @@ export function versionWiring(w: VersionedWiring): { registry: DynamoProjectionR
   const registry = new DynamoProjectionRegistry(w.doc, registryTableName(w.itemsTable), { itemsTable: w.itemsTable, redisPrefix: w.redisPrefix });
   const stores = memoStores(
     (table) => (table === w.itemsTable ? w.base.durable : new DynamoDurableStore(w.doc, table, w.requestsTable)),
-    (prefix) => (prefix === w.redisPrefix ? w.base.hot : w.redis ? new RedisHotStore(w.redis, prefix) : new MemoryHotStore()),
+    (prefix) => (prefix === w.redisPrefix ? w.base.hot : w.redis ? new RedisHotStore(w.redis, prefix) : memoryVersionOf(w.base.hot, prefix)),
   );
   return { registry, stores, projection: w.projection ?? 'items' };
+}
+
+// Single-node runs share one in-process hot copy between processors and read API: so must its versions.
+const memoryVersions = new WeakMap<HotStore, Map<string, HotStore>>();
+function memoryVersionOf(base: HotStore, prefix: string): HotStore {
+  let m = memoryVersions.get(base);
+  if (!m) memoryVersions.set(base, (m = new Map()));
+  let s = m.get(prefix);
+  if (!s) m.set(prefix, (s = new MemoryHotStore()));
+  return s;
 }
 
 /** The read API's stores: items from the live version of the projection. */
