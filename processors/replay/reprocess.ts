@@ -65,16 +65,28 @@ function orderParentsFirst(shards: Shard[]): Shard[] {
 async function iterator(o: ReprocessOptions, shardId: string, at?: string): Promise<string | undefined> {
   const base = { StreamName: o.stream, ShardId: shardId };
   if (at) return (await o.kinesis.send(new GetShardIteratorCommand({ ...base, ShardIteratorType: 'AT_SEQUENCE_NUMBER', StartingSequenceNumber: at }))).ShardIterator;
-  if (o.since) {
+  return shardIterator(o.kinesis, o.stream, shardId, o.since, o.log);
+}
+
+/**
+ * An iterator at `since` (AT_TIMESTAMP), else at TRIM_HORIZON. Callers also skip records before
+ * `since` themselves, so the fallback is safe: it is taken when AT_TIMESTAMP is refused or does not
+ * answer — kinesalite never answers AT_TIMESTAMP on a shard with no record after the timestamp.
+ */
+export async function shardIterator(kinesis: KinesisClient, stream: string, shardId: string, since: Date | undefined, log: (l: string) => void): Promise<string | undefined> {
+  const base = { StreamName: stream, ShardId: shardId };
+  if (since) {
     try {
-      return (await o.kinesis.send(new GetShardIteratorCommand({ ...base, ShardIteratorType: 'AT_TIMESTAMP', Timestamp: o.since }))).ShardIterator;
+      const out = await kinesis.send(new GetShardIteratorCommand({ ...base, ShardIteratorType: 'AT_TIMESTAMP', Timestamp: since }), { abortSignal: AbortSignal.timeout(AT_TIMESTAMP_TIMEOUT_MS) });
+      return out.ShardIterator;
     } catch (err) {
-      // Records before `since` are also skipped client-side below, so TRIM_HORIZON is a safe fallback.
-      o.log(`AT_TIMESTAMP refused on ${shardId} (${(err as Error).message}); reading from TRIM_HORIZON and filtering`);
+      log(`AT_TIMESTAMP failed on ${shardId} (${(err as Error).message}); reading from TRIM_HORIZON and skipping older records`);
     }
   }
-  return (await o.kinesis.send(new GetShardIteratorCommand({ ...base, ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
+  return (await kinesis.send(new GetShardIteratorCommand({ ...base, ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
 }
+
+export const AT_TIMESTAMP_TIMEOUT_MS = 3000;
 
 async function reprocessShard(o: ReprocessOptions, shardId: string, until: Date, tick: (n: number) => void): Promise<number> {
   let it = await iterator(o, shardId);

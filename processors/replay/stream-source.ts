@@ -5,7 +5,7 @@
  * the whole history); with --since it starts from AT_TIMESTAMP on top of a copy of the live version.
  * Document times are the records' arrival times (the original decision times are not on the stream).
  */
-import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, ListShardsCommand, type Shard } from '@aws-sdk/client-kinesis';
+import { GetRecordsCommand, type KinesisClient, ListShardsCommand, type Shard } from '@aws-sdk/client-kinesis';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Command, ItemState } from '../../core/contracts';
@@ -13,6 +13,7 @@ import { CommandSchema } from '../../core/contracts';
 import type { DurableStore } from '../../read-model/stores';
 import { decide } from '../decide';
 import { stateFromDocument } from './catalog';
+import { shardIterator } from './reprocess';
 
 export interface StreamSourceOptions {
   kinesis: KinesisClient;
@@ -67,10 +68,7 @@ export async function foldStream(o: StreamSourceOptions, base: (cmd: Command) =>
     if (order.length === before) break;
   }
   for (const shard of order) {
-    let it = (await o.kinesis.send(new GetShardIteratorCommand({
-      StreamName: o.stream, ShardId: shard.ShardId!,
-      ...(o.since ? { ShardIteratorType: 'AT_TIMESTAMP', Timestamp: o.since } : { ShardIteratorType: 'TRIM_HORIZON' }),
-    }))).ShardIterator;
+    let it = await shardIterator(o.kinesis, o.stream, shard.ShardId!, o.since, o.log);
     while (it) {
       const out = await o.kinesis.send(new GetRecordsCommand({ ShardIterator: it, Limit: 1000 }));
       const recs = out.Records ?? [];
