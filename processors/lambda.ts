@@ -16,7 +16,8 @@ import { DynamoDurableStore, RedisHotStore } from '../read-model/stores';
 import { PgEventStore } from './event-store';
 import { createKinesisHandler, type KinesisHandler } from './handler';
 import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
-import { DynamoItemBatchWriter, DynamoRequestBatchWriter, Projector } from './projector';
+import { DynamoRequestBatchWriter, Projector } from './projector';
+import { fanOutStores } from './replay/fanout';
 
 const LambdaConfig = z
   .object({
@@ -65,9 +66,13 @@ async function build(): Promise<KinesisHandler> {
   const durable = new DynamoDurableStore(doc, config.ITEMS_TABLE, config.REQUESTS_TABLE);
   const store = new PgEventStore(pool);
   const dlq = config.DLQ_URL ? new SqsDeadLetterQueue(createSqs({ region: config.AWS_REGION }), config.DLQ_URL) : new LogDeadLetterQueue(log);
+  // Item writes fan out to every deployed version of the projection (processors/replay/fanout.ts),
+  // always through conditional puts: a rebuild writes the same tables, so read-then-batch is not safe.
+  const versioned = fanOutStores({ doc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX,
+    base: { durable, hot: new RedisHotStore(redis, config.REDIS_PREFIX) } });
   return createKinesisHandler({
     store,
-    projector: new Projector(durable, new RedisHotStore(redis, config.REDIS_PREFIX), new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE), new DynamoItemBatchWriter(doc, config.ITEMS_TABLE)),
+    projector: new Projector(versioned.durable, versioned.hot, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
     acks: new RedisAckLog(redis, config.REDIS_PREFIX),
     log,
     // Attempts are counted in PostgreSQL, so they survive across invocations of the function.

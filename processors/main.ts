@@ -18,7 +18,8 @@ import { createKinesisHandler } from './handler';
 import { ProcessorMetrics, serveMetrics } from './metrics';
 import { migrate } from './migrate';
 import { type DeadLetterQueue, LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
-import { DynamoItemBatchWriter, DynamoRequestBatchWriter, Projector } from './projector';
+import { DynamoRequestBatchWriter, Projector } from './projector';
+import { fanOutStores } from './replay/fanout';
 import { StreamRunner } from './runner';
 
 export const ProcessorsConfig = z.object({
@@ -69,9 +70,12 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   const metricsServer = await serveMetrics(metrics, config.PROCESSORS_METRICS_PORT, log);
   const doc = createDocumentClient(dynamo);
 
+  // Item writes fan out to every deployed version of the projection (processors/replay/fanout.ts),
+  // always through conditional puts: a rebuild writes the same tables, so read-then-batch is not safe.
+  const versioned = fanOutStores({ doc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base: { durable, hot } });
   const handler = createKinesisHandler({
     store: overrides.wrapStore ? overrides.wrapStore(pgStore) : pgStore,
-    projector: new Projector(durable, hot, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE), new DynamoItemBatchWriter(doc, config.ITEMS_TABLE)),
+    projector: new Projector(versioned.durable, versioned.hot, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
     acks: overrides.wrapAcks ? overrides.wrapAcks(acks) : acks,
     log,
     parking: new ParkingLot(pgStore, dlq, config.MAX_ATTEMPTS, log),

@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../core/log';
 import { closeRedis } from '../core/redis';
 import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
 import { ReadModelReader } from './reader';
+import { liveStores } from './registry';
 import { createReadServer } from './server';
 import { DynamoDurableStore, type DurableStore, type HotStore, RedisHotStore } from './stores';
 import { CachingTokenVerifier } from './token-cache';
@@ -85,8 +86,12 @@ export async function startReadModel(config: ReadConfig, overrides: ReadOverride
   const dynamo = overrides.durable ? undefined : createReadDynamo(config);
   let doc = dynamo && createDocumentClient(dynamo);
   if (doc && overrides.wrapDocumentClient) doc = overrides.wrapDocumentClient(doc);
-  const durable = overrides.durable ?? new DynamoDurableStore(doc!, config.ITEMS_TABLE, config.REQUESTS_TABLE);
-  const reader = new ReadModelReader(hot, durable, log, {
+  const baseDurable = overrides.durable ?? new DynamoDurableStore(doc!, config.ITEMS_TABLE, config.REQUESTS_TABLE);
+  // Items are read from the live version of the projection, resolved through the registry (read-model/registry.ts).
+  const live = doc
+    ? liveStores({ doc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base: { durable: baseDurable, hot } })
+    : { durable: baseDurable, hot };
+  const reader = new ReadModelReader(live.hot, live.durable, log, {
     breakerThreshold: config.READ_BREAKER_THRESHOLD,
     breakerOpenMs: config.READ_BREAKER_OPEN_MS,
   });
