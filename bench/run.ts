@@ -111,7 +111,9 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       log: (line) => progress.log(line),
     };
     try {
-      const mod = (await import(path.join(SCENARIO_DIR, `${name}.ts`))) as { run?: Scenario };
+      // require, not import(): the project is CommonJS, and this also works under `node --require tsx/cjs` (profiling).
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const mod = require(path.join(SCENARIO_DIR, `${name}.ts`)) as { run?: Scenario };
       if (typeof mod.run !== 'function') throw new Error(`bench/scenarios/${name}.ts does not export run(ctx)`);
       // Scenarios bound themselves; this only stops a hung one from holding the whole run.
       const result = await withTimeout(mod.run(ctx), args.quick ? 60_000 : 20 * 60_000, name);

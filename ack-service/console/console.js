@@ -150,7 +150,8 @@
       const pts = rateHistory.map((h, x) => `${(x / 119) * 600},${80 - (h[i] / max) * 76 - 2}`).join(' ');
       return `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts}"/>`;
     };
-    svg.innerHTML = `${line(0, '#ff7f0e')}${line(1, '#1f77b4')}<text x="4" y="12" font-size="10">max ${fmt(max)}/s · queued (orange) · committed (blue)</text>`;
+    svg.innerHTML = `${line(0, '#ff7f0e')}${line(1, '#1f77b4')}`;
+    $('spark-legend').textContent = `scale 0–${fmt(max)}/s · queued (orange) · committed (blue)`;
   }
 
   function openAcks() {
