@@ -8,13 +8,14 @@ import { RedisAckLog } from '../core/redis-ack-log';
 import { closeRedis, createRedis } from '../core/redis';
 import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
 import { AckServer, createAckHttpServer } from './server';
+import { ConsoleEnv, mountConsole } from './console';
 
 export const AckConfig = z.object({
   ACK_PORT: port(3002),
   HOST: z.string().default('127.0.0.1'),
   HEARTBEAT_MS: positiveInt(30_000),
   REPLAY_PAGE_SIZE: positiveInt(500),
-}).merge(AuthEnv).merge(RedisEnv).merge(LogEnv);
+}).merge(AuthEnv).merge(RedisEnv).merge(LogEnv).merge(ConsoleEnv);
 export type AckConfig = z.infer<typeof AckConfig>;
 
 export async function startAckService(config: AckConfig, overrides: { acks?: AckLog; log?: Logger } = {}): Promise<RunningService> {
@@ -27,6 +28,7 @@ export async function startAckService(config: AckConfig, overrides: { acks?: Ack
   await ack.start();
   const server = createAckHttpServer(ack);
   answerClientErrorsWithProblems(server);
+  mountConsole(server, { connectionCount: () => ack.connectionCount(), acks, config, log }); // operator console (GET /console): ack-service/console.ts
   await new Promise<void>((resolve, reject) => server.listen(config.ACK_PORT, config.HOST, resolve).on('error', reject));
   const actual = (server.address() as { port: number }).port;
   log.info('ack service listening', { port: actual });

@@ -1,0 +1,156 @@
+/**
+ * `npm run bench [-- <scenario>...] [--quick] [--out <dir>] [--list]`
+ *
+ * Runs the scenarios found in bench/scenarios/ (one file each, exporting `run(ctx)`), one after
+ * the other, then writes the run's JSON (machine + every figure), a markdown table and SVG plots.
+ * Full runs write into bench/results/ (what docs/PERFORMANCE.md embeds); --quick runs are smoke
+ * runs and write into a temporary directory unless --out is given.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { scenarioPlots } from './plot';
+import { Progress } from './progress';
+import { describeMachine, markdownReport, markdownTable, type RunReport } from './report';
+import type { BenchContext, Scenario, ScenarioResult } from './types';
+
+export const SCENARIO_DIR = path.join(__dirname, 'scenarios');
+export const RESULTS_DIR = path.join(__dirname, 'results');
+/** The issue's order; scenarios not listed here run after these, alphabetically. */
+const PREFERRED_ORDER = ['writes', 'pipeline', 'acks', 'reads', 'mixed', 'replay'];
+
+export function discoverScenarios(dir = SCENARIO_DIR): string[] {
+  if (!existsSync(dir)) return [];
+  const names = readdirSync(dir)
+    .filter((f) => /^[a-z0-9][a-z0-9-]*\.ts$/i.test(f) && !f.endsWith('.d.ts'))
+    .map((f) => f.slice(0, -3));
+  const rank = (n: string) => {
+    const i = PREFERRED_ORDER.indexOf(n);
+    return i < 0 ? PREFERRED_ORDER.length : i;
+  };
+  return names.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+interface Args {
+  names: string[];
+  quick: boolean;
+  out: string | undefined;
+  list: boolean;
+}
+
+export function parseArgs(argv: string[]): Args {
+  const args: Args = { names: [], quick: false, out: undefined, list: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--quick') args.quick = true;
+    else if (a === '--list') args.list = true;
+    else if (a === '--out') args.out = argv[++i];
+    else if (a.startsWith('--out=')) args.out = a.slice(6);
+    else if (a.startsWith('-')) throw new Error(`Unknown option ${a}; use [scenario...] [--quick] [--out <dir>] [--list].`);
+    else args.names.push(a);
+  }
+  return args;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000}s`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Keeps the other scenarios of an earlier run on the same commit, so runs of one scenario accumulate. */
+function mergeWithEarlier(file: string, report: RunReport): RunReport {
+  if (!existsSync(file)) return report;
+  try {
+    const earlier = JSON.parse(readFileSync(file, 'utf8')) as RunReport;
+    if (earlier.quick !== report.quick) return report;
+    const mine = new Set([...report.results.map((r) => r.scenario), ...report.failures.map((f) => f.scenario)]);
+    return {
+      ...report,
+      results: [...earlier.results.filter((r) => !mine.has(r.scenario)), ...report.results],
+      failures: [...earlier.failures.filter((f) => !mine.has(f.scenario)), ...report.failures],
+    };
+  } catch {
+    return report;
+  }
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<number> {
+  const args = parseArgs(argv);
+  const available = discoverScenarios();
+  if (args.list) {
+    process.stdout.write(`${available.join('\n')}\n`);
+    return 0;
+  }
+  const unknown = args.names.filter((n) => !available.includes(n));
+  if (unknown.length) {
+    process.stderr.write(`Unknown scenario(s): ${unknown.join(', ')}. Available: ${available.join(', ') || '(none)'}\n`);
+    return 2;
+  }
+  const names = args.names.length ? args.names : available;
+  if (!names.length) {
+    process.stderr.write(`No scenarios in ${SCENARIO_DIR}\n`);
+    return 2;
+  }
+  const outDir = path.resolve(args.out ?? (args.quick ? path.join(os.tmpdir(), 'ackstream-bench-quick') : RESULTS_DIR));
+  mkdirSync(outDir, { recursive: true });
+
+  const machine = describeMachine();
+  process.stderr.write(`[bench] ${names.length} scenario(s): ${names.join(', ')}${args.quick ? ' (--quick smoke run)' : ''}; ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, commit ${machine.commit}\n`);
+  const results: ScenarioResult[] = [];
+  const failures: RunReport['failures'] = [];
+  for (const name of names) {
+    const progress = new Progress(name);
+    const ctx: BenchContext = {
+      quick: args.quick,
+      progress: (done, total, label) => progress.update(done, total, label),
+      log: (line) => progress.log(line),
+    };
+    try {
+      // require, not import(): the project is CommonJS, and this also works under `node --require tsx/cjs` (profiling).
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const mod = require(path.join(SCENARIO_DIR, `${name}.ts`)) as { run?: Scenario };
+      if (typeof mod.run !== 'function') throw new Error(`bench/scenarios/${name}.ts does not export run(ctx)`);
+      // Scenarios bound themselves; this only stops a hung one from holding the whole run.
+      const result = await withTimeout(mod.run(ctx), args.quick ? 60_000 : 20 * 60_000, name);
+      results.push({ ...result, scenario: result.scenario || name });
+      progress.finish(true);
+    } catch (err) {
+      progress.finish(false);
+      const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      process.stderr.write(`${error}\n`);
+      failures.push({ scenario: name, error: error.split('\n')[0]! });
+    }
+  }
+
+  const stem = `${machine.date.slice(0, 10)}-${machine.commit}`;
+  const jsonFile = path.join(outDir, `${stem}.json`);
+  const report = mergeWithEarlier(jsonFile, { machine, quick: args.quick, failures, results });
+  const plots: string[] = [];
+  for (const r of results) {
+    for (const p of scenarioPlots(r)) {
+      writeFileSync(path.join(outDir, p.file), `${p.svg}\n`);
+      plots.push(p.file);
+    }
+  }
+  writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(path.join(outDir, `${stem}.md`), markdownReport(report, plots));
+  process.stdout.write(`\n${markdownTable(results)}\n\n`);
+  process.stdout.write(`[bench] wrote ${path.relative(process.cwd(), jsonFile)}, ${stem}.md and ${plots.length} plot(s) in ${path.relative(process.cwd(), outDir) || '.'}\n`);
+  return failures.length ? 1 : 0;
+}
+
+if (require.main === module) {
+  main().then(
+    // Scenarios may leave sockets or timers behind; the run is over, so leave.
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(2);
+    },
+  );
+}
