@@ -1,6 +1,6 @@
 /** Composition root of the ack service. */
 import { z } from 'zod';
-import type { AckLog } from '../core/ack-log';
+import { type AckLog, AckRetentionEnv, retentionFrom } from '../core/ack-log';
 import { TokenVerifier } from '../core/auth';
 import { AuthEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMain } from '../core/config';
 import { createLogger, type Logger } from '../core/log';
@@ -15,15 +15,26 @@ export const AckConfig = z.object({
   HOST: z.string().default('127.0.0.1'),
   HEARTBEAT_MS: positiveInt(30_000),
   REPLAY_PAGE_SIZE: positiveInt(500),
-}).merge(AuthEnv).merge(RedisEnv).merge(LogEnv).merge(ConsoleEnv);
+  /** Per principal and instance; more upgrades get 429. */
+  MAX_CONNECTIONS_PER_PRINCIPAL: positiveInt(20),
+  /** Per connection: unread bytes past this close it with 1013 (slow client). */
+  MAX_BUFFERED_BYTES: positiveInt(1024 * 1024),
+  /** Largest client message; larger closes with 1009. */
+  MAX_MESSAGE_BYTES: positiveInt(4096),
+  CLOSE_GRACE_MS: positiveInt(5000),
+}).merge(AckRetentionEnv).merge(AuthEnv).merge(RedisEnv).merge(LogEnv).merge(ConsoleEnv);
 export type AckConfig = z.infer<typeof AckConfig>;
 
 export async function startAckService(config: AckConfig, overrides: { acks?: AckLog; log?: Logger } = {}): Promise<RunningService> {
   const log = overrides.log ?? createLogger(config.LOG_LEVEL, { service: 'ack-service' });
   const redis = overrides.acks ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
-  const acks = overrides.acks ?? new RedisAckLog(redis!, config.REDIS_PREFIX);
+  const acks = overrides.acks ?? new RedisAckLog(redis!, config.REDIS_PREFIX, retentionFrom(config));
   const ack = new AckServer({
     acks, log, verifier: new TokenVerifier(config.AUTH_SECRET), heartbeatMs: config.HEARTBEAT_MS, replayPageSize: config.REPLAY_PAGE_SIZE,
+    maxConnectionsPerPrincipal: config.MAX_CONNECTIONS_PER_PRINCIPAL,
+    maxBufferedBytes: config.MAX_BUFFERED_BYTES,
+    maxMessageBytes: config.MAX_MESSAGE_BYTES,
+    closeGraceMs: config.CLOSE_GRACE_MS,
   });
   await ack.start();
   const server = createAckHttpServer(ack);

@@ -2,6 +2,11 @@
  * The ack WebSocket service (`ws` in noServer mode, so auth happens before the upgrade).
  * Each connection gets only its principal's acks, in cursor order, with no duplicates; a client
  * reconnecting with `?after=<cursor>` first gets what it missed, then live acks.
+ *
+ * Close codes (also in docs/asyncapi.yaml): 1003 binary frame, 1007 non-JSON text, 1009 message too
+ * big, 1013 send buffer full (slow client: reconnect with ?after=<last cursor you processed>),
+ * 1001 server shutting down, 1011 ack history unreadable. Unknown message types are answered with an
+ * `error` message and the connection stays open.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -9,8 +14,9 @@ import { WebSocket, WebSocketServer } from 'ws';
 import type { AckLog } from '../core/ack-log';
 import { type Principal, type TokenVerifier } from '../core/auth';
 import type { Ack, AckRoute } from '../core/contracts';
-import { BadRequestError, NotFoundError, ProblemError, toProblemError, UnauthorizedError } from '../core/errors';
+import { BadRequestError, NotFoundError, ProblemError, toProblemError, TooManyRequestsError, UnauthorizedError } from '../core/errors';
 import type { Logger } from '../core/log';
+import { AckMetrics } from './metrics';
 
 export interface AckServerDeps {
   acks: AckLog;
@@ -18,9 +24,26 @@ export interface AckServerDeps {
   log: Logger;
   heartbeatMs: number;
   replayPageSize: number;
+  /** Open connections allowed per principal (tenant + sub); more are refused with 429. */
+  maxConnectionsPerPrincipal?: number;
+  /** Bytes queued for one connection (ws.bufferedAmount) past which it is closed with 1013. */
+  maxBufferedBytes?: number;
+  /** Largest client message accepted, in bytes; larger ones close with 1009. */
+  maxMessageBytes?: number;
+  /** How long a closing slow client gets to read its close frame before it is terminated. */
+  closeGraceMs?: number;
 }
 
 export const ACK_PATH = '/v1/acks';
+
+export const CLOSE = {
+  goingAway: 1001,
+  unsupportedData: 1003,
+  invalidPayload: 1007,
+  messageTooBig: 1009,
+  internalError: 1011,
+  tryAgainLater: 1013,
+} as const;
 
 const routeKey = (r: AckRoute) => `${r.tenant}\u0000${r.principal}`;
 
@@ -29,11 +52,12 @@ class AckConnection {
   lastCursor = 0;
   alive = true;
   private replaying = true;
-  private buffered: Ack[] = [];
+  private buffered: Array<{ ack: Ack; json: string }> = [];
 
   constructor(
     readonly ws: WebSocket,
     readonly route: AckRoute,
+    private readonly server: AckServer,
   ) {}
 
   /** Live acks are held back while the history after `lastCursor` is (re)read. */
@@ -41,55 +65,92 @@ class AckConnection {
     this.replaying = true;
   }
 
-  offer(ack: Ack): void {
-    if (this.replaying) this.buffered.push(ack);
-    else this.send(ack);
+  offer(ack: Ack, json: string): void {
+    if (this.replaying) this.buffered.push({ ack, json });
+    else this.send(ack, json);
   }
 
-  send(ack: Ack): void {
+  send(ack: Ack, json = JSON.stringify(ack)): void {
     if (ack.cursor <= this.lastCursor || this.ws.readyState !== WebSocket.OPEN) return;
     this.lastCursor = ack.cursor;
-    this.ws.send(JSON.stringify(ack));
+    this.ws.send(json);
+    this.server.sent(this, ack);
   }
 
   goLive(): void {
     this.replaying = false;
-    const pending = this.buffered.sort((a, b) => a.cursor - b.cursor);
+    const pending = this.buffered.sort((a, b) => a.ack.cursor - b.ack.cursor);
     this.buffered = [];
-    for (const ack of pending) this.send(ack);
+    for (const { ack, json } of pending) this.send(ack, json);
   }
 }
 
 export class AckServer {
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  private readonly wss: WebSocketServer;
   private readonly byRoute = new Map<string, Set<AckConnection>>();
+  /** Upgrades authorised but not yet open, counted against the per-principal limit. */
+  private readonly pending = new Map<string, number>();
   private unsubscribe: (() => Promise<void>) | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  readonly metrics: AckMetrics;
+  private readonly maxPerPrincipal: number;
+  private readonly maxBuffered: number;
+  private readonly maxMessage: number;
+  private readonly closeGraceMs: number;
 
-  constructor(private readonly deps: AckServerDeps) {}
+  constructor(private readonly deps: AckServerDeps) {
+    this.maxPerPrincipal = deps.maxConnectionsPerPrincipal ?? 20;
+    this.maxBuffered = deps.maxBufferedBytes ?? 1024 * 1024;
+    this.maxMessage = deps.maxMessageBytes ?? 4096;
+    this.closeGraceMs = deps.closeGraceMs ?? 5000;
+    // ws enforces a hard cap (closes 1009 without a reason, before buffering the frame); below it
+    // onClientMessage closes 1009 with a reason naming the limit.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(64 * 1024, this.maxMessage * 4), perMessageDeflate: false });
+    this.metrics = new AckMetrics(() => this.connectionCount());
+  }
 
   async start(): Promise<void> {
     this.unsubscribe = await this.deps.acks.subscribe(
       (route, ack) => {
         const conns = this.byRoute.get(routeKey(route));
-        if (conns) for (const c of conns) c.offer(ack);
+        if (!conns) return;
+        const json = JSON.stringify(ack);
+        for (const c of conns) c.offer(ack, json);
       },
       () => this.catchUpAll(),
     );
     this.heartbeat = setInterval(() => this.beat(), this.deps.heartbeatMs);
   }
 
-  /** Answers an HTTP upgrade: 401/400/404 as plain HTTP before the upgrade, else a WebSocket. */
+  /** Answers an HTTP upgrade: 400/401/404/429 as plain HTTP before the upgrade, else a WebSocket. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
     this.authorize(req).then(
-      ({ principal, after }) => {
-        this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, principal, after));
+      ({ principal, after, key }) => {
+        if (socket.destroyed) {
+          this.release(key);
+          return;
+        }
+        this.wss.handleUpgrade(req, socket, head, (ws) => {
+          this.release(key);
+          this.accept(ws, principal, after);
+        });
       },
-      (err: unknown) => rejectUpgrade(socket, toProblemError(err)),
+      (err: unknown) => {
+        const problem = toProblemError(err);
+        this.metrics.refused.inc({ status: String(problem.status) });
+        rejectUpgrade(socket, problem);
+      },
     );
   }
 
-  private async authorize(req: IncomingMessage): Promise<{ principal: Principal; after: number | undefined }> {
+  private release(key: string) {
+    const n = (this.pending.get(key) ?? 1) - 1;
+    if (n <= 0) this.pending.delete(key);
+    else this.pending.set(key, n);
+  }
+
+  private async authorize(req: IncomingMessage): Promise<{ principal: Principal; after: number | undefined; key: string }> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== ACK_PATH) throw new NotFoundError(`No WebSocket endpoint at ${url.pathname}; use ${ACK_PATH}.`);
     const queryToken = url.searchParams.get('access_token');
@@ -106,12 +167,21 @@ export class AckServer {
       if (!/^(0|[1-9][0-9]{0,15})$/.test(afterRaw)) throw new BadRequestError('Query parameter "after" must be a cursor (a non-negative integer).');
       after = Number(afterRaw);
     }
-    return { principal, after };
+    const key = routeKey({ tenant: principal.tenant, principal: principal.sub });
+    const open = (this.byRoute.get(key)?.size ?? 0) + (this.pending.get(key) ?? 0);
+    if (open >= this.maxPerPrincipal) {
+      throw new TooManyRequestsError(
+        `This principal already has ${open} open ack connections (limit ${this.maxPerPrincipal} per instance); close one first.`,
+        5,
+      );
+    }
+    this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
+    return { principal, after, key };
   }
 
   private accept(ws: WebSocket, principal: Principal, after: number | undefined): void {
     const route: AckRoute = { tenant: principal.tenant, principal: principal.sub };
-    const conn = new AckConnection(ws, route);
+    const conn = new AckConnection(ws, route, this);
     const key = routeKey(route);
     let set = this.byRoute.get(key);
     if (!set) this.byRoute.set(key, (set = new Set()));
@@ -123,17 +193,24 @@ export class AckServer {
     // without a listener that error would crash the whole service.
     ws.on('error', (err) => this.deps.log.debug('client connection error', { err }));
     ws.on('close', () => {
-      set.delete(conn);
-      if (set.size === 0) this.byRoute.delete(key);
+      const s = this.byRoute.get(key);
+      s?.delete(conn);
+      if (s?.size === 0) this.byRoute.delete(key);
     });
-    ws.on('message', (data, isBinary) => this.onClientMessage(conn, data.toString(), isBinary));
+    // ws reports protocol errors (e.g. a frame over maxPayload: it has already closed with 1009).
+    ws.on('error', (err: Error & { code?: string }) => {
+      this.metrics.badInput.inc({ code: err.code ?? 'error' });
+      this.deps.log.debug('client protocol error', { code: err.code });
+    });
+    ws.on('message', (data: Buffer, isBinary) => this.onClientMessage(conn, data, isBinary));
     if (after === undefined) {
       conn.goLive();
       return;
     }
+    this.metrics.resumes.inc();
     this.replay(conn, after).catch((err: unknown) => {
       this.deps.log.error('replay failed', { err });
-      ws.close(1011, 'Could not read the ack history; reconnect with the same cursor.');
+      ws.close(CLOSE.internalError, 'Could not read the ack history; reconnect with the same cursor.');
     });
   }
 
@@ -155,7 +232,8 @@ export class AckServer {
     for (;;) {
       const page = await this.deps.acks.readAfter(conn.route, from, this.deps.replayPageSize);
       if (page.kind === 'reset') {
-        conn.ws.send(JSON.stringify({ type: 'reset', reason: page.reason, detail: page.detail, after }));
+        this.metrics.resets.inc({ reason: page.reason });
+        if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(JSON.stringify({ type: 'reset', reason: page.reason, detail: page.detail, after }));
         break;
       }
       for (const ack of page.acks) conn.send(ack);
@@ -165,29 +243,65 @@ export class AckServer {
     conn.goLive();
   }
 
-  private onClientMessage(conn: AckConnection, text: string, isBinary: boolean): void {
+  /** Called after every ack written to a socket: metrics and the slow-client bound. */
+  sent(conn: AckConnection, ack: Ack): void {
+    this.metrics.pushed.inc();
+    const at = Date.parse(ack.at);
+    if (!Number.isNaN(at)) this.metrics.pushLatency.observe(Math.max(0, Date.now() - at) / 1000);
+    if (conn.ws.bufferedAmount > this.maxBuffered) this.closeSlow(conn);
+  }
+
+  private closeSlow(conn: AckConnection): void {
+    this.metrics.slowClientCloses.inc();
+    const ws = conn.ws;
+    // The close frame queues behind the unread data; a client that never reads is cut off after the grace.
+    ws.close(
+      CLOSE.tryAgainLater,
+      `Send buffer over ${this.maxBuffered} bytes: client not reading. Reconnect with ?after=<last cursor processed>.`,
+    );
+    const t = setTimeout(() => ws.terminate(), this.closeGraceMs);
+    t.unref();
+    ws.once('close', () => clearTimeout(t));
+  }
+
+  private onClientMessage(conn: AckConnection, data: Buffer, isBinary: boolean): void {
+    const ws = conn.ws;
     if (isBinary) {
-      conn.ws.close(1003, 'Binary frames are not accepted; send JSON text.');
+      this.metrics.badInput.inc({ code: String(CLOSE.unsupportedData) });
+      ws.close(CLOSE.unsupportedData, 'Binary frames are not accepted; send JSON text.');
       return;
     }
-    let msg: { type?: unknown };
+    if (data.length > this.maxMessage) {
+      this.metrics.badInput.inc({ code: String(CLOSE.messageTooBig) });
+      ws.close(CLOSE.messageTooBig, `Message of ${data.length} bytes is over the ${this.maxMessage}-byte limit.`);
+      return;
+    }
+    let msg: unknown;
     try {
-      msg = JSON.parse(text) as { type?: unknown };
+      msg = JSON.parse(data.toString('utf8'));
     } catch {
-      conn.ws.close(1007, 'Messages must be JSON.');
+      this.metrics.badInput.inc({ code: String(CLOSE.invalidPayload) });
+      ws.close(CLOSE.invalidPayload, 'Messages must be JSON text.');
       return;
     }
-    if (msg?.type === 'ping') {
-      conn.ws.send(JSON.stringify({ type: 'pong', cursor: conn.lastCursor }));
+    const type = msg !== null && typeof msg === 'object' ? (msg as { type?: unknown }).type : undefined;
+    if (type === 'ping') {
+      ws.send(JSON.stringify({ type: 'pong', cursor: conn.lastCursor }));
       return;
     }
-    conn.ws.send(JSON.stringify({ type: 'error', code: 'unknown_type', message: 'Unknown message type; the server accepts {"type":"ping"}.' }));
+    this.metrics.badInput.inc({ code: 'error' });
+    ws.send(JSON.stringify({
+      type: 'error',
+      code: 'unknown_type',
+      message: `Unknown message type ${JSON.stringify(type ?? null).slice(0, 64)}; the server accepts {"type":"ping"}.`,
+    }));
   }
 
   private beat(): void {
     for (const set of this.byRoute.values()) {
       for (const conn of set) {
         if (!conn.alive) {
+          this.metrics.deadTerminations.inc();
           conn.ws.terminate();
           continue;
         }
@@ -206,12 +320,18 @@ export class AckServer {
   async close(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
     await this.unsubscribe?.();
-    for (const set of this.byRoute.values()) for (const c of set) c.ws.close(1001, 'Server shutting down; reconnect with your last cursor.');
+    for (const set of this.byRoute.values()) {
+      for (const c of set) {
+        c.ws.close(CLOSE.goingAway, 'Server shutting down; reconnect with your last cursor.');
+        setTimeout(() => c.ws.terminate(), this.closeGraceMs).unref();
+      }
+    }
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 }
 
 function rejectUpgrade(socket: Duplex, problem: ProblemError): void {
+  if (socket.destroyed) return;
   const body = JSON.stringify(problem.toProblem());
   const headers = Object.entries(problem.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
   socket.end(
@@ -219,10 +339,17 @@ function rejectUpgrade(socket: Duplex, problem: ProblemError): void {
   );
 }
 
-/** An HTTP server for /healthz with the ack WebSocket on upgrade. */
+/** An HTTP server for /healthz and /metrics with the ack WebSocket on upgrade. */
 export function createAckHttpServer(ack: AckServer): Server {
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (req.method === 'GET' && path === '/metrics') {
+      ack.metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'Content-Type': ack.metrics.registry.contentType }).end(text),
+        () => res.writeHead(500, { 'Content-Type': 'application/problem+json' }).end(JSON.stringify(toProblemError(undefined).toProblem(req.url))),
+      );
+      return;
+    }
     const problem = path === '/healthz' ? undefined : new NotFoundError(`No route for ${req.method} ${path}.`);
     const body = problem ? JSON.stringify(problem.toProblem(req.url)) : JSON.stringify({ status: 'ok', service: 'ack-service', connections: ack.connectionCount() });
     res.writeHead(problem ? 404 : 200, { 'Content-Type': problem ? 'application/problem+json' : 'application/json' }).end(body);

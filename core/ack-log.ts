@@ -10,6 +10,7 @@
  *   and published again with its original cursor, so live clients that missed it get it and the
  *   others drop it as already seen.
  */
+import { z } from 'zod';
 import type { Ack, AckDraft, AckRoute } from './contracts';
 
 export type ReadAfterResult =
@@ -41,6 +42,16 @@ export interface AckRetention {
 }
 
 export const DEFAULT_RETENTION: AckRetention = { seconds: 24 * 3600, maxPerPrincipal: 10_000 };
+
+/** Env fragment for every process that appends acks (the window is applied at append time). */
+export const AckRetentionEnv = z.object({
+  ACK_RETENTION_SECONDS: z.coerce.number().int().positive().default(DEFAULT_RETENTION.seconds),
+  ACK_MAX_PER_PRINCIPAL: z.coerce.number().int().positive().default(DEFAULT_RETENTION.maxPerPrincipal),
+});
+export const retentionFrom = (c: z.infer<typeof AckRetentionEnv>): AckRetention => ({
+  seconds: c.ACK_RETENTION_SECONDS,
+  maxPerPrincipal: c.ACK_MAX_PER_PRINCIPAL,
+});
 
 /**
  * A first cursor derived from the clock: if a principal's history is lost, its new cursors still
