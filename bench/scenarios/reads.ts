@@ -86,6 +86,7 @@ async function load(ctx: BenchContext, label: string, url: string, seconds: numb
       : {}),
   } as autocannon.Options) as unknown as Promise<autocannon.Result> & { on(ev: 'tick', f: (c: { counter: number }) => void): void };
   instance.on('tick', (c: { counter: number }) => {
+    if (perSecond.length >= seconds) return; // autocannon's closing partial tick
     perSecond.push(c.counter);
     ctx.progress(perSecond.length, seconds, label);
   });
