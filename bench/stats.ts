@@ -11,9 +11,9 @@ export function percentiles(values: readonly number[]): Percentiles {
   return { p50: at(0.5), p95: at(0.95), p99: at(0.99), max: sorted[sorted.length - 1]!, mean: sum / sorted.length };
 }
 
-/** Counts events per whole second since `startMs` into a plot series. */
+/** Counts events per whole second since `startMs` into a plot series (a last partial second is left out). */
 export function perSecond(name: string, unit: string, timestampsMs: readonly number[], startMs: number, durationS: number): Series {
-  const buckets = new Array<number>(Math.max(1, Math.ceil(durationS))).fill(0);
+  const buckets = new Array<number>(Math.max(1, Math.floor(durationS))).fill(0);
   for (const t of timestampsMs) {
     const i = Math.floor((t - startMs) / 1000);
     if (i >= 0 && i < buckets.length) buckets[i]! += 1;
