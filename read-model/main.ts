@@ -84,8 +84,10 @@ export async function startReadModel(config: ReadConfig, overrides: ReadOverride
   const redis = overrides.hot ? undefined : createReadRedis(config);
   const hot = overrides.hot ?? new RedisHotStore(redis!, config.REDIS_PREFIX);
   const dynamo = overrides.durable ? undefined : createReadDynamo(config);
+  // Two document clients over one connection pool: the item reads (which tests may wrap) and the registry's.
   const rawDoc = dynamo && createDocumentClient(dynamo);
-  const doc = rawDoc && overrides.wrapDocumentClient ? overrides.wrapDocumentClient(rawDoc) : rawDoc;
+  const itemDoc = dynamo && createDocumentClient(dynamo);
+  const doc = itemDoc && overrides.wrapDocumentClient ? overrides.wrapDocumentClient(itemDoc) : itemDoc;
   const baseDurable = overrides.durable ?? new DynamoDurableStore(doc!, config.ITEMS_TABLE, config.REQUESTS_TABLE);
   // Items are read from the live version of the projection, resolved through the registry
   // (read-model/registry.ts); registry reads do not go through the test wrapper that counts item reads.
