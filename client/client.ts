@@ -132,7 +132,11 @@ export class AckstreamClient {
     this.connecting ??= this.open().finally(() => {
       this.connecting = undefined;
     });
-    return this.connecting;
+    // One refused attempt does not fail a caller: the reconnect loop keeps trying; wait for it.
+    return this.connecting.catch((err: unknown) => {
+      if (this.closed) throw err;
+      return this.waitOpen();
+    });
   }
 
   put(collection: string, id: string, data: JsonObject, options: WriteOptions = {}): Promise<WriteHandle> {
@@ -252,10 +256,6 @@ export class AckstreamClient {
         if (!this.closed) this.scheduleReconnect(ev.code);
         if (!opened) reject(new Error(`ack connection failed (${ev.code})`));
       };
-    }).catch((err: unknown) => {
-      // A write waiting on connect() should not fail because of one refused attempt: wait for the retry.
-      if (this.closed) throw err;
-      return this.waitOpen();
     });
   }
 
