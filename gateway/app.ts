@@ -48,9 +48,9 @@ export interface GatewayDeps {
 
 /**
  * Roles (contract v1 compatible): a token without a `roles` claim may write. A token that carries
- * roles may write only if one of them is `writer` or `admin`; e.g. `["reader"]` gets 403.
+ * roles may write only if one of them is `writer`, `admin` or `operator`; e.g. `["reader"]` gets 403.
  */
-export const WRITE_ROLES: ReadonlySet<string> = new Set(['writer', 'admin']);
+export const WRITE_ROLES: ReadonlySet<string> = new Set(['writer', 'admin', 'operator']);
 
 const Params = z.object({ collection: CollectionName, id: ItemId });
 const WriteHeaders = z.object({
