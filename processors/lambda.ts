@@ -7,6 +7,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import type { KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
 import { Pool } from 'pg';
 import { z } from 'zod';
+import { AckRetentionEnv, retentionFrom } from '../core/ack-log';
 import { createDocumentClient, createDynamo, createSqs } from '../core/aws';
 import { AwsEnv, LogEnv, loadConfig, positiveInt, RedisEnv, TablesEnv } from '../core/config';
 import { createLogger } from '../core/log';
@@ -31,7 +32,7 @@ const LambdaConfig = z
     MAX_ATTEMPTS: positiveInt(5),
     DLQ_URL: z.string().min(1).optional(),
   })
-  .merge(AwsEnv).merge(RedisEnv).merge(TablesEnv).merge(LogEnv)
+  .merge(AwsEnv).merge(AckRetentionEnv).merge(RedisEnv).merge(TablesEnv).merge(LogEnv)
   .refine((c) => c.DATABASE_URL || (c.DB_SECRET_ARN && c.DB_HOST), {
     message: 'set DATABASE_URL, or DB_SECRET_ARN and DB_HOST',
   });
@@ -73,7 +74,7 @@ async function build(): Promise<KinesisHandler> {
   return createKinesisHandler({
     store,
     projector: new Projector(versioned.durable, versioned.hot, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
-    acks: new RedisAckLog(redis, config.REDIS_PREFIX),
+    acks: new RedisAckLog(redis, config.REDIS_PREFIX, retentionFrom(config)),
     log,
     // Attempts are counted in PostgreSQL, so they survive across invocations of the function.
     parking: new ParkingLot(store, dlq, config.MAX_ATTEMPTS, log),

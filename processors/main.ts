@@ -4,7 +4,7 @@
  */
 import { Pool } from 'pg';
 import { z } from 'zod';
-import type { AckLog } from '../core/ack-log';
+import { AckRetentionEnv, retentionFrom, type AckLog } from '../core/ack-log';
 import { createDocumentClient, createDynamo, createKinesis, createSqs } from '../core/aws';
 import { AwsEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMain, StreamEnv, TablesEnv } from '../core/config';
 import { createLogger, type Logger } from '../core/log';
@@ -37,7 +37,7 @@ export const ProcessorsConfig = z.object({
   DLQ_URL: z.string().min(1).optional(),
   PROCESSORS_METRICS_PORT: port(3003),
   LAG_LOG_MS: positiveInt(10_000),
-}).merge(AwsEnv).merge(RedisEnv).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
+}).merge(AwsEnv).merge(AckRetentionEnv).merge(RedisEnv).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
 export type ProcessorsConfig = z.infer<typeof ProcessorsConfig>;
 
 export interface ProcessorsOverrides {
@@ -58,7 +58,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   // An idle connection dropped by the server (restart, failover) must not crash the process; the pool reconnects.
   pool.on('error', (err) => log.warn('idle PostgreSQL connection lost', { err }));
   const redis = overrides.acks && overrides.hot ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
-  const acks = overrides.acks ?? new RedisAckLog(redis!, config.REDIS_PREFIX);
+  const acks = overrides.acks ?? new RedisAckLog(redis!, config.REDIS_PREFIX, retentionFrom(config));
   const hot = overrides.hot ?? new RedisHotStore(redis!, config.REDIS_PREFIX);
   const dynamo = createDynamo({ region: config.AWS_REGION, endpoint: config.DYNAMODB_ENDPOINT });
   const durable = new DynamoDurableStore(createDocumentClient(dynamo), config.ITEMS_TABLE, config.REQUESTS_TABLE);
