@@ -106,6 +106,11 @@ async function main() {
     READ_PORT: String(ports.read),
     ACK_PORT: String(ports.ack),
     LOG_LEVEL: env.LOG_LEVEL ?? 'info',
+    PROCESSORS_METRICS_PORT: env.PROCESSORS_METRICS_PORT ?? '3003',
+    CONSOLE_GATEWAY_URL: env.CONSOLE_GATEWAY_URL ?? `http://127.0.0.1:${ports.gateway}`,
+    CONSOLE_METRICS_URLS:
+      env.CONSOLE_METRICS_URLS ??
+      [ports.gateway, ports.read, ports.ack, Number(env.PROCESSORS_METRICS_PORT ?? 3003)].map((p) => `http://127.0.0.1:${p}/metrics`).join(','),
     ...(redis ? { REDIS_URL: redis.url } : {}),
   };
 
@@ -148,6 +153,8 @@ async function main() {
    write API (gateway)   ${g}
    read API              ${r}
    acks (WebSocket)      ${a}/v1/acks
+   operator console      http://127.0.0.1:${ports.ack}/console#token=<the dev token below>
+   metrics (Prometheus)  /metrics on each service; processors on :${serviceEnv.PROCESSORS_METRICS_PORT}
  Dev token (tenant "demo", sub "dev", valid 30 days; more: npm run token -- --tenant T --sub S):
    export TOKEN=${token}
 
