@@ -321,6 +321,8 @@ function runMiddleware(mw: express.RequestHandler, req: Request, res: Response):
 /** body-parser's errors carry a `type`; give each a precise problem. */
 function mapBodyParserError(err: unknown): unknown {
   const e = err as { type?: string; limit?: number; length?: number; message?: string; status?: number };
+  // The router's percent-decoding of path parameters throws URIError (e.g. `/items/%`).
+  if (err instanceof URIError) return new BadRequestError('The request path has invalid percent-encoding.');
   switch (e?.type) {
     case 'entity.too.large':
       return new PayloadTooLargeError(

@@ -237,7 +237,8 @@ function encodeCursor(key: Record<string, unknown>): string {
 function decodeCursor(cursor: string, pk: string): Record<string, unknown> {
   try {
     const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === 'string' && typeof parsed[1] === 'string') {
+    // Key attributes may not be empty in DynamoDB: an empty part would be a 500, not a bad cursor.
+    if (Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === 'string' && typeof parsed[1] === 'string' && parsed[0] && parsed[1]) {
       return { pk, updatedAtId: parsed[0], id: parsed[1] };
     }
   } catch {
