@@ -1,7 +1,7 @@
 /** Composition root of the gateway (write API). */
 import type { Server } from 'node:http';
 import { z } from 'zod';
-import type { AckLog } from '../core/ack-log';
+import { AckRetentionEnv, retentionFrom, type AckLog } from '../core/ack-log';
 import { TokenVerifier } from '../core/auth';
 import { createKinesis } from '../core/aws';
 import { AuthEnv, AwsEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMain, StreamEnv } from '../core/config';
@@ -42,7 +42,7 @@ export const GatewayConfig = z.object({
   RATE_LIMIT_BURST_WINDOW_S: positiveInt(10),
   /** How long shutdown waits for open connections after the buffer is flushed. */
   SHUTDOWN_GRACE_MS: positiveInt(5_000),
-}).merge(AuthEnv).merge(AwsEnv).merge(RedisEnv).merge(StreamEnv).merge(LogEnv);
+}).merge(AuthEnv).merge(AckRetentionEnv).merge(AwsEnv).merge(RedisEnv).merge(StreamEnv).merge(LogEnv);
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 
 export interface GatewayOverrides {
@@ -61,7 +61,7 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
   // Without Redis (acks and hot store given in memory), the idempotency store and rate limiter stay in process too.
   const singleNode = Boolean(overrides.acks && overrides.hot);
   const redis = singleNode ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
-  const acks = overrides.acks ?? new RedisAckLog(redis!, config.REDIS_PREFIX);
+  const acks = overrides.acks ?? new RedisAckLog(redis!, config.REDIS_PREFIX, retentionFrom(config));
   const hot = overrides.hot ?? new RedisHotStore(redis!, config.REDIS_PREFIX);
   const idemTimes = { windowSeconds: config.IDEMPOTENCY_WINDOW_S, leaseMs: config.IDEMPOTENCY_LEASE_MS };
   const idempotency = overrides.idempotency
