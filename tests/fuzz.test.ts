@@ -271,6 +271,7 @@ function pingsIn(frames: Array<{ text?: string; binary?: Buffer }>): number {
 /** What the stores hold: rejected input must leave it unchanged. */
 async function snapshot() {
   const pg = await stack.pg.query('SELECT (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM requests) AS requests, (SELECT count(*) FROM items) AS items');
-  const keys = (await stack.redis.keys(`${stack.redisPrefix}*`)).sort();
+  // Rate-limiter buckets (`rl:`) are counters that refill and expire on their own: not read-model state.
+  const keys = (await stack.redis.keys(`${stack.redisPrefix}*`)).filter((k) => !k.startsWith(`${stack.redisPrefix}rl:`)).sort();
   return { pg: pg.rows[0], keys };
 }
