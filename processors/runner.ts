@@ -204,7 +204,7 @@ export class StreamRunner {
 
   /** Hands one batch to the handler; returns the sequence number to retry from, if any. */
   private async deliver(shardId: string, records: _Record[]): Promise<string | undefined> {
-    const event = this.toEvent(shardId, records);
+    const event = toKinesisEvent({ region: this.opts.region, stream: this.opts.stream, role: 'local-runner' }, shardId, records);
     let failed: Set<string>;
     try {
       const res = await this.opts.handler(event);
@@ -220,29 +220,7 @@ export class StreamRunner {
     return firstFailed === -1 ? undefined : records[firstFailed]!.SequenceNumber;
   }
 
-  private toEvent(shardId: string, records: _Record[]): KinesisStreamEvent {
-    const arn = `arn:aws:kinesis:${this.opts.region}:000000000000:stream/${this.opts.stream}`;
-    return {
-      Records: records.map(
-        (r): KinesisStreamRecord => ({
-          kinesis: {
-            kinesisSchemaVersion: '1.0',
-            partitionKey: r.PartitionKey!,
-            sequenceNumber: r.SequenceNumber!,
-            data: Buffer.from(r.Data ?? new Uint8Array()).toString('base64'),
-            approximateArrivalTimestamp: (r.ApproximateArrivalTimestamp?.getTime() ?? Date.now()) / 1000,
-          },
-          eventSource: 'aws:kinesis',
-          eventVersion: '1.0',
-          eventID: `${shardId}:${r.SequenceNumber}`,
-          eventName: 'aws:kinesis:record',
-          invokeIdentityArn: 'arn:aws:iam::000000000000:role/local-runner',
-          awsRegion: this.opts.region,
-          eventSourceARN: arn,
-        }),
-      ),
-    };
-  }
+
 
   private sleep(ms: number): Promise<void> {
     if (this.stopping) return Promise.resolve();
@@ -256,4 +234,33 @@ export class StreamRunner {
       this.sleepers.add(wake);
     });
   }
+}
+
+/** Kinesis records as Lambda's event source mapping hands them to a function (one shard's batch). */
+export function toKinesisEvent(
+  source: { region: string; stream: string; role: string },
+  shardId: string,
+  records: _Record[],
+): KinesisStreamEvent {
+  const arn = `arn:aws:kinesis:${source.region}:000000000000:stream/${source.stream}`;
+  return {
+    Records: records.map(
+      (r): KinesisStreamRecord => ({
+        kinesis: {
+          kinesisSchemaVersion: '1.0',
+          partitionKey: r.PartitionKey!,
+          sequenceNumber: r.SequenceNumber!,
+          data: Buffer.from(r.Data ?? new Uint8Array()).toString('base64'),
+          approximateArrivalTimestamp: (r.ApproximateArrivalTimestamp?.getTime() ?? Date.now()) / 1000,
+        },
+        eventSource: 'aws:kinesis',
+        eventVersion: '1.0',
+        eventID: `${shardId}:${r.SequenceNumber}`,
+        eventName: 'aws:kinesis:record',
+        invokeIdentityArn: `arn:aws:iam::000000000000:role/${source.role}`,
+        awsRegion: source.region,
+        eventSourceARN: arn,
+      }),
+    ),
+  };
 }

@@ -5,8 +5,8 @@
  * read from AT_TIMESTAMP (or TRIM_HORIZON) up to the moment the command started; a batch the
  * handler fails is retried from its first failed record, as the event source mapping would.
  */
+import { toKinesisEvent } from '../runner';
 import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, ListShardsCommand, type _Record, type Shard } from '@aws-sdk/client-kinesis';
-import type { KinesisStreamEvent } from 'aws-lambda';
 import type { KinesisHandler } from '../handler';
 import type { ProgressSink } from './progress';
 
@@ -98,7 +98,7 @@ async function reprocessShard(o: ReprocessOptions, shardId: string, until: Date,
     const recs = all.filter((r) => inRange(r, o.since, until));
     const pastEnd = all.some((r) => (r.ApproximateArrivalTimestamp?.getTime() ?? 0) >= until.getTime());
     if (recs.length) {
-      const res = await o.handler(toEvent(o, shardId, recs));
+      const res = await o.handler(toKinesisEvent({ region: o.region, stream: o.stream, role: 'replay' }, shardId, recs));
       const failed = new Set((res.batchItemFailures ?? []).map((f) => f.itemIdentifier));
       const first = recs.findIndex((r) => failed.has(r.SequenceNumber!));
       count += first === -1 ? recs.length : first;
@@ -121,26 +121,4 @@ async function reprocessShard(o: ReprocessOptions, shardId: string, until: Date,
 function inRange(r: _Record, since: Date | undefined, until: Date): boolean {
   const t = r.ApproximateArrivalTimestamp?.getTime() ?? 0;
   return (!since || t >= since.getTime()) && t < until.getTime();
-}
-
-function toEvent(o: ReprocessOptions, shardId: string, records: _Record[]): KinesisStreamEvent {
-  const arn = `arn:aws:kinesis:${o.region}:000000000000:stream/${o.stream}`;
-  return {
-    Records: records.map((r) => ({
-      kinesis: {
-        kinesisSchemaVersion: '1.0',
-        partitionKey: r.PartitionKey!,
-        sequenceNumber: r.SequenceNumber!,
-        data: Buffer.from(r.Data ?? new Uint8Array()).toString('base64'),
-        approximateArrivalTimestamp: (r.ApproximateArrivalTimestamp?.getTime() ?? Date.now()) / 1000,
-      },
-      eventSource: 'aws:kinesis',
-      eventVersion: '1.0',
-      eventID: `${shardId}:${r.SequenceNumber}`,
-      eventName: 'aws:kinesis:record',
-      invokeIdentityArn: 'arn:aws:iam::000000000000:role/replay',
-      awsRegion: o.region,
-      eventSourceARN: arn,
-    })),
-  };
 }
