@@ -63,6 +63,68 @@ interface PriorRow {
 const itemKey = (t: string, c: string, id: string) => `${t}\u0000${c}\u0000${id}`;
 const cmdKey = (cmd: Command) => itemKey(cmd.tenant, cmd.collection, cmd.id);
 
+interface BatchContext {
+  prior: Map<string, PriorRow>;
+  parkedItems: Map<string, string>;
+  parkedReqs: Set<string>;
+  states: Map<string, ItemState>;
+}
+
+/**
+ * What a batch needs to know before deciding: prior outcomes of its request ids, parked items and
+ * requests, and the current state of its items (locked when deciding; read after the outcomes, so
+ * a state is never older than an outcome read with it).
+ */
+async function loadContext(client: Pool | PoolClient, entries: BatchEntry[], forUpdate: boolean): Promise<BatchContext> {
+  const rids = entries.map((e) => e.cmd.requestId);
+  const keys = new Map<string, Command>();
+  for (const e of entries) keys.set(cmdKey(e.cmd), e.cmd);
+  const kt = [...keys.values()].map((c) => c.tenant);
+  const kc = [...keys.values()].map((c) => c.collection);
+  const ki = [...keys.values()].map((c) => c.id);
+  const priorRes = await client.query<PriorRow>(
+    'SELECT request_id, status, version, reason, decided_at FROM requests WHERE request_id = ANY($1::text[])',
+    [rids],
+  );
+  const parkedRes = await client.query<{ request_id: string; tenant: string; collection: string; item_id: string }>(
+    `SELECT DISTINCT ON (p.tenant, p.collection, p.item_id) p.request_id, p.tenant, p.collection, p.item_id
+       FROM parked p JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(t, c, i)
+         ON p.tenant = k.t AND p.collection = k.c AND p.item_id = k.i
+      ORDER BY p.tenant, p.collection, p.item_id, p.id`,
+    [kt, kc, ki],
+  );
+  const parkedReqRes = await client.query<{ request_id: string }>(
+    'SELECT request_id FROM parked WHERE request_id = ANY($1::text[])',
+    [rids],
+  );
+  const stateRes = await client.query<ItemRow & { tenant: string; collection: string; item_id: string }>(
+    `SELECT it.tenant, it.collection, it.item_id, it.version, it.deleted, it.data, it.updated_at
+       FROM items it JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(t, c, i)
+         ON it.tenant = k.t AND it.collection = k.c AND it.item_id = k.i
+      ORDER BY it.tenant, it.collection, it.item_id${forUpdate ? ' FOR UPDATE OF it' : ''}`,
+    [kt, kc, ki],
+  );
+
+  const prior = new Map(priorRes.rows.map((r) => [r.request_id, r]));
+  const parkedItems = new Map(parkedRes.rows.map((r) => [itemKey(r.tenant, r.collection, r.item_id), r.request_id]));
+  const parkedReqs = new Set(parkedReqRes.rows.map((r) => r.request_id));
+  const states = new Map<string, ItemState>();
+  for (const r of stateRes.rows) {
+    states.set(itemKey(r.tenant, r.collection, r.item_id), {
+      tenant: r.tenant, collection: r.collection, id: r.item_id,
+      version: r.version, deleted: r.deleted, data: r.data, updatedAt: r.updated_at.toISOString(),
+    });
+  }
+  return { prior, parkedItems, parkedReqs, states };
+}
+
+/** A decided request's outcome, replayed; a committed one carries the item's current state (never older). */
+function replayedOutcome(p: PriorRow, state: ItemState | undefined): Outcome {
+  return p.status === 'rejected'
+    ? { status: 'rejected', reason: p.reason!, decidedAt: p.decided_at.toISOString(), replayed: true }
+    : { status: 'committed', version: p.version!, decidedAt: p.decided_at.toISOString(), state: state!, replayed: true };
+}
+
 export class PgEventStore implements EventStore {
   constructor(readonly pool: Pool) {}
 
@@ -82,6 +144,22 @@ export class PgEventStore implements EventStore {
       // Find the failing command: redo one command per savepoint (the fast attempt committed nothing).
       return this.transaction((c) => this.oneByOne(c, entries));
     }
+  }
+
+  /**
+   * Read-only: the outcome each entry already has (as `executeBatch` would replay it, with the
+   * item's current state), `held` for a parked or held request, `undefined` for one not decided yet.
+   * The projection consumer uses it to project what the commit consumer decided.
+   */
+  async lookupBatch(entries: BatchEntry[]): Promise<Array<BatchOutcome | undefined>> {
+    if (entries.length === 0) return [];
+    const { prior, parkedItems, parkedReqs, states } = await loadContext(this.pool, entries, false);
+    return entries.map(({ cmd }) => {
+      const p = prior.get(cmd.requestId);
+      if (p) return replayedOutcome(p, states.get(cmdKey(cmd)));
+      if (parkedReqs.has(cmd.requestId)) return { status: 'held', behind: parkedItems.get(cmdKey(cmd)) ?? cmd.requestId, replayed: true };
+      return undefined;
+    });
   }
 
   async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
@@ -126,47 +204,7 @@ export class PgEventStore implements EventStore {
 
   /** The whole batch, set-based: read what it needs, decide in memory in order, write with multi-row statements. */
   private async batchIn(client: PoolClient, entries: BatchEntry[]): Promise<BatchOutcome[]> {
-    const rids = entries.map((e) => e.cmd.requestId);
-    const keys = new Map<string, Command>();
-    for (const e of entries) keys.set(cmdKey(e.cmd), e.cmd);
-    const kt = [...keys.values()].map((c) => c.tenant);
-    const kc = [...keys.values()].map((c) => c.collection);
-    const ki = [...keys.values()].map((c) => c.id);
-
-    const priorRes = await client.query<PriorRow>(
-      'SELECT request_id, status, version, reason, decided_at FROM requests WHERE request_id = ANY($1::text[])',
-      [rids],
-    );
-    const parkedRes = await client.query<{ request_id: string; tenant: string; collection: string; item_id: string }>(
-      `SELECT DISTINCT ON (p.tenant, p.collection, p.item_id) p.request_id, p.tenant, p.collection, p.item_id
-         FROM parked p JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(t, c, i)
-           ON p.tenant = k.t AND p.collection = k.c AND p.item_id = k.i
-        ORDER BY p.tenant, p.collection, p.item_id, p.id`,
-      [kt, kc, ki],
-    );
-    const parkedReqRes = await client.query<{ request_id: string }>(
-      'SELECT request_id FROM parked WHERE request_id = ANY($1::text[])',
-      [rids],
-    );
-    const stateRes = await client.query<ItemRow & { tenant: string; collection: string; item_id: string }>(
-      `SELECT it.tenant, it.collection, it.item_id, it.version, it.deleted, it.data, it.updated_at
-         FROM items it JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(t, c, i)
-           ON it.tenant = k.t AND it.collection = k.c AND it.item_id = k.i
-        ORDER BY it.tenant, it.collection, it.item_id
-          FOR UPDATE OF it`,
-      [kt, kc, ki],
-    );
-
-    const prior = new Map(priorRes.rows.map((r) => [r.request_id, r]));
-    const parkedItems = new Map(parkedRes.rows.map((r) => [itemKey(r.tenant, r.collection, r.item_id), r.request_id]));
-    const parkedReqs = new Set(parkedReqRes.rows.map((r) => r.request_id));
-    const states = new Map<string, ItemState>();
-    for (const r of stateRes.rows) {
-      states.set(itemKey(r.tenant, r.collection, r.item_id), {
-        tenant: r.tenant, collection: r.collection, id: r.item_id,
-        version: r.version, deleted: r.deleted, data: r.data, updatedAt: r.updated_at.toISOString(),
-      });
-    }
+    const { prior, parkedItems, parkedReqs, states } = await loadContext(client, entries, true);
 
     const decidedAt = new Date().toISOString();
     const decidedHere = new Map<string, BatchOutcome>();
@@ -187,9 +225,7 @@ export class PgEventStore implements EventStore {
       const p = prior.get(cmd.requestId);
       let out: BatchOutcome;
       if (p) {
-        out = p.status === 'rejected'
-          ? { status: 'rejected', reason: p.reason!, decidedAt: p.decided_at.toISOString(), replayed: true }
-          : { status: 'committed', version: p.version!, decidedAt: p.decided_at.toISOString(), state: states.get(key)!, replayed: true };
+        out = replayedOutcome(p, states.get(key));
       } else if (parkedReqs.has(cmd.requestId)) {
         out = { status: 'held', behind: parkedItems.get(key) ?? cmd.requestId, replayed: true };
       } else if (parkedItems.has(key)) {

@@ -26,11 +26,11 @@ import type { BatchEntry, BatchOutcome, EventStore, Outcome } from './event-stor
 import type { ProcessorMetrics } from './metrics';
 import type { ParkingLot, Publish } from './parking';
 import { projectOutcome } from './projections';
-import type { Projector } from './projector';
+import type { BatchProjector } from './projector';
 
 export interface HandlerDeps {
   store: EventStore;
-  projector: Projector;
+  projector: BatchProjector;
   acks: AckLog;
   log: Logger;
   /** Counts failed attempts and parks poison records; without it a failing record is retried forever. */
@@ -40,6 +40,11 @@ export interface HandlerDeps {
   metrics?: ProcessorMetrics;
   /** In-line attempts of a batch's projection before the records are reported failed (default 3). */
   projectionAttempts?: number;
+  /**
+   * The projection here is a fast path that another consumer guarantees (processors/projection-handler.ts):
+   * one attempt, and a failure is logged, never retried, so it cannot hold back the commits.
+   */
+  projectionBestEffort?: boolean;
 }
 
 export type KinesisHandler = (event: KinesisStreamEvent) => Promise<KinesisStreamBatchResponse>;
@@ -81,8 +86,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Acks go out even when the projection keeps failing: `committed` means committed in PostgreSQL,
  * and the redelivered record re-projects (the ack log dedupes the repeated ack).
  */
-export function createPublisher(deps: Pick<HandlerDeps, 'projector' | 'acks' | 'log' | 'projectionAttempts'>): Publish {
-  const attempts = deps.projectionAttempts ?? 3;
+export function createPublisher(deps: Pick<HandlerDeps, 'projector' | 'acks' | 'log' | 'projectionAttempts' | 'projectionBestEffort'>): Publish {
+  const attempts = deps.projectionBestEffort ? 1 : deps.projectionAttempts ?? 3;
   return async (entries, outcomes) => {
     const decided: number[] = [];
     outcomes.forEach((o, i) => o.status !== 'held' && decided.push(i));
@@ -123,7 +128,7 @@ export function createPublisher(deps: Pick<HandlerDeps, 'projector' | 'acks' | '
       deps.log.warn('final ack not published; record will be retried', { err: ackError });
       return ackFailed;
     }
-    return projected ? -1 : decided[0]!;
+    return projected || deps.projectionBestEffort ? -1 : decided[0]!;
   };
 }
 

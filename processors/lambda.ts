@@ -16,8 +16,9 @@ import { createRedis } from '../core/redis';
 import { DynamoDurableStore, RedisHotStore } from '../read-model/stores';
 import { PgEventStore } from './event-store';
 import { createKinesisHandler, type KinesisHandler } from './handler';
+import { createProjectionHandler } from './projection-handler';
 import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
-import { DynamoRequestBatchWriter, Projector } from './projector';
+import { DynamoRequestBatchWriter, InlineProjector, Projector } from './projector';
 import { fanOutStores } from './replay/fanout';
 
 const LambdaConfig = z
@@ -31,6 +32,7 @@ const LambdaConfig = z
     PG_POOL_SIZE: positiveInt(2),
     MAX_ATTEMPTS: positiveInt(5),
     DLQ_URL: z.string().min(1).optional(),
+    DURABLE_INLINE_BUDGET_MS: z.coerce.number().int().min(0).max(1000).default(50),
   })
   .merge(AwsEnv).merge(AckRetentionEnv).merge(RedisEnv).merge(TablesEnv).merge(LogEnv)
   .refine((c) => c.DATABASE_URL || (c.DB_SECRET_ARN && c.DB_HOST), {
@@ -54,9 +56,14 @@ async function databaseUrl(c: Config): Promise<string> {
   return `postgres://${encodeURIComponent(secret.username)}:${encodeURIComponent(secret.password)}@${c.DB_HOST}:5432/${c.DB_NAME}?sslmode=require`;
 }
 
-let ready: Promise<KinesisHandler> | undefined;
+interface Handlers {
+  commit: KinesisHandler;
+  project: KinesisHandler;
+}
 
-async function build(): Promise<KinesisHandler> {
+let ready: Promise<Handlers> | undefined;
+
+async function build(): Promise<Handlers> {
   const config = loadConfig(LambdaConfig);
   const log = createLogger(config.LOG_LEVEL, { service: 'processors' });
   const pool = new Pool({ connectionString: await databaseUrl(config), max: config.PG_POOL_SIZE });
@@ -71,20 +78,43 @@ async function build(): Promise<KinesisHandler> {
   // always through conditional puts: a rebuild writes the same tables, so read-then-batch is not safe.
   const versioned = fanOutStores({ doc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX,
     base: { durable, hot: new RedisHotStore(redis, config.REDIS_PREFIX) } });
-  return createKinesisHandler({
-    store,
-    projector: new Projector(versioned.durable, versioned.hot, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
-    acks: new RedisAckLog(redis, config.REDIS_PREFIX, retentionFrom(config)),
-    log,
-    // Attempts are counted in PostgreSQL, so they survive across invocations of the function.
-    parking: new ParkingLot(store, dlq, config.MAX_ATTEMPTS, log),
-  });
+  return {
+    // Commit consumer: commit, fast-path projection, ack (the projection consumer guarantees the read model).
+    commit: createKinesisHandler({
+      store,
+      projector: new InlineProjector(
+        new Projector(null, versioned.hot),
+        new Projector(versioned.durable, null, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
+        config.DURABLE_INLINE_BUDGET_MS,
+      ),
+      projectionBestEffort: true,
+      acks: new RedisAckLog(redis, config.REDIS_PREFIX, retentionFrom(config)),
+      log,
+      // Attempts are counted in PostgreSQL, so they survive across invocations of the function.
+      parking: new ParkingLot(store, dlq, config.MAX_ATTEMPTS, log),
+    }),
+    project: createProjectionHandler({
+      lookup: store,
+      projector: new Projector(versioned.durable, versioned.hot, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
+      log,
+    }),
+  };
 }
 
-export async function handler(event: KinesisStreamEvent): Promise<KinesisStreamBatchResponse> {
+function handlers(): Promise<Handlers> {
   ready ??= build().catch((err: unknown) => {
     ready = undefined; // let the next invocation try again
     throw err;
   });
-  return (await ready)(event);
+  return ready;
+}
+
+/** The commit consumer's entry (event source mapping #1). */
+export async function handler(event: KinesisStreamEvent): Promise<KinesisStreamBatchResponse> {
+  return (await handlers()).commit(event);
+}
+
+/** The projection consumer's entry (event source mapping #2, same stream, own checkpoints). */
+export async function projectionHandler(event: KinesisStreamEvent): Promise<KinesisStreamBatchResponse> {
+  return (await handlers()).project(event);
 }

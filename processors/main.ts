@@ -15,16 +15,23 @@ import { DynamoDurableStore, type HotStore, RedisHotStore } from '../read-model/
 import { type CheckpointStore, PgCheckpointStore } from './checkpoints';
 import { type EventStore, PgEventStore } from './event-store';
 import { createKinesisHandler } from './handler';
+import { createProjectionHandler } from './projection-handler';
 import { ProcessorMetrics, serveMetrics } from './metrics';
 import { migrate } from './migrate';
 import { type DeadLetterQueue, LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
-import { DynamoRequestBatchWriter, Projector } from './projector';
+import { DynamoRequestBatchWriter, InlineProjector, Projector } from './projector';
 import { fanOutStores } from './replay/fanout';
 import { StreamRunner } from './runner';
 
 export const ProcessorsConfig = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
   PROCESSOR_CONSUMER: z.string().default('processors'),
+  /** The projection consumer's checkpoint name (processors/projection-handler.ts). */
+  PROJECTION_CONSUMER: z.string().default('projections'),
+  /** Run the projection consumer in this process (off when it runs elsewhere). */
+  /** How long the commit consumer waits for the durable copy before acking anyway (0: never waits). */
+  DURABLE_INLINE_BUDGET_MS: z.coerce.number().int().min(0).max(1000).default(50),
+  PROJECTION_CONSUMER_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   BATCH_SIZE: positiveInt(500),
   /** Like MaximumBatchingWindowInSeconds: wait up to this long to fill a batch (0: do not wait). */
   BATCH_WINDOW_MS: z.coerce.number().int().min(0).default(0),
@@ -73,21 +80,25 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   // Item writes fan out to every deployed version of the projection (processors/replay/fanout.ts),
   // always through conditional puts: a rebuild writes the same tables, so read-then-batch is not safe.
   const versioned = fanOutStores({ doc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base: { durable, hot } });
+  const store = overrides.wrapStore ? overrides.wrapStore(pgStore) : pgStore;
+  // Commit consumer: commit, project on a best-effort fast path (Redis; DynamoDB within a budget), ack.
   const handler = createKinesisHandler({
-    store: overrides.wrapStore ? overrides.wrapStore(pgStore) : pgStore,
-    projector: new Projector(versioned.durable, versioned.hot, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
+    store,
+    projector: new InlineProjector(
+      new Projector(null, versioned.hot),
+      new Projector(versioned.durable, null, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
+      config.DURABLE_INLINE_BUDGET_MS,
+    ),
+    projectionBestEffort: true,
     acks: overrides.wrapAcks ? overrides.wrapAcks(acks) : acks,
     log,
     parking: new ParkingLot(pgStore, dlq, config.MAX_ATTEMPTS, log),
     metrics,
   });
-  const checkpoints = new PgCheckpointStore(pool, config.PROCESSOR_CONSUMER, config.KINESIS_STREAM);
-  const runner = new StreamRunner({
+  const runnerOptions = {
     kinesis,
     stream: config.KINESIS_STREAM,
     region: config.AWS_REGION,
-    checkpoints: overrides.wrapCheckpoints ? overrides.wrapCheckpoints(checkpoints) : checkpoints,
-    handler,
     log,
     batchSize: config.BATCH_SIZE,
     batchWindowMs: config.BATCH_WINDOW_MS,
@@ -96,15 +107,38 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
     shardRefreshMs: config.SHARD_REFRESH_MS,
     lagLogMs: config.LAG_LOG_MS,
     metrics,
+  };
+  const checkpoints = new PgCheckpointStore(pool, config.PROCESSOR_CONSUMER, config.KINESIS_STREAM);
+  const runner = new StreamRunner({
+    ...runnerOptions,
+    consumer: config.PROCESSOR_CONSUMER,
+    checkpoints: overrides.wrapCheckpoints ? overrides.wrapCheckpoints(checkpoints) : checkpoints,
+    handler,
   });
+  // Projection consumer: the same records, its own checkpoints; writes what PostgreSQL decided
+  // into DynamoDB and Redis, retrying until it succeeds, without ever holding back a commit.
+  const projectionRunner = config.PROJECTION_CONSUMER_ENABLED
+    ? new StreamRunner({
+      ...runnerOptions,
+      consumer: config.PROJECTION_CONSUMER,
+      checkpoints: new PgCheckpointStore(pool, config.PROJECTION_CONSUMER, config.KINESIS_STREAM),
+      handler: createProjectionHandler({
+        lookup: pgStore,
+        projector: new Projector(versioned.durable, versioned.hot, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
+        log,
+        metrics,
+      }),
+    })
+    : undefined;
   await runner.start();
-  log.info('processors started', { stream: config.KINESIS_STREAM });
+  await projectionRunner?.start();
+  log.info('processors started', { stream: config.KINESIS_STREAM, projectionConsumer: Boolean(projectionRunner) });
 
   return {
     name: 'processors',
     ...(metricsServer.url ? { url: metricsServer.url } : {}),
     async close() {
-      await runner.stop();
+      await Promise.all([runner.stop(), projectionRunner?.stop()]);
       await metricsServer.close();
       sqs?.destroy();
       if (!overrides.acks) await acks.close();

@@ -8,14 +8,14 @@ export class ProcessorMetrics {
   readonly registry = new Registry();
   readonly millisBehind = new Gauge({
     name: 'ackstream_processor_millis_behind_latest',
-    help: 'Per shard: how far the last GetRecords is behind the tip of the shard (Kinesis MillisBehindLatest).',
-    labelNames: ['shard'],
+    help: 'Per consumer and shard: how far the last GetRecords is behind the tip of the shard (Kinesis MillisBehindLatest).',
+    labelNames: ['shard', 'consumer'],
     registers: [this.registry],
   });
   readonly iteratorAge = new Gauge({
     name: 'ackstream_processor_iterator_age_ms',
-    help: 'Per shard: age of the newest record handed to the handler (like Lambda IteratorAge).',
-    labelNames: ['shard'],
+    help: 'Per consumer and shard: age of the newest record handed to the handler (like Lambda IteratorAge).',
+    labelNames: ['shard', 'consumer'],
     registers: [this.registry],
   });
   readonly records = new Counter({
@@ -26,8 +26,13 @@ export class ProcessorMetrics {
   });
   readonly batchFailures = new Counter({
     name: 'ackstream_processor_batch_failures_total',
-    help: 'Batches retried from a failed record.',
-    labelNames: ['shard'],
+    help: 'Batches retried from a failed record, per consumer and shard.',
+    labelNames: ['shard', 'consumer'],
+    registers: [this.registry],
+  });
+  readonly projected = new Counter({
+    name: 'ackstream_processor_projected_total',
+    help: 'Decided records written to the read model by the projection consumer.',
     registers: [this.registry],
   });
   readonly batchSeconds = new Histogram({

@@ -99,18 +99,25 @@ export class DynamoItemBatchWriter {
   }
 }
 
+/**
+ * Writes read-model changes to the copies it is given: both (redrive, replay), only the hot copy
+ * (the commit consumer's fast path) or only the durable copy (the projection consumer).
+ */
 export class Projector {
   constructor(
-    private readonly durable: DurableStore,
-    private readonly hot: HotStore,
+    private readonly durable: DurableStore | null,
+    private readonly hot: HotStore | null,
     private readonly batchRequests?: RequestBatchWriter,
     private readonly batchItems?: DynamoItemBatchWriter,
     private readonly concurrency = 16,
   ) {}
 
   async apply(change: ReadModelChange): Promise<void> {
-    const writes: Promise<boolean>[] = [this.durable.putRequest(change.request), this.hot.putRequest(change.request)];
-    if (change.item) writes.push(this.durable.putItem(change.item), this.hot.putItem(change.item));
+    const writes: Promise<boolean>[] = [];
+    if (this.durable) writes.push(this.durable.putRequest(change.request));
+    if (this.hot) writes.push(this.hot.putRequest(change.request));
+    if (change.item && this.durable) writes.push(this.durable.putItem(change.item));
+    if (change.item && this.hot) writes.push(this.hot.putItem(change.item));
     await Promise.all(writes);
   }
 
@@ -125,14 +132,54 @@ export class Projector {
     const items = [...newest.values()];
     const requests = changes.map((c) => c.request);
     const finals = requests.filter((r) => r.rank === RANK_FINAL);
+    const { hot, durable } = this;
     await Promise.all([
       // Redis: sent together, one connection pipelines them.
-      Promise.all([...items.map((i) => this.hot.putItem(i)), ...requests.map((r) => this.hot.putRequest(r))]),
-      this.batchItems && items.length > 1 ? this.batchItems.putNewer(items) : mapLimit(items, this.concurrency, (i) => this.durable.putItem(i)),
-      this.batchRequests && finals.length === requests.length
+      hot && Promise.all([...items.map((i) => hot.putItem(i)), ...requests.map((r) => hot.putRequest(r))]),
+      durable && (this.batchItems && items.length > 1 ? this.batchItems.putNewer(items) : mapLimit(items, this.concurrency, (i) => durable.putItem(i))),
+      durable && (this.batchRequests && finals.length === requests.length
         ? this.batchRequests.putFinalRequests(finals)
-        : mapLimit(requests, this.concurrency, (r) => this.durable.putRequest(r)),
+        : mapLimit(requests, this.concurrency, (r) => durable.putRequest(r))),
     ]);
+  }
+}
+
+/** What the handlers need of a projector. */
+export interface BatchProjector {
+  applyBatch(changes: ReadModelChange[]): Promise<void>;
+}
+
+/**
+ * The commit consumer's fast path: the hot copy before the ack (so a `committed` item is readable
+ * at once), and the durable copy within a small time budget, so under normal load listings (served
+ * from DynamoDB) show a write when its ack arrives. Past the budget, or while an earlier batch's
+ * durable writes are still running, it stops waiting: those writes go on in the background, and
+ * the projection consumer guarantees the durable copy anyway, so DynamoDB never holds back commits.
+ * All writes are version-guarded, so the two paths racing is harmless.
+ */
+export class InlineProjector implements BatchProjector {
+  private pending = 0;
+
+  constructor(
+    private readonly hot: Projector,
+    private readonly durable: Projector,
+    private readonly budgetMs: number,
+    private readonly maxPending = 1,
+  ) {}
+
+  async applyBatch(changes: ReadModelChange[]): Promise<void> {
+    let durable: Promise<void> | undefined;
+    if (this.budgetMs > 0 && this.pending < this.maxPending) {
+      this.pending++;
+      durable = this.durable.applyBatch(changes).catch(() => undefined).finally(() => {
+        this.pending--;
+      });
+    }
+    await this.hot.applyBatch(changes);
+    if (!durable) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([durable, new Promise<void>((r) => (timer = setTimeout(r, this.budgetMs)))]);
+    clearTimeout(timer);
   }
 }
 

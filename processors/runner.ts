@@ -40,6 +40,8 @@ export interface RunnerOptions {
   /** Wait up to this long to fill a batch once a first record arrived (0: hand over what one poll returns). */
   batchWindowMs?: number;
   metrics?: ProcessorMetrics;
+  /** The consumer's name in metrics and logs (its checkpoints carry it too). */
+  consumer?: string;
   /** How often each shard's lag is logged. */
   lagLogMs?: number;
 }
@@ -134,6 +136,7 @@ export class StreamRunner {
   /** Reads a shard from its checkpoint; true once a closed shard has been read to its end. */
   private async readShard(shardId: string): Promise<boolean> {
     const { log, metrics } = this.opts;
+    const consumer = this.opts.consumer ?? 'processors';
     const window = this.opts.batchWindowMs ?? 0;
     let iterator = await this.iteratorFor(shardId);
     if (!iterator) {
@@ -170,17 +173,17 @@ export class StreamRunner {
         // More is already waiting in the shard: read on at once; otherwise wait a poll interval.
         if (behind === 0 || (out.Records ?? []).length === 0) await this.sleep(Math.min(left, this.opts.pollIntervalMs));
       }
-      metrics?.millisBehind.set({ shard: shardId }, behind);
+      metrics?.millisBehind.set({ shard: shardId, consumer }, behind);
       const newest = records.at(-1)?.ApproximateArrivalTimestamp?.getTime();
-      if (newest !== undefined) metrics?.iteratorAge.set({ shard: shardId }, Math.max(0, Date.now() - newest));
+      if (newest !== undefined) metrics?.iteratorAge.set({ shard: shardId, consumer }, Math.max(0, Date.now() - newest));
       if (Date.now() - lastLag >= (this.opts.lagLogMs ?? 10_000)) {
         lastLag = Date.now();
-        log.info('shard lag', { shardId, millisBehindLatest: behind, iteratorAgeMs: newest === undefined ? 0 : Math.max(0, Date.now() - newest) });
+        log.info('shard lag', { consumer, shardId, millisBehindLatest: behind, iteratorAgeMs: newest === undefined ? 0 : Math.max(0, Date.now() - newest) });
       }
       if (records.length > 0) {
         const retryFrom = await this.deliver(shardId, records);
         if (retryFrom) {
-          metrics?.batchFailures.inc({ shard: shardId });
+          metrics?.batchFailures.inc({ shard: shardId, consumer });
           await this.sleep(this.opts.retryDelayMs);
           iterator = await this.iteratorFor(shardId, retryFrom);
           if (!iterator) return true;

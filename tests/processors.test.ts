@@ -11,6 +11,7 @@ import type { EventStore } from '../processors/event-store';
 import {
   command, eventsOf, eventually, finalAckOf, putOnStream, RecordingAckLog, requestRow, startProcessorsWith, storedFinals,
 } from './helpers/processors';
+import { TcpProxy } from './helpers/proxy';
 import { startStack, type Stack } from './helpers/stack';
 
 let stack: Stack;
@@ -120,8 +121,13 @@ describe('decisions', () => {
     const put = command({ kind: 'put', id: 'projected', data: { title: 'x' } });
     await putOnStream(stack, put);
     await finalAckOf(stack, put.requestId);
-    const status = await stack.doc.send(new GetCommand({ TableName: stack.env.REQUESTS_TABLE!, Key: { pk: requestsPk('acme', put.requestId) } }));
-    expect(JSON.parse(String(status.Item?.doc))).toMatchObject({ status: 'committed', version: 1 });
+    // The projection consumer follows the commit consumer: the durable copy arrives shortly after the ack.
+    const status = await eventually('the durable request status', async () =>
+      (await stack.doc.send(new GetCommand({ TableName: stack.env.REQUESTS_TABLE!, Key: { pk: requestsPk('acme', put.requestId) } }))).Item);
+    expect(JSON.parse(String(status.doc))).toMatchObject({ status: 'committed', version: 1 });
+    const item = await eventually('the durable item', async () =>
+      (await stack.doc.send(new GetCommand({ TableName: stack.env.ITEMS_TABLE!, Key: { pk: 'acme#notes', id: 'projected' } }))).Item);
+    expect(JSON.parse(String(item.doc))).toMatchObject({ version: 1, data: { title: 'x' } });
   });
 });
 
@@ -182,17 +188,86 @@ describe('crashes after the commit lose nothing and apply nothing twice', () => 
     await startProcessorsWith(stack, { acks, wrapStore: faultyStore, wrapCheckpoints: faultyCheckpoints }, { PROCESSORS_METRICS_PORT: '0' });
     expect(await finalAckOf(stack, whileDown.requestId)).toMatchObject({ stage: 'committed', version: 2 });
     expect((await eventsOf(stack, 'restart')).map((e) => e.version)).toEqual([1, 2]);
-    const cps = await stack.pg.query('SELECT shard_id FROM checkpoints');
+    const cps = await stack.pg.query("SELECT shard_id FROM checkpoints WHERE consumer = 'processors'");
     expect(cps.rowCount).toBe(2);
   });
 });
+
+describe('the durable copy never holds back a commit', () => {
+  test('with DynamoDB unreachable, writes still commit and get their committed acks; the durable copy catches up when it is back', async () => {
+    await stack.stopService('processors');
+    const dynamo = new URL(stack.emulators.dynamoEndpoint);
+    const proxy = new TcpProxy('dynamodb', dynamo.hostname, Number(dynamo.port));
+    await proxy.start();
+    try {
+      proxy.cut();
+      await startProcessorsWith(stack, { acks }, { PROCESSORS_METRICS_PORT: '0', DYNAMODB_ENDPOINT: `http://${proxy.url}`, RETRY_DELAY_MS: '50' });
+      const writes = [
+        command({ kind: 'put', id: 'outage', data: { n: 1 } }),
+        command({ kind: 'patch', id: 'outage', data: { n: 2 } }),
+        command({ kind: 'patch', id: 'outage', data: { n: 3 } }),
+      ];
+      await putOnStream(stack, ...writes);
+      for (const [i, w] of writes.entries()) expect(await finalAckOf(stack, w.requestId)).toMatchObject({ stage: 'committed', version: i + 1 });
+      expect((await eventsOf(stack, 'outage')).map((e) => e.version)).toEqual([1, 2, 3]);
+      // The durable copy is not there (and was really tried).
+      await eventually('a refused DynamoDB call', async () => proxy.stats.refused + proxy.stats.reset > 0);
+      const getItem = () => stack.doc.send(new GetCommand({ TableName: stack.env.ITEMS_TABLE!, Key: { pk: 'acme#notes', id: 'outage' } }));
+      expect((await getItem()).Item).toBeUndefined();
+
+      proxy.restore();
+      const item = await eventually('the durable copy after the outage', async () => (await getItem()).Item);
+      expect(JSON.parse(String(item.doc))).toMatchObject({ version: 3, data: { n: 3 } });
+      // The hot copy too (during the outage the projection registry, kept in DynamoDB, was out of reach).
+      const hot = await eventually('the hot copy after the outage', async () => (await stack.redis.hget(`${stack.redisPrefix}item:acme:notes:outage`, 'd')) ?? undefined);
+      expect(JSON.parse(hot)).toMatchObject({ version: 3 });
+      for (const w of writes) {
+        const status = await eventually('a durable request status', async () =>
+          (await stack.doc.send(new GetCommand({ TableName: stack.env.REQUESTS_TABLE!, Key: { pk: requestsPk('acme', w.requestId) } }))).Item);
+        expect(JSON.parse(String(status.doc))).toMatchObject({ status: 'committed' });
+      }
+    } finally {
+      await stack.stopService('processors');
+      await proxy.close();
+      await startProcessorsWith(stack, { acks, wrapStore: faultyStore, wrapCheckpoints: faultyCheckpoints }, { PROCESSORS_METRICS_PORT: '0' });
+    }
+  });
+
+  test('the projection consumer does not run ahead of the commit consumer: it waits for the decision', async () => {
+    await stack.stopService('processors');
+    // The commit consumer cannot commit: nothing is decided, so nothing may be projected.
+    const w = command({ kind: 'put', id: 'undecided', data: { n: 1 } });
+    try {
+      await startProcessorsWith(stack, { acks, wrapStore: () => stalledStore }, { PROCESSORS_METRICS_PORT: '0', RETRY_DELAY_MS: '50' });
+      await putOnStream(stack, w);
+      await new Promise((r) => setTimeout(r, 500));
+      const getItem = () => stack.doc.send(new GetCommand({ TableName: stack.env.ITEMS_TABLE!, Key: { pk: 'acme#notes', id: 'undecided' } }));
+      expect((await getItem()).Item).toBeUndefined();
+      expect(await requestRow(stack, w.requestId)).toBeUndefined();
+    } finally {
+      await stack.stopService('processors');
+      await startProcessorsWith(stack, { acks, wrapStore: faultyStore, wrapCheckpoints: faultyCheckpoints }, { PROCESSORS_METRICS_PORT: '0' });
+    }
+    // Once the commit consumer decides, the projection follows.
+    expect(await finalAckOf(stack, w.requestId)).toMatchObject({ stage: 'committed', version: 1 });
+    const item = await eventually('the durable copy', async () =>
+      (await stack.doc.send(new GetCommand({ TableName: stack.env.ITEMS_TABLE!, Key: { pk: 'acme#notes', id: 'undecided' } }))).Item);
+    expect(JSON.parse(String(item.doc))).toMatchObject({ version: 1 });
+  });
+});
+
+/** A commit consumer that cannot commit (its database is "down"): every batch fails before deciding. */
+const stalledStore: EventStore = {
+  execute: () => Promise.reject(new Error('injected: commit consumer stalled')),
+  executeBatch: () => Promise.reject(new Error('injected: commit consumer stalled')),
+};
 
 test('exports per-shard lag on /metrics', async () => {
   const url = stack.services.get('processors')!.url!;
   const res = await fetch(`${url}/metrics`);
   const text = await res.text();
   expect(res.status).toBe(200);
-  expect(text).toMatch(/ackstream_processor_millis_behind_latest\{shard="shardId-000000000000"\} \d+/);
-  expect(text).toMatch(/ackstream_processor_iterator_age_ms\{shard="shardId-00000000000[01]"\} \d+/);
+  expect(text).toMatch(/ackstream_processor_millis_behind_latest\{shard="shardId-000000000000",consumer="processors"\} \d+/);
+  expect(text).toMatch(/ackstream_processor_iterator_age_ms\{shard="shardId-00000000000[01]",consumer="processors"\} \d+/);
   expect(text).toMatch(/ackstream_processor_records_total\{outcome="committed"\} \d+/);
 });

@@ -100,11 +100,17 @@ test('the read model holds each projected version in DynamoDB and Redis', async 
   const put = await write('PUT', { title: 'again' });
   const ack = await socket.finalAck(put);
   expect(ack.version).toBe(4); // versions keep counting across a delete
-  const durable = await stack.doc.send(new GetCommand({ TableName: stack.env.ITEMS_TABLE, Key: { pk: 'acme#notes', id: 'n1' } }));
-  expect(JSON.parse(durable.Item!.doc as string)).toMatchObject({ version: 4, data: { title: 'again' } });
+  // Redis (the hot copy) is written before the committed ack; DynamoDB by the projection consumer, just after.
   const hot = await stack.redis.hget(`${stack.redisPrefix}item:acme:notes:n1`, 'd');
   expect(JSON.parse(hot!)).toMatchObject({ version: 4, data: { title: 'again' } });
   const list = await request(`${stack.readUrl}/v1/collections/notes/items?limit=10`, { token });
   expect(list.status).toBe(200);
   expect(list.body).toEqual({ items: [expect.objectContaining({ id: 'n1', version: 4 })], nextCursor: null });
+  const deadline = Date.now() + 10_000;
+  let durable = await stack.doc.send(new GetCommand({ TableName: stack.env.ITEMS_TABLE, Key: { pk: 'acme#notes', id: 'n1' } }));
+  while (Number(durable.Item?.version ?? 0) < 4 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    durable = await stack.doc.send(new GetCommand({ TableName: stack.env.ITEMS_TABLE, Key: { pk: 'acme#notes', id: 'n1' } }));
+  }
+  expect(JSON.parse(durable.Item!.doc as string)).toMatchObject({ version: 4, data: { title: 'again' } });
 });

@@ -123,13 +123,14 @@ export class AckstreamStack extends Stack {
         REDIS_AUTH_TOKEN_SECRET_ARN: this.cache.authToken.secretArn,
       },
     });
-    const fn = this.processor.fn;
-    this.database.allowClient(fn);
-    this.cache.allowFrom(fn, 'from processors');
-    this.tables.items.grantReadWriteData(fn);
-    this.tables.requests.grantReadWriteData(fn);
-    this.authSecret.grantRead(fn);
-    this.cache.authToken.grantRead(fn);
+    for (const fn of [this.processor.fn, this.processor.projectionFn]) {
+      this.database.allowClient(fn);
+      this.cache.allowFrom(fn, 'from processors');
+      this.tables.items.grantReadWriteData(fn);
+      this.tables.requests.grantReadWriteData(fn);
+      this.authSecret.grantRead(fn);
+      this.cache.authToken.grantRead(fn);
+    }
 
     // ---- edge + services ----
     const certificateArn =
@@ -277,8 +278,8 @@ export class AckstreamStack extends Stack {
     );
     ops.graph(
       'Processor',
-      [fn.metricInvocations({ period: Duration.minutes(1) }), fn.metricErrors({ period: Duration.minutes(1) })],
-      [fn.metric('ConcurrentExecutions', { statistic: 'Maximum', period: Duration.minutes(1) })],
+      [this.processor.fn, this.processor.projectionFn].flatMap((fn) => [fn.metricInvocations({ period: Duration.minutes(1) }), fn.metricErrors({ period: Duration.minutes(1) })]),
+      [this.processor.fn, this.processor.projectionFn].map((fn) => fn.metric('ConcurrentExecutions', { statistic: 'Maximum', period: Duration.minutes(1) })),
     );
 
     new CfnOutput(this, 'LoadBalancerDns', { value: this.edge.alb.loadBalancerDnsName });

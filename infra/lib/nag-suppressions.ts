@@ -35,16 +35,18 @@ export function applyNagSuppressions(stack: AckstreamStack): void {
     ],
   };
 
-  s(stack.processor.fn, [
-    kmsWildcards,
-    indexWildcard,
-    lambdaManaged,
-    {
-      id: 'AwsSolutions-IAM5',
-      reason: 'X-Ray PutTraceSegments/PutTelemetryRecords and ENI management support no resource-level permissions.',
-      appliesTo: ['Resource::*'],
-    },
-  ]);
+  for (const fn of [stack.processor.fn, stack.processor.projectionFn]) {
+    s(fn, [
+      kmsWildcards,
+      indexWildcard,
+      lambdaManaged,
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: 'X-Ray PutTraceSegments/PutTelemetryRecords and ENI management support no resource-level permissions.',
+        appliesTo: ['Resource::*'],
+      },
+    ]);
+  }
   s(stack.processor.deadLetterQueue, [
     { id: 'AwsSolutions-SQS3', reason: 'This queue is the dead-letter destination of the processors; a DLQ of a DLQ adds nothing.' },
   ]);

@@ -287,10 +287,19 @@ describe.each(stages)('%s stage', (_name, cfg) => {
     });
 
     test(cfg.processor.enhancedFanOut ? 'reads through an enhanced fan-out consumer' : 'reads the stream directly (shared throughput)', () => {
-      const [esm] = resourcesOf(s.json, 'AWS::Lambda::EventSourceMapping');
-      const source = byLogicalId(target(esm!.Properties!['EventSourceArn']));
-      s.template.resourceCountIs('AWS::Kinesis::StreamConsumer', cfg.processor.enhancedFanOut ? 1 : 0);
-      expect(source.Type).toBe(cfg.processor.enhancedFanOut ? 'AWS::Kinesis::StreamConsumer' : 'AWS::Kinesis::Stream');
+      const esms = resourcesOf(s.json, 'AWS::Lambda::EventSourceMapping');
+      expect(esms).toHaveLength(2);
+      s.template.resourceCountIs('AWS::Kinesis::StreamConsumer', cfg.processor.enhancedFanOut ? 2 : 0);
+      for (const esm of esms) {
+        const source = byLogicalId(target(esm.Properties!['EventSourceArn']));
+        expect(source.Type).toBe(cfg.processor.enhancedFanOut ? 'AWS::Kinesis::StreamConsumer' : 'AWS::Kinesis::Stream');
+      }
+    });
+
+    test('two consumers of the stream: commits + acks, and the projection into the read model, each with its own mapping', () => {
+      const esms = resourcesOf(s.json, 'AWS::Lambda::EventSourceMapping');
+      const handlers = esms.map((esm) => byLogicalId(target(esm.Properties!['FunctionName'])).Properties!['Handler']).sort();
+      expect(handlers).toEqual(['index.handler', 'index.projectionHandler']);
     });
 
     test('the dead-letter queue is KMS-encrypted and TLS-only', () => {

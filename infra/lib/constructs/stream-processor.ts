@@ -37,9 +37,13 @@ export interface StreamProcessorProps {
  */
 export class StreamProcessor extends Construct {
   readonly stream: kinesis.Stream;
+  /** Commit consumer: commits to PostgreSQL and publishes the acks. */
   readonly fn: lambda.Function;
+  /** Projection consumer: writes what PostgreSQL decided into DynamoDB and Redis. */
+  readonly projectionFn: lambda.Function;
   readonly deadLetterQueue: sqs.Queue;
   readonly consumer?: kinesis.StreamConsumer;
+  readonly projectionConsumer?: kinesis.StreamConsumer;
   readonly alarms: cloudwatch.Alarm[] = [];
 
   constructor(scope: Construct, id: string, props: StreamProcessorProps) {
@@ -76,27 +80,31 @@ export class StreamProcessor extends Construct {
 
     const code = 'entry' in props.source ? esbuildLambdaCode(props.source.entry) : props.source.code;
     const handler = 'entry' in props.source ? 'index.handler' : (props.source.handler ?? 'index.handler');
-
-    this.fn = new lambda.Function(this, 'Fn', {
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
-      code,
-      handler,
-      memorySize: s.memoryMiB,
-      timeout: Duration.seconds(s.timeoutSeconds),
-      reservedConcurrentExecutions: s.reservedConcurrency,
-      vpc: props.vpc,
-      vpcSubnets: props.subnets,
-      securityGroups: [securityGroup],
-      logGroup,
-      tracing: lambda.Tracing.ACTIVE,
-      environment: {
-        ...props.environment,
-        KINESIS_STREAM: this.stream.streamName,
-        DLQ_URL: this.deadLetterQueue.queueUrl,
-        NODE_OPTIONS: '--enable-source-maps',
-      },
-    });
+    const makeFn = (id: string, handlerName: string) =>
+      new lambda.Function(this, id, {
+        runtime: lambda.Runtime.NODEJS_24_X,
+        architecture: lambda.Architecture.ARM_64,
+        code,
+        handler: handlerName,
+        memorySize: s.memoryMiB,
+        timeout: Duration.seconds(s.timeoutSeconds),
+        reservedConcurrentExecutions: s.reservedConcurrency,
+        vpc: props.vpc,
+        vpcSubnets: props.subnets,
+        securityGroups: [securityGroup],
+        logGroup,
+        tracing: lambda.Tracing.ACTIVE,
+        environment: {
+          ...props.environment,
+          KINESIS_STREAM: this.stream.streamName,
+          DLQ_URL: this.deadLetterQueue.queueUrl,
+          NODE_OPTIONS: '--enable-source-maps',
+        },
+      });
+    // Two consumers of the same stream, each with its own event source mapping (own checkpoints):
+    // commits + acks, and the projection into the read model, so DynamoDB never holds back a commit.
+    this.fn = makeFn('Fn', handler);
+    this.projectionFn = makeFn('ProjectionFn', handler.replace(/\.handler$/, '.projectionHandler'));
 
     const esmProps: sources.KinesisEventSourceProps = {
       startingPosition: lambda.StartingPosition.TRIM_HORIZON,
@@ -110,14 +118,20 @@ export class StreamProcessor extends Construct {
       onFailure: new sources.SqsDlq(this.deadLetterQueue),
     };
     if (s.enhancedFanOut) {
-      // Dedicated 2 MB/s per shard pipe: the processor does not share read throughput.
+      // Dedicated 2 MB/s per shard pipe per consumer: they do not share read throughput.
       this.consumer = new kinesis.StreamConsumer(this, 'Consumer', {
         stream: this.stream,
         streamConsumerName: 'processors',
       });
+      this.projectionConsumer = new kinesis.StreamConsumer(this, 'ProjectionConsumer', {
+        stream: this.stream,
+        streamConsumerName: 'projections',
+      });
       this.fn.addEventSource(new sources.KinesisConsumerEventSource(this.consumer, esmProps));
+      this.projectionFn.addEventSource(new sources.KinesisConsumerEventSource(this.projectionConsumer, esmProps));
     } else {
       this.fn.addEventSource(new sources.KinesisEventSource(this.stream, esmProps));
+      this.projectionFn.addEventSource(new sources.KinesisEventSource(this.stream, esmProps));
     }
     // Processors may re-publish (e.g. replays), and write failed records to the DLQ themselves.
     this.stream.grantWrite(this.fn);
@@ -127,6 +141,14 @@ export class StreamProcessor extends Construct {
       new cloudwatch.Alarm(this, 'IteratorAge', {
         alarmDescription: 'Processors are falling behind the stream',
         metric: this.fn.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1) }),
+        threshold: props.iteratorAgeAlarmSeconds * 1000,
+        evaluationPeriods: 5,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'ProjectionIteratorAge', {
+        alarmDescription: 'The read model (projection consumer) is falling behind the stream',
+        metric: this.projectionFn.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1) }),
         threshold: props.iteratorAgeAlarmSeconds * 1000,
         evaluationPeriods: 5,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -142,7 +164,11 @@ export class StreamProcessor extends Construct {
       }),
       new cloudwatch.Alarm(this, 'Errors', {
         alarmDescription: 'Processor invocations failing',
-        metric: this.fn.metricErrors({ period: Duration.minutes(5) }),
+        metric: new cloudwatch.MathExpression({
+          expression: 'commit + projection',
+          usingMetrics: { commit: this.fn.metricErrors(), projection: this.projectionFn.metricErrors() },
+          period: Duration.minutes(5),
+        }),
         threshold: 10,
         evaluationPeriods: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
