@@ -28,10 +28,10 @@ export const ProcessorsConfig = z.object({
   PROCESSOR_CONSUMER: z.string().default('processors'),
   /** The projection consumer's checkpoint name (processors/projection-handler.ts). */
   PROJECTION_CONSUMER: z.string().default('projections'),
-  /** Run the projection consumer in this process (off when it runs elsewhere). */
   /** How long the commit consumer waits for the durable copy before acking anyway (0: never waits). */
   DURABLE_INLINE_BUDGET_MS: z.coerce.number().int().min(0).max(1000).default(50),
-  PROJECTION_CONSUMER_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** Which consumers this process runs: both (default), or one each in separate processes (as the two Lambdas in AWS). */
+  CONSUMERS: z.enum(['commit,projection', 'commit', 'projection']).default('commit,projection'),
   BATCH_SIZE: positiveInt(500),
   /** Like MaximumBatchingWindowInSeconds: wait up to this long to fill a batch (0: do not wait). */
   BATCH_WINDOW_MS: z.coerce.number().int().min(0).default(0),
@@ -109,7 +109,8 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
     metrics,
   };
   const checkpoints = new PgCheckpointStore(pool, config.PROCESSOR_CONSUMER, config.KINESIS_STREAM);
-  const runner = new StreamRunner({
+  const runCommit = config.CONSUMERS.includes('commit');
+  const runner = runCommit && new StreamRunner({
     ...runnerOptions,
     consumer: config.PROCESSOR_CONSUMER,
     checkpoints: overrides.wrapCheckpoints ? overrides.wrapCheckpoints(checkpoints) : checkpoints,
@@ -117,7 +118,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   });
   // Projection consumer: the same records, its own checkpoints; writes what PostgreSQL decided
   // into DynamoDB and Redis, retrying until it succeeds, without ever holding back a commit.
-  const projectionRunner = config.PROJECTION_CONSUMER_ENABLED
+  const projectionRunner = config.CONSUMERS.includes('projection')
     ? new StreamRunner({
       ...runnerOptions,
       consumer: config.PROJECTION_CONSUMER,
@@ -130,15 +131,15 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
       }),
     })
     : undefined;
-  await runner.start();
+  if (runner) await runner.start();
   await projectionRunner?.start();
-  log.info('processors started', { stream: config.KINESIS_STREAM, projectionConsumer: Boolean(projectionRunner) });
+  log.info('processors started', { stream: config.KINESIS_STREAM, consumers: config.CONSUMERS });
 
   return {
     name: 'processors',
     ...(metricsServer.url ? { url: metricsServer.url } : {}),
     async close() {
-      await Promise.all([runner.stop(), projectionRunner?.stop()]);
+      await Promise.all([runner && runner.stop(), projectionRunner?.stop()]);
       await metricsServer.close();
       sqs?.destroy();
       if (!overrides.acks) await acks.close();

@@ -152,8 +152,8 @@ export interface BatchProjector {
 /**
  * The commit consumer's fast path: the hot copy before the ack (so a `committed` item is readable
  * at once), and the durable copy within a small time budget, so under normal load listings (served
- * from DynamoDB) show a write when its ack arrives. Past the budget, or while an earlier batch's
- * durable writes are still running, it stops waiting: those writes go on in the background, and
+ * from DynamoDB) show a write when its ack arrives. Past the budget, while an earlier batch's
+ * durable writes are still running, or for a large batch (a backlog), it does not wait: those writes go on in the background, and
  * the projection consumer guarantees the durable copy anyway, so DynamoDB never holds back commits.
  * All writes are version-guarded, so the two paths racing is harmless.
  */
@@ -165,11 +165,13 @@ export class InlineProjector implements BatchProjector {
     private readonly durable: Projector,
     private readonly budgetMs: number,
     private readonly maxPending = 1,
+    /** A bigger batch means a backlog: leave it to the projection consumer rather than write it twice. */
+    private readonly maxChanges = 100,
   ) {}
 
   async applyBatch(changes: ReadModelChange[]): Promise<void> {
     let durable: Promise<void> | undefined;
-    if (this.budgetMs > 0 && this.pending < this.maxPending) {
+    if (this.budgetMs > 0 && this.pending < this.maxPending && changes.length <= this.maxChanges) {
       this.pending++;
       durable = this.durable.applyBatch(changes).catch(() => undefined).finally(() => {
         this.pending--;

@@ -11,6 +11,7 @@
 import {
   ExpiredIteratorException,
   GetRecordsCommand,
+  type GetRecordsCommandOutput,
   GetShardIteratorCommand,
   type KinesisClient,
   ListShardsCommand,
@@ -144,6 +145,13 @@ export class StreamRunner {
       return true;
     }
     let lastLag = 0;
+    // Like Lambda's event source mapping, the next GetRecords is in flight while the handler works
+    // on the current batch; it is dropped if the batch is retried (the retry re-reads from there).
+    let prefetched: Promise<GetRecordsCommandOutput> | undefined;
+    const dropPrefetch = () => {
+      prefetched?.catch(() => undefined);
+      prefetched = undefined;
+    };
     while (!this.stopping) {
       // Fill a batch: poll until batchSize records, the window's end, or the shard's end.
       const records: _Record[] = [];
@@ -153,7 +161,9 @@ export class StreamRunner {
       for (;;) {
         let out;
         try {
-          out = await this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: next, Limit: this.opts.batchSize - records.length }));
+          const ahead = prefetched;
+          prefetched = undefined;
+          out = await (ahead ?? this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: next, Limit: this.opts.batchSize - records.length })));
         } catch (err) {
           if (err instanceof ExpiredIteratorException || (err as Error).name === 'ExpiredIteratorException') {
             if (records.length > 0) break; // hand over what we have; the next read starts from the checkpoint
@@ -181,8 +191,10 @@ export class StreamRunner {
         log.info('shard lag', { consumer, shardId, millisBehindLatest: behind, iteratorAgeMs: newest === undefined ? 0 : Math.max(0, Date.now() - newest) });
       }
       if (records.length > 0) {
+        if (next && window === 0) prefetched = this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: next, Limit: this.opts.batchSize }));
         const retryFrom = await this.deliver(shardId, records);
         if (retryFrom) {
+          dropPrefetch();
           metrics?.batchFailures.inc({ shard: shardId, consumer });
           await this.sleep(this.opts.retryDelayMs);
           iterator = await this.iteratorFor(shardId, retryFrom);
@@ -202,6 +214,7 @@ export class StreamRunner {
       iterator = next;
       if (records.length === 0) await this.sleep(this.opts.pollIntervalMs);
     }
+    dropPrefetch();
     return false;
   }
 
