@@ -169,6 +169,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       await new Promise((r) => { server.child.once('exit', r); setTimeout(r, 10_000); });
     }
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill();
+    await Promise.all(children.map((c) => c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined));
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);

@@ -118,9 +118,9 @@ async function main() {
   const closedEarly = clients.filter((c) => c.ws.readyState !== WebSocket.OPEN).length;
   for (const c of clients) c.ws.terminate();
   redis.disconnect();
+  // The parent ends this process once it has the (large) message: exiting here could beat its delivery.
   process.send!({ type: 'done', seconds, inWindow, received, completed, unfinished: inFlight, outOfOrder, unexpected, closedEarly, cpuMs: (cpu.user + cpu.system) / 1000, latencies });
-  // Let IPC flush before leaving.
-  setTimeout(() => process.exit(0), 200);
+  process.once('disconnect', () => process.exit(0));
 }
 
 main().catch((err: unknown) => {
