@@ -8,8 +8,8 @@
  *   WebSocket before writing again (closed loop, bounded in-flight window).
  * Memory per connection is the server process's own, after a full GC, before vs after the
  * connections open. Baseline in the same run: raw Redis PUBLISH -> SUBSCRIBE of as many messages.
- * ACK_BENCH_PROFILE=<dir> runs the server with --cpu-prof into <dir> (bench/profile-summary.ts);
- * with ACK_BENCH_PROFILE_CLIENTS=1 the client processes too.
+ * ACK_BENCH_PROFILE=<dir>: CPU profiles of the measured window, server and client processes, into
+ * <dir> (summarise with bench/profile-summary.ts).
  */
 import { type ChildProcess, execSync, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -78,10 +78,9 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const secret = randomBytes(32).toString('base64url');
   const redis = new Redis(REDIS_URL);
   const fdSoft = execSync('sh -c "ulimit -n"').toString().trim();
-  const profileDir = process.env.ACK_BENCH_PROFILE;
   const server = spawn('server.ts', {
     ACK_BENCH_SECRET: secret, ACK_BENCH_REDIS_URL: REDIS_URL, ACK_BENCH_PREFIX: prefix,
-  }, ['--expose-gc', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])]);
+  }, ['--expose-gc']);
   const children: ChildProcess[] = [server.child];
   try {
     const { url } = await server.next<{ url: string }>('ready');
@@ -90,7 +89,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
 
     const per = Math.ceil(clients / procs);
     const workers = Array.from({ length: procs }, (_, i) => {
-      const w = spawn('clients.ts', {}, profileDir && process.env.ACK_BENCH_PROFILE_CLIENTS ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
+      const w = spawn('clients.ts', {});
       children.push(w.child);
       w.child.send({ type: 'start', url, secret, prefix, redisUrl: REDIS_URL, from: i * per, count: Math.min(per, clients - i * per), window });
       return w;
@@ -100,7 +99,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     server.child.send({ type: 'mem' });
     const memAfter = await server.next<Mem>('mem');
 
-    server.child.send({ type: 'cpu' });
+    server.child.send({ type: 'cpu', profile: 'start' });
     const cpu0 = await server.next<Cpu>('cpu');
     const redis0 = await redisCpuMs(redis);
     const t0 = Date.now();
@@ -108,7 +107,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     for (const w of workers) w.child.send({ type: 'run', durationMs });
     const done = await Promise.all(workers.map((w) => w.next<Done>('done', durationMs + 60_000)));
     clearInterval(progress);
-    server.child.send({ type: 'cpu' });
+    server.child.send({ type: 'cpu', profile: 'stop' });
     const cpu1 = await server.next<Cpu>('cpu');
     const redisMs = (await redisCpuMs(redis)) - redis0;
 
@@ -168,8 +167,11 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       server.child.send({ type: 'stop' });
       await new Promise((r) => { server.child.once('exit', r); setTimeout(r, 10_000); });
     }
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill();
-    await Promise.all(children.map((c) => c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined));
+    // Client processes leave on disconnect; kill whatever stays.
+    const alive = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
+    for (const c of children) if (c.connected) c.disconnect();
+    await Promise.all(children.map((c) => alive(c) ? new Promise((r) => { c.once('exit', r); setTimeout(r, 5000); }) : undefined));
+    for (const c of children) if (alive(c)) c.kill();
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);

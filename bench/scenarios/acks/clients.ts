@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { signToken } from '../../../core/auth';
 import { RedisAckLog } from '../../../core/redis-ack-log';
+import { windowProfiler } from './profile';
 
 interface Start { type: 'start'; url: string; secret: string; prefix: string; redisUrl: string; from: number; count: number; window: number }
 interface Run { type: 'run'; durationMs: number }
@@ -53,10 +54,10 @@ async function main() {
     c.startedAt = performance.now();
     inFlight++;
     const route = { tenant: 'bench', principal: c.sub };
-    const base = { type: 'ack' as const, requestId, collection: 'bench', id: c.sub };
+    const at = new Date().toISOString();
     // Same connection, pipelined: Redis runs them in this order, so queued is published first.
-    log.append(route, { ...base, stage: 'queued', at: new Date().toISOString() }).catch(() => unexpected++);
-    log.append(route, { ...base, stage: 'committed', version: c.seq, at: new Date().toISOString() }).catch(() => unexpected++);
+    log.append(route, { type: 'ack', stage: 'queued', requestId, collection: 'bench', id: c.sub, at }).catch(() => unexpected++);
+    log.append(route, { type: 'ack', stage: 'committed', requestId, collection: 'bench', id: c.sub, version: c.seq, at }).catch(() => unexpected++);
   };
   const pump = () => {
     while (running && inFlight < start.window && idle.length) write(idle.pop()!);
@@ -89,7 +90,7 @@ async function main() {
     await Promise.all(Array.from({ length: Math.min(batch, start.count - i) }, async (_, k) => {
       const c = new Client(`u${start.from + i + k}`);
       const token = await signToken(start.secret, { tenant: 'bench', sub: c.sub });
-      c.ws = new WebSocket(`${start.url}/v1/acks?access_token=${token}`, { perMessageDeflate: false });
+      c.ws = new WebSocket(`${start.url}/v1/acks?access_token=${token}`, { perMessageDeflate: false, skipUTF8Validation: true });
       c.ws.on('message', (d: Buffer) => onMessage(c, d));
       await new Promise<void>((res, rej) => {
         c.ws.once('open', () => res());
@@ -103,6 +104,8 @@ async function main() {
   const run = await new Promise<Run>((res) => process.once('message', (m: Run) => res(m)));
   idle.push(...clients);
   const received0 = received;
+  const profiler = windowProfiler('clients');
+  await profiler.start();
   const cpu0 = process.cpuUsage();
   running = true;
   const t0 = performance.now();
@@ -112,6 +115,7 @@ async function main() {
   const seconds = (performance.now() - t0) / 1000;
   const inWindow = received - received0;
   const cpu = process.cpuUsage(cpu0);
+  await profiler.stop();
   // Drain: every request written gets both acks (nothing lost), bounded wait.
   const deadline = Date.now() + 15_000;
   while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

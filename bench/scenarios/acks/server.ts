@@ -1,13 +1,14 @@
 /**
  * acks bench, server side: one ack-service instance in its own process (as in production), started
  * by bench/scenarios/acks.ts with `fork` (IPC). Run with --expose-gc so memory per connection is
- * measured after a full GC; with --cpu-prof when ACK_BENCH_PROFILE is set by the parent.
+ * measured after a full GC; profiles the measured window when ACK_BENCH_PROFILE is set.
  *
  * IPC: -> { type: 'ready', url } ; <- { type: 'mem' } -> { type: 'mem', rss, heapUsed, connections }
- *      <- { type: 'cpu' } -> { type: 'cpu', userMs, systemMs } ; <- { type: 'stop' } (closes, exits 0).
+ *      <- { type: 'cpu', profile?: 'start' | 'stop' } -> { type: 'cpu', userMs, systemMs } ; <- { type: 'stop' }.
  */
 import { loadConfig } from '../../../core/config';
 import { AckConfig, startAckService } from '../../../ack-service/main';
+import { windowProfiler } from './profile';
 
 async function main() {
   const svc = await startAckService(loadConfig(AckConfig, {
@@ -20,7 +21,8 @@ async function main() {
     MAX_CONNECTIONS_PER_PRINCIPAL: '20',
   }));
   const gc = (global as { gc?: () => void }).gc;
-  process.on('message', (m: { type: string }) => {
+  const profiler = windowProfiler('server');
+  process.on('message', async (m: { type: string; profile?: 'start' | 'stop' }) => {
     if (m.type === 'mem') {
       // Two passes: the first may only promote, the second frees what the first left behind.
       gc?.();
@@ -29,9 +31,10 @@ async function main() {
       process.send!({ type: 'mem', rss: u.rss, heapUsed: u.heapUsed, external: u.external, gc: Boolean(gc) });
     } else if (m.type === 'cpu') {
       const c = process.cpuUsage();
+      if (m.profile === 'stop') await profiler.stop();
+      if (m.profile === 'start') await profiler.start();
       process.send!({ type: 'cpu', userMs: c.user / 1000, systemMs: c.system / 1000 });
     } else if (m.type === 'stop') {
-      // process.exit (not a drained loop) so --cpu-prof writes its file right away.
       svc.close().finally(() => process.exit(0));
     }
   });
