@@ -10,6 +10,8 @@ import { type AckListener, type AckLog, type AckRetention, DEFAULT_RETENTION, dr
 import { RedisKeys } from './keys';
 
 // KEYS: stream, counter, final marker. ARGV: stage, ack body JSON (no cursor), maxlen, ttl s, now ms, channel, route JSON.
+// Returns false (queued after the final: dropped), the stored message (a final appended again), or
+// the new cursor (an integer: the caller has the body already, so it is not sent back).
 const APPEND = `
 local stage = ARGV[1]
 if stage == 'queued' then
@@ -33,7 +35,7 @@ redis.call('EXPIRE', KEYS[2], ARGV[4])
 local msg = ARGV[7] .. '\\n' .. cursor .. '\\n' .. ARGV[2]
 if stage ~= 'queued' then redis.call('SET', KEYS[3], msg, 'EX', ARGV[4]) end
 redis.call('PUBLISH', ARGV[6], msg)
-return msg
+return n
 `;
 
 // KEYS: stream, counter. ARGV: after, count. Returns {'reset', reason} or {'acks', c1, a1, c2, a2, ...}.
@@ -60,7 +62,7 @@ return out
 `;
 
 type Scripted = Redis & {
-  ackAppend(s: string, c: string, f: string, ...argv: string[]): Promise<string | null>;
+  ackAppend(s: string, c: string, f: string, ...argv: string[]): Promise<string | number | null>;
   ackReadAfter(s: string, c: string, after: string, count: string): Promise<string[]>;
 };
 
@@ -106,7 +108,8 @@ export class RedisAckLog implements AckLog {
       this.channel,
       JSON.stringify([route.tenant, route.principal]),
     );
-    return msg === null ? null : decodeMessage(msg).ack;
+    if (msg === null) return null;
+    return typeof msg === 'number' ? ackFromDraft(draft, msg) : decodeMessage(msg).ack;
   }
 
   async readAfter(route: AckRoute, after: number, limit: number): Promise<ReadAfterResult> {
@@ -165,6 +168,17 @@ export class RedisAckLog implements AckLog {
       this.subscriber = undefined;
     }
   }
+}
+
+/** The stored ack as its JSON would read back (undefined fields absent, cursor last), without a JSON round trip. */
+function ackFromDraft(draft: AckDraft, cursor: number): Ack {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(draft)) {
+    const v = (draft as unknown as Record<string, unknown>)[k];
+    if (v !== undefined && k !== 'cursor') out[k] = v;
+  }
+  out.cursor = cursor;
+  return out as unknown as Ack;
 }
 
 /** A published message: `<route JSON>\n<cursor>\n<draft JSON>` (see APPEND). */
