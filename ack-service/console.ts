@@ -61,24 +61,33 @@ class AckWatch {
   private latencies: Array<[number, number]> = [];
   readonly totals: Record<Stage, number> = { queued: 0, committed: 0, rejected: 0 };
 
+  // Called for every ack of every tenant: the current second's bucket is kept at hand, and "at" is
+  // parsed only for the stages that feed the latency.
+  private sec = -1;
+  private bucket: Record<Stage, number> = { queued: 0, committed: 0, rejected: 0 };
+
   observe(ack: Ack): void {
     const now = Date.now();
     const sec = Math.floor(now / 1000);
-    const bucket = this.perSecond.get(sec) ?? { queued: 0, committed: 0, rejected: 0 };
-    bucket[ack.stage] += 1;
-    this.perSecond.set(sec, bucket);
+    if (sec !== this.sec) {
+      this.sec = sec;
+      this.bucket = this.perSecond.get(sec) ?? { queued: 0, committed: 0, rejected: 0 };
+      this.perSecond.set(sec, this.bucket);
+      if (this.perSecond.size > 120) for (const k of this.perSecond.keys()) if (k < sec - 90) this.perSecond.delete(k);
+    }
+    this.bucket[ack.stage] += 1;
     this.totals[ack.stage] += 1;
-    const at = Date.parse(ack.at);
     if (ack.stage === 'queued') {
-      this.queuedAt.set(ack.requestId, at);
+      this.queuedAt.set(ack.requestId, Date.parse(ack.at));
       // Bounded: an ack whose final stage never comes here (another instance's subscriber, a crash) is forgotten.
       if (this.queuedAt.size > 20_000) this.queuedAt.delete(this.queuedAt.keys().next().value!);
     } else {
       const q = this.queuedAt.get(ack.requestId);
+      if (q === undefined) return;
       this.queuedAt.delete(ack.requestId);
-      if (ack.stage === 'committed' && q !== undefined && Number.isFinite(at)) this.latencies.push([now, Math.max(0, at - q)]);
+      const at = Date.parse(ack.at);
+      if (ack.stage === 'committed' && Number.isFinite(at)) this.latencies.push([now, Math.max(0, at - q)]);
     }
-    if (this.perSecond.size > 120) for (const k of this.perSecond.keys()) if (k < sec - 90) this.perSecond.delete(k);
     if (this.latencies.length > 10_000) this.latencies = this.latencies.slice(-5_000);
   }
 

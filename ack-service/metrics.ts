@@ -15,7 +15,8 @@ export class AckMetrics {
   readonly refused: Counter<'status'>;
   readonly badInput: Counter<'code'>;
 
-  constructor(openConnections: () => number) {
+  /** `takePushed` gives the acks pushed since it was last called (counted without prom-client on the hot path). */
+  constructor(openConnections: () => number, takePushed: () => number = () => 0) {
     const registers = [this.registry];
     new Gauge({
       name: 'ackstream_ack_connections_open',
@@ -25,7 +26,15 @@ export class AckMetrics {
         this.set(openConnections());
       },
     });
-    this.pushed = new Counter({ name: 'ackstream_acks_pushed_total', help: 'Acks sent to WebSocket clients (rate() gives acks/s).', registers });
+    this.pushed = new Counter({
+      name: 'ackstream_acks_pushed_total',
+      help: 'Acks sent to WebSocket clients (rate() gives acks/s).',
+      registers,
+      collect() {
+        const n = takePushed();
+        if (n > 0) this.inc(n);
+      },
+    });
     this.pushLatency = new Histogram({
       name: 'ackstream_ack_push_latency_seconds',
       help: 'From the ack\'s "at" (when it was decided) to the send on the WebSocket.',

@@ -54,8 +54,13 @@ class AckConnection {
   private replaying = true;
   private buffered: Array<{ ack: Ack; json: string }> = [];
 
+  /** The socket is corked until the end of this tick (see AckServer.cork). */
+  corked = false;
+
   constructor(
     readonly ws: WebSocket,
+    /** The raw socket under `ws`, corked so that a tick's frames to it leave in one write. */
+    readonly socket: Duplex,
     readonly route: AckRoute,
     private readonly server: AckServer,
   ) {}
@@ -73,6 +78,7 @@ class AckConnection {
   send(ack: Ack, json = JSON.stringify(ack)): void {
     if (ack.cursor <= this.lastCursor || this.ws.readyState !== WebSocket.OPEN) return;
     this.lastCursor = ack.cursor;
+    if (!this.corked) this.server.cork(this);
     this.ws.send(json);
     this.server.sent(this, ack);
   }
@@ -97,6 +103,18 @@ export class AckServer {
   private readonly maxBuffered: number;
   private readonly maxMessage: number;
   private readonly closeGraceMs: number;
+  /** Connections corked during this tick, uncorked together on the next one. */
+  private corked: AckConnection[] = [];
+  private readonly uncorkAll = () => {
+    const list = this.corked;
+    this.corked = [];
+    for (const c of list) {
+      c.corked = false;
+      c.socket.uncork();
+    }
+  };
+  /** Acks pushed since the last /metrics scrape (a plain add on the hot path; see AckMetrics). */
+  pushedSinceScrape = 0;
 
   constructor(private readonly deps: AckServerDeps) {
     this.maxPerPrincipal = deps.maxConnectionsPerPrincipal ?? 20;
@@ -106,15 +124,18 @@ export class AckServer {
     // ws enforces a hard cap (closes 1009 without a reason, before buffering the frame); below it
     // onClientMessage closes 1009 with a reason naming the limit.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(64 * 1024, this.maxMessage * 4), perMessageDeflate: false });
-    this.metrics = new AckMetrics(() => this.connectionCount());
+    this.metrics = new AckMetrics(() => this.connectionCount(), () => {
+      const n = this.pushedSinceScrape;
+      this.pushedSinceScrape = 0;
+      return n;
+    });
   }
 
   async start(): Promise<void> {
     this.unsubscribe = await this.deps.acks.subscribe(
-      (route, ack) => {
+      (route, ack, json) => {
         const conns = this.byRoute.get(routeKey(route));
         if (!conns) return;
-        const json = JSON.stringify(ack);
         for (const c of conns) c.offer(ack, json);
       },
       () => this.catchUpAll(),
@@ -133,7 +154,7 @@ export class AckServer {
         }
         this.wss.handleUpgrade(req, socket, head, (ws) => {
           this.release(key);
-          this.accept(ws, principal, after);
+          this.accept(ws, socket, principal, after);
         });
       },
       (err: unknown) => {
@@ -179,9 +200,9 @@ export class AckServer {
     return { principal, after, key };
   }
 
-  private accept(ws: WebSocket, principal: Principal, after: number | undefined): void {
+  private accept(ws: WebSocket, socket: Duplex, principal: Principal, after: number | undefined): void {
     const route: AckRoute = { tenant: principal.tenant, principal: principal.sub };
-    const conn = new AckConnection(ws, route, this);
+    const conn = new AckConnection(ws, socket, route, this);
     const key = routeKey(route);
     let set = this.byRoute.get(key);
     if (!set) this.byRoute.set(key, (set = new Set()));
@@ -243,12 +264,30 @@ export class AckServer {
     conn.goLive();
   }
 
+  /**
+   * Holds a connection's writes until the end of the tick: acks fanned out from one Redis read (or
+   * one replay page) to the same socket leave in one write syscall instead of one each. Frames and
+   * their order are unchanged; bufferedAmount still counts the held bytes (slow-client bound).
+   */
+  cork(conn: AckConnection): void {
+    conn.corked = true;
+    conn.socket.cork();
+    if (this.corked.push(conn) === 1) process.nextTick(this.uncorkAll);
+  }
+
   /** Called after every ack written to a socket: metrics and the slow-client bound. */
   sent(conn: AckConnection, ack: Ack): void {
-    this.metrics.pushed.inc();
+    this.pushedSinceScrape++;
     const at = Date.parse(ack.at);
     if (!Number.isNaN(at)) this.metrics.pushLatency.observe(Math.max(0, Date.now() - at) / 1000);
-    if (conn.ws.bufferedAmount > this.maxBuffered) this.closeSlow(conn);
+    if (conn.ws.bufferedAmount > this.maxBuffered) {
+      // Bytes held by our own cork are not the client's slowness: flush them, then judge what the kernel refused.
+      if (conn.corked) {
+        conn.socket.uncork();
+        conn.socket.cork();
+      }
+      if (conn.ws.bufferedAmount > this.maxBuffered) this.closeSlow(conn);
+    }
   }
 
   private closeSlow(conn: AckConnection): void {

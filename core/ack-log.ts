@@ -18,7 +18,24 @@ export type ReadAfterResult =
   /** The cursor is older than the retained history, or the history was lost. */
   | { kind: 'reset'; reason: 'expired' | 'lost'; detail: string };
 
-export type AckListener = (route: AckRoute, ack: Ack) => void;
+/**
+ * `json` is the ack as sent to clients, exactly `JSON.stringify(ack)` (cursor last), built once per
+ * ack by the adapter so the fan-out does not stringify it again per ack.
+ */
+export type AckListener = (route: AckRoute, ack: Ack, json: string) => void;
+
+/**
+ * `JSON.stringify({ ...draft, cursor })` from `JSON.stringify(draft)` without parsing it: the
+ * cursor spliced in before the closing brace. `draftJson` must come from {@link draftJson}.
+ */
+export function withCursor(draftJson: string, cursor: number | string): string {
+  return draftJson.length > 2 ? `${draftJson.slice(0, -1)},"cursor":${cursor}}` : `{"cursor":${cursor}}`;
+}
+
+/** A draft's JSON for {@link withCursor}: a stray `cursor` key is dropped (the log gives the cursor). */
+export function draftJson(draft: AckDraft): string {
+  return JSON.stringify('cursor' in draft ? { ...draft, cursor: undefined } : draft);
+}
 
 export interface AckLog {
   /** Appends an ack; resolves to the stored ack, or null when a `queued` came after the final. */
@@ -100,7 +117,8 @@ export class MemoryAckLog implements AckLog {
   }
 
   private emit(route: AckRoute, ack: Ack) {
-    for (const l of this.listeners) l(route, ack);
+    const json = JSON.stringify(ack);
+    for (const l of this.listeners) l(route, ack, json);
   }
 
   async readAfter(route: AckRoute, after: number, limit: number): Promise<ReadAfterResult> {

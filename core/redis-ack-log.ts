@@ -6,10 +6,12 @@
  */
 import type { Redis } from 'ioredis';
 import type { Ack, AckDraft, AckRoute } from './contracts';
-import { type AckListener, type AckLog, type AckRetention, DEFAULT_RETENTION, type ReadAfterResult } from './ack-log';
+import { type AckListener, type AckLog, type AckRetention, DEFAULT_RETENTION, draftJson, type ReadAfterResult, withCursor } from './ack-log';
 import { RedisKeys } from './keys';
 
 // KEYS: stream, counter, final marker. ARGV: stage, ack body JSON (no cursor), maxlen, ttl s, now ms, channel, route JSON.
+// Returns false (queued after the final: dropped), the stored message (a final appended again), or
+// the new cursor (an integer: the caller has the body already, so it is not sent back).
 const APPEND = `
 local stage = ARGV[1]
 if stage == 'queued' then
@@ -33,7 +35,7 @@ redis.call('EXPIRE', KEYS[2], ARGV[4])
 local msg = ARGV[7] .. '\\n' .. cursor .. '\\n' .. ARGV[2]
 if stage ~= 'queued' then redis.call('SET', KEYS[3], msg, 'EX', ARGV[4]) end
 redis.call('PUBLISH', ARGV[6], msg)
-return msg
+return n
 `;
 
 // KEYS: stream, counter. ARGV: after, count. Returns {'reset', reason} or {'acks', c1, a1, c2, a2, ...}.
@@ -60,7 +62,7 @@ return out
 `;
 
 type Scripted = Redis & {
-  ackAppend(s: string, c: string, f: string, ...argv: string[]): Promise<string | null>;
+  ackAppend(s: string, c: string, f: string, ...argv: string[]): Promise<string | number | null>;
   ackReadAfter(s: string, c: string, after: string, count: string): Promise<string[]>;
 };
 
@@ -69,6 +71,9 @@ export class RedisAckLog implements AckLog {
   private subscriber: Redis | undefined;
   private readonly listeners = new Set<AckListener>();
   private readonly gapListeners = new Set<() => void>();
+  private readonly maxlen: string;
+  private readonly ttl: string;
+  private readonly channel: string;
 
   constructor(
     private readonly redis: Redis,
@@ -76,6 +81,9 @@ export class RedisAckLog implements AckLog {
     private readonly retention: AckRetention = DEFAULT_RETENTION,
   ) {
     this.keys = new RedisKeys(prefix);
+    this.maxlen = String(retention.maxPerPrincipal);
+    this.ttl = String(retention.seconds);
+    this.channel = this.keys.ackChannel();
     if (!('ackAppend' in redis)) {
       redis.defineCommand('ackAppend', { numberOfKeys: 3, lua: APPEND });
       redis.defineCommand('ackReadAfter', { numberOfKeys: 2, lua: READ_AFTER });
@@ -87,19 +95,21 @@ export class RedisAckLog implements AckLog {
   }
 
   async append(route: AckRoute, draft: AckDraft): Promise<Ack | null> {
+    const body = draftJson(draft);
     const msg = await this.r.ackAppend(
       this.keys.ackStream(route.tenant, route.principal),
       this.keys.ackCounter(route.tenant, route.principal),
       this.keys.ackFinal(route.tenant, route.principal, draft.requestId),
       draft.stage,
-      JSON.stringify(draft),
-      String(this.retention.maxPerPrincipal),
-      String(this.retention.seconds),
+      body,
+      this.maxlen,
+      this.ttl,
       String(Date.now()),
-      this.keys.ackChannel(),
+      this.channel,
       JSON.stringify([route.tenant, route.principal]),
     );
-    return msg === null ? null : decodeMessage(msg).ack;
+    if (msg === null) return null;
+    return typeof msg === 'number' ? ackFromDraft(draft, msg) : decodeMessage(msg).ack;
   }
 
   async readAfter(route: AckRoute, after: number, limit: number): Promise<ReadAfterResult> {
@@ -128,8 +138,8 @@ export class RedisAckLog implements AckLog {
       const sub = this.redis.duplicate();
       this.subscriber = sub;
       sub.on('message', (_channel: string, msg: string) => {
-        const { route, ack } = decodeMessage(msg);
-        for (const l of this.listeners) l(route, ack);
+        const { route, ack, json } = decodeMessage(msg);
+        for (const l of this.listeners) l(route, ack, json);
       });
       // Pub/sub is fire-and-forget: whatever was published while the connection was down is lost
       // for live delivery. ioredis resubscribes before 'ready', so a history read from now on covers the gap.
@@ -160,10 +170,26 @@ export class RedisAckLog implements AckLog {
   }
 }
 
-function decodeMessage(msg: string): { route: AckRoute; ack: Ack } {
+/** The stored ack as its JSON would read back (undefined fields absent, cursor last), without a JSON round trip. */
+function ackFromDraft(draft: AckDraft, cursor: number): Ack {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(draft)) {
+    const v = (draft as unknown as Record<string, unknown>)[k];
+    if (v !== undefined && k !== 'cursor') out[k] = v;
+  }
+  out.cursor = cursor;
+  return out as unknown as Ack;
+}
+
+/** A published message: `<route JSON>\n<cursor>\n<draft JSON>` (see APPEND). */
+function decodeMessage(msg: string): { route: AckRoute; ack: Ack; json: string } {
   const a = msg.indexOf('\n');
   const b = msg.indexOf('\n', a + 1);
   const [tenant, principal] = JSON.parse(msg.slice(0, a)) as [string, string];
-  const draft = JSON.parse(msg.slice(b + 1)) as AckDraft;
-  return { route: { tenant, principal }, ack: { ...draft, cursor: Number(msg.slice(a + 1, b)) } };
+  const body = msg.slice(b + 1);
+  const cursor = msg.slice(a + 1, b);
+  // Bodies are written by draftJson (no cursor key), so adding the field keeps JSON.stringify's order.
+  const ack = JSON.parse(body) as Ack;
+  ack.cursor = Number(cursor);
+  return { route: { tenant, principal }, ack, json: withCursor(body, cursor) };
 }

@@ -178,6 +178,31 @@ describe('order', () => {
   });
 });
 
+describe('frames', () => {
+  test('acks arriving together go out as one frame each, in cursor order, each exactly its JSON with the cursor last', async () => {
+    const s = await open('acme', 'together');
+    const raw: string[] = [];
+    s.ws.on('message', (d: Buffer) => raw.push(d.toString()));
+    const r = route('acme', 'together');
+    // Pipelined on one connection: they reach the service in one read, so its writes to this socket are held and sent together.
+    // The first draft carries a stray cursor, which the log's own cursor replaces.
+    await Promise.all(Array.from({ length: 50 }, (_, i) => log.append(r, draft('queued', `t${i}`, i === 0 ? ({ cursor: 1 } as Partial<AckDraft>) : {}))));
+    await s.waitFor((ms) => ms.length === 50);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(raw).toHaveLength(50);
+    const parsed = raw.map((t) => JSON.parse(t) as Record<string, unknown>);
+    expect(parsed.map((m) => m.requestId)).toEqual(Array.from({ length: 50 }, (_, i) => `t${i}`));
+    for (let i = 0; i < raw.length; i++) {
+      expect(raw[i]).toBe(JSON.stringify(parsed[i]));
+      expect(Object.keys(parsed[i]!).at(-1)).toBe('cursor');
+      expect(raw[i]!.match(/"cursor"/g)).toHaveLength(1);
+      if (i > 0) expect(parsed[i]!.cursor).toBe((parsed[i - 1]!.cursor as number) + 1);
+    }
+    expect(parsed[0]!.cursor).not.toBe(1);
+    await s.close();
+  });
+});
+
 describe('resume', () => {
   test('after a forced disconnect in the middle of a burst, ?after=<cursor> delivers every missed ack then live ones: no gap, no duplicate', async () => {
     const r = route('acme', 'burst');
