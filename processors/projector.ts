@@ -152,26 +152,32 @@ export interface BatchProjector {
 /**
  * The commit consumer's fast path: the hot copy before the ack (so a `committed` item is readable
  * at once), and the durable copy within a small time budget, so under normal load listings (served
- * from DynamoDB) show a write when its ack arrives. Past the budget, while an earlier batch's
- * durable writes are still running, or for a large batch (a backlog), it does not wait: those writes go on in the background, and
+ * from DynamoDB) show a write when its ack arrives. Past the budget (then it stops trying for a
+ * while), while an earlier batch's durable writes are still running, or for a large batch (a
+ * backlog), it does not wait: those writes go on in the background, and
  * the projection consumer guarantees the durable copy anyway, so DynamoDB never holds back commits.
  * All writes are version-guarded, so the two paths racing is harmless.
  */
 export class InlineProjector implements BatchProjector {
   private pending = 0;
+  /** After the durable copy missed the budget: do not wait for it until then (backs off while it keeps missing). */
+  private skipUntil = 0;
+  private coolDownMs = 0;
 
   constructor(
-    private readonly hot: Projector,
-    private readonly durable: Projector,
+    private readonly hot: BatchProjector,
+    private readonly durable: BatchProjector,
     private readonly budgetMs: number,
     private readonly maxPending = 1,
     /** A bigger batch means a backlog: leave it to the projection consumer rather than write it twice. */
     private readonly maxChanges = 100,
+    private readonly maxCoolDownMs = 30_000,
   ) {}
 
   async applyBatch(changes: ReadModelChange[]): Promise<void> {
     let durable: Promise<void> | undefined;
-    if (this.budgetMs > 0 && this.pending < this.maxPending && changes.length <= this.maxChanges) {
+    const now = Date.now();
+    if (this.budgetMs > 0 && now >= this.skipUntil && this.pending < this.maxPending && changes.length <= this.maxChanges) {
       this.pending++;
       durable = this.durable.applyBatch(changes).catch(() => undefined).finally(() => {
         this.pending--;
@@ -180,8 +186,16 @@ export class InlineProjector implements BatchProjector {
     await this.hot.applyBatch(changes);
     if (!durable) return;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([durable, new Promise<void>((r) => (timer = setTimeout(r, this.budgetMs)))]);
+    const inTime = await Promise.race([durable.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.budgetMs)))]);
     clearTimeout(timer);
+    if (inTime) {
+      this.coolDownMs = 0;
+    } else {
+      // The durable copy cannot keep up (load, throttling, an outage): stop waiting for it, for
+      // longer each time it misses again, so sustained load costs the acks no latency.
+      this.coolDownMs = Math.min(this.maxCoolDownMs, Math.max(1_000, this.coolDownMs * 2));
+      this.skipUntil = Date.now() + this.coolDownMs;
+    }
   }
 }
 
