@@ -10,11 +10,12 @@
  * in a worker thread, kinesalite (4 shards) in a child process; Redis is the machine's.
  * Load: 127.0.0.1 only, bounded in time.
  *
- * BENCH_PROFILE_DIR=<dir>: the gateway process runs with `--cpu-prof` into that directory.
+ * BENCH_PROFILE_DIR=<dir>: the gateway (and kinesalite, into <dir>/kinesalite) run with `--cpu-prof`.
  * Standalone: `npx tsx bench/scenarios/writes.ts [--quick]`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
@@ -44,9 +45,10 @@ interface LoadRun {
 }
 
 async function startKinesalite(): Promise<{ endpoint: string; child: ChildProcess }> {
+  const profileDir = process.env.BENCH_PROFILE_DIR;
   const child = spawn(
     process.execPath,
-    ['-e', "require('kinesalite')({createStreamMs:0,shardLimit:100}).listen(0,'127.0.0.1',function(){console.log(this.address().port)})"],
+    [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/kinesalite`] : []), '-e', "require('kinesalite')({createStreamMs:0,shardLimit:100}).listen(0,'127.0.0.1',function(){console.log(this.address().port)});process.on('SIGTERM',()=>process.exit(0))"],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const port = await new Promise<number>((resolve, reject) => {
@@ -163,6 +165,35 @@ function figure(name: string, r: LoadRun): Figure {
   };
 }
 
+/** CPU time (user + system, ms) a process has used so far, from /proc (Linux); 10 ms resolution. */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime (fields 14, 15) in USER_HZ = 100
+  } catch {
+    return NaN;
+  }
+}
+
+/** Whole-machine CPU: busy and total jiffies (every core), so a level can say how loaded the machine was. */
+function machineCpu(): { busy: number; total: number } {
+  const [, ...v] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const n = v.map(Number);
+  const idle = n[3]! + n[4]!;
+  const total = n.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/** Runs one level against one server and measures the CPU its processes used meanwhile. */
+async function measured(url: string, token: string, level: Level, seconds: number, pids: Record<string, number | undefined>) {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)]));
+  const m0 = machineCpu();
+  const run = await load(url, token, level, seconds);
+  const m1 = machineCpu();
+  const cpu = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid) - before[k]!]));
+  return { run, cpu, machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total) };
+}
+
 function spawnNode(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
   // stdout (the gateway's one log line per request) goes to /dev/null: formatted as in production, not displayed.
   return spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -185,6 +216,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const prefix = `bench:${name}:`;
   const figures: Figure[] = [];
   const base: Figure[] = [];
+  const cpu: Figure[] = [];
   const notes: string[] = [];
   try {
     const kinesis = createKinesis({ region: 'us-east-1', endpoint: kin.endpoint });
@@ -221,19 +253,30 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     let done = 0;
     for (const level of levels) {
       ctx.progress(done, total, `gateway ${level.name}`);
-      const g = await load(gwUrl, token, level, seconds);
+      const gm = await measured(gwUrl, token, level, seconds, { gateway: gw.pid, kinesalite: kin.child.pid });
+      const g = gm.run;
       figures.push(figure(`gateway ${level.name}`, g));
       if (g.non2xx || g.errors) notes.push(`gateway ${level.name}: ${g.non2xx} non-2xx, ${g.errors} errors`);
       ctx.progress(++done, total, `ceiling ${level.name}`);
-      const c = await load(ceilingUrl, token, level, seconds);
+      const cm = await measured(ceilingUrl, token, level, seconds, { ceiling: ceiling.pid });
+      const c = cm.run;
       base.push(figure(`ceiling ${level.name}`, c));
       ctx.progress(++done, total);
-      ctx.log(`${level.name}: gateway ${figures.at(-1)!.value}/s p99 ${g.latency.p99} ms; ceiling ${base.at(-1)!.value}/s p99 ${c.latency.p99} ms`);
+      // CPU per answered request: what each write costs, independent of how busy the shared machine was.
+      const per = (ms: number, n: number) => Math.round((ms * 1000) / Math.max(1, n));
+      cpu.push(
+        { name: `gateway CPU per write ${level.name}`, value: per(gm.cpu.gateway!, g.ok), unit: 'µs' },
+        { name: `kinesalite CPU per write ${level.name}`, value: per(gm.cpu.kinesalite!, g.ok), unit: 'µs' },
+        { name: `ceiling CPU per request ${level.name}`, value: per(cm.cpu.ceiling!, c.ok), unit: 'µs' },
+        { name: `machine busy during gateway ${level.name}`, value: Math.round(gm.machineBusy * 100), unit: '%' },
+        { name: `machine busy during ceiling ${level.name}`, value: Math.round(cm.machineBusy * 100), unit: '%' },
+      );
+      ctx.log(`${level.name}: gateway ${figures.at(-1)!.value}/s p99 ${g.latency.p99} ms (${cpu.at(-5)!.value} µs CPU/write + kinesalite ${cpu.at(-4)!.value} µs); ceiling ${base.at(-1)!.value}/s p99 ${c.latency.p99} ms (${cpu.at(-3)!.value} µs CPU/request)`);
     }
   } finally {
     // SIGTERM: the gateway flushes and exits cleanly (and writes its CPU profile when profiling).
     for (const c of children) await stopChild(c);
-    kin.child.kill();
+    await stopChild(kin.child); // SIGTERM: exits (and writes its profile when profiling)
     const redis = new Redis(REDIS_URL);
     let cursor = '0';
     do {
@@ -252,7 +295,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     }));
   notes.push('latency p95: autocannon p97.5 for c=N levels; true p95 for the fixed-rate level (open loop, from the scheduled send time)');
   notes.push('gateway, ceiling, kinesalite and the load generator (worker thread) each have their own event loop, but share 2 cores with Redis and other engineers: figures are noisy.');
-  return { scenario: 'writes', figures, baseline: { name: 'express 202, no work', figures: base }, ratios, notes };
+  return { scenario: 'writes', figures: [...figures, ...cpu], baseline: { name: 'express 202, no work', figures: base }, ratios, notes };
 }
 
 if (require.main === module) {
