@@ -194,6 +194,13 @@ async function measured(url: string, token: string, level: Level, seconds: numbe
   return { run, cpu, machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total) };
 }
 
+/** Records and PutRecords calls so far, from the gateway's own metrics. */
+async function batchTotals(gwUrl: string): Promise<{ records: number; calls: number }> {
+  const text = await (await fetch(`${gwUrl}/metrics`)).text();
+  const num = (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { records: num('gateway_putrecords_batch_records_sum'), calls: num('gateway_putrecords_batch_records_count') };
+}
+
 function spawnNode(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
   // stdout (the gateway's one log line per request) goes to /dev/null: formatted as in production, not displayed.
   return spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -253,7 +260,9 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     let done = 0;
     for (const level of levels) {
       ctx.progress(done, total, `gateway ${level.name}`);
+      const b0 = await batchTotals(gwUrl);
       const gm = await measured(gwUrl, token, level, seconds, { gateway: gw.pid, kinesalite: kin.child.pid });
+      const b1 = await batchTotals(gwUrl);
       const g = gm.run;
       figures.push(figure(`gateway ${level.name}`, g));
       if (g.non2xx || g.errors) notes.push(`gateway ${level.name}: ${g.non2xx} non-2xx, ${g.errors} errors`);
@@ -268,10 +277,11 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
         { name: `gateway CPU per write ${level.name}`, value: per(gm.cpu.gateway!, g.ok), unit: 'µs' },
         { name: `kinesalite CPU per write ${level.name}`, value: per(gm.cpu.kinesalite!, g.ok), unit: 'µs' },
         { name: `ceiling CPU per request ${level.name}`, value: per(cm.cpu.ceiling!, c.ok), unit: 'µs' },
+        { name: `records per PutRecords call ${level.name}`, value: Math.round(((b1.records - b0.records) / Math.max(1, b1.calls - b0.calls)) * 10) / 10, unit: 'records' },
         { name: `machine busy during gateway ${level.name}`, value: Math.round(gm.machineBusy * 100), unit: '%' },
         { name: `machine busy during ceiling ${level.name}`, value: Math.round(cm.machineBusy * 100), unit: '%' },
       );
-      ctx.log(`${level.name}: gateway ${figures.at(-1)!.value}/s p99 ${g.latency.p99} ms (${cpu.at(-5)!.value} µs CPU/write + kinesalite ${cpu.at(-4)!.value} µs); ceiling ${base.at(-1)!.value}/s p99 ${c.latency.p99} ms (${cpu.at(-3)!.value} µs CPU/request)`);
+      ctx.log(`${level.name}: gateway ${figures.at(-1)!.value}/s p99 ${g.latency.p99} ms (${cpu.at(-6)!.value} µs CPU/write + kinesalite ${cpu.at(-5)!.value} µs, ${cpu.at(-3)!.value} records/call); ceiling ${base.at(-1)!.value}/s p99 ${c.latency.p99} ms (${cpu.at(-4)!.value} µs CPU/request)`);
     }
   } finally {
     // SIGTERM: the gateway flushes and exits cleanly (and writes its CPU profile when profiling).
