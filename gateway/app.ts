@@ -35,7 +35,7 @@ export interface GatewayDeps {
   stream: CommandStream;
   acks: AckLog;
   hot: HotStore;
-  verifier: TokenVerifier;
+  verifier: Pick<TokenVerifier, 'verifyHeader'>;
   log: Logger;
   maxBodyBytes: number;
   idempotency: IdempotencyStore;

@@ -1,7 +1,12 @@
 /**
- * Micro-batched PutRecords, like the Kinesis Producer Library: records wait at most `lingerMs`
- * so many requests share one call (max 500 records / 5 MiB), and a put resolves only once the
- * stream accepted its record (shard id + sequence number known).
+ * Micro-batched PutRecords, like the Kinesis Producer Library: many requests share one call (max
+ * 500 records / 5 MiB), and a put resolves only once the stream accepted its record (shard id +
+ * sequence number known).
+ *
+ * Adaptive, Nagle-off style: when no call is in flight a record is sent at once (a lone write does
+ * not wait); while a call is in flight, records gather and go out together when it returns, or
+ * after at most `lingerMs` in another concurrent call. So batches form only under load, where they
+ * pay for themselves. `flushWhenIdle: false` gives the plain linger (always wait up to `lingerMs`).
  *
  * Order per partition key survives partial failures: only the oldest unacknowledged record of a
  * key is ever in a call or waiting for a retry; the key's later records wait behind it. (Kinesis
@@ -21,7 +26,10 @@ import type { CommandStream, StreamPosition } from './command-stream';
 export type KinesisSender = Pick<KinesisClient, 'send'>;
 
 export interface BatchingOptions {
+  /** Longest a ready record waits for a batch to fill (only while a call is in flight, unless flushWhenIdle is off). */
   lingerMs: number;
+  /** Send at once when no PutRecords call is in flight. */
+  flushWhenIdle: boolean;
   maxRecords: number;
   maxBytes: number;
   /** Records held (waiting, in a call or waiting for a retry) before put() answers 503. */
@@ -38,6 +46,7 @@ export interface BatchingOptions {
 
 export const DEFAULT_BATCHING: BatchingOptions = {
   lingerMs: 5,
+  flushWhenIdle: true,
   maxRecords: 500,
   maxBytes: 5 * 1024 * 1024,
   maxBuffered: 10_000,
@@ -77,6 +86,9 @@ export class BatchingCommandStream implements CommandStream {
   private buffered = 0;
   private calls = 0;
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  /** While a call's results are handled, successors become ready but are sent together afterwards. */
+  private settlingBatch = false;
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   private closing = false;
   private idleWaiters: Array<() => void> = [];
@@ -132,10 +144,16 @@ export class BatchingCommandStream implements CommandStream {
   }
 
   private schedule() {
-    if (!this.ready.length) return;
+    if (!this.ready.length || this.settlingBatch) return;
     const full = this.ready.length >= this.opts.maxRecords || this.readyBytes >= this.opts.maxBytes;
     if (full || this.closing || this.opts.lingerMs === 0) {
       this.flush();
+    } else if (this.opts.flushWhenIdle && this.calls === 0) {
+      // End of this event-loop turn, not now: writes that arrived in the same turn share the call.
+      this.immediate ??= setImmediate(() => {
+        this.immediate = undefined;
+        this.flush();
+      });
     } else if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
@@ -149,6 +167,10 @@ export class BatchingCommandStream implements CommandStream {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
+    }
+    if (this.immediate) {
+      clearImmediate(this.immediate);
+      this.immediate = undefined;
     }
     while (this.ready.length && this.calls < this.opts.maxConcurrentCalls) {
       const batch: Pending[] = [];
@@ -180,6 +202,7 @@ export class BatchingCommandStream implements CommandStream {
     }
     this.calls--;
     let failed = 0;
+    this.settlingBatch = true;
     batch.forEach((p, i) => {
       const r = out?.Records?.[i];
       if (r?.ShardId && r.SequenceNumber && !r.ErrorCode) {
@@ -189,6 +212,7 @@ export class BatchingCommandStream implements CommandStream {
         this.fail(p, callError ? callError.name : (r?.ErrorCode ?? 'MissingResult'));
       }
     });
+    this.settlingBatch = false;
     this.observer.batch?.(batch.length, bytes, failed);
     if (callError) this.log?.warn('PutRecords call failed', { records: batch.length, err: callError });
     this.schedule();

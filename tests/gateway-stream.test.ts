@@ -159,7 +159,8 @@ test('when the buffer is full a write is answered 503 at once, and writes stuck 
 });
 
 test('shutdown flushes the buffer: every pending write is answered 202 and on the stream; afterwards connections are refused', async () => {
-  const g = await gateway({ STREAM_LINGER_MS: '500' });
+  // Plain linger (no send-when-idle), so the writes are still held when shutdown begins.
+  const g = await gateway({ STREAM_LINGER_MS: '500', STREAM_FLUSH_WHEN_IDLE: 'false' });
   const pending = ['s1', 's2', 's3', 's4', 's5'].map((id) => put(g.url!, id, { bye: true }));
   await sleep(100); // all five are held by the batcher, waiting for the linger
   const closing = g.close();
@@ -169,6 +170,34 @@ test('shutdown flushes the buffer: every pending write is answered 202 and on th
   const records = await readStream(kinesis, stack.env.KINESIS_STREAM!);
   expect(records.filter((r) => r.command.data?.bye).map((r) => r.command.requestId).sort()).toEqual(answers.map((a) => a.body.requestId).sort());
   await expect(put(g.url!, 's6', { bye: true })).rejects.toThrow();
+});
+
+test('a lone write is sent at once instead of waiting for the linger; writes arriving while a call is in flight share the next call', async () => {
+  // The real client, counted: how many PutRecords calls carried how many records.
+  const calls: number[] = [];
+  const counting: KinesisSender = {
+    send: ((cmd: unknown, opts?: unknown) => {
+      if (cmd instanceof PutRecordsCommand) calls.push(cmd.input.Records?.length ?? 0);
+      return (kinesis.send as (c: unknown, o?: unknown) => Promise<unknown>)(cmd, opts);
+    }) as KinesisSender['send'],
+  };
+  const g = await gateway({ STREAM_LINGER_MS: '2000' }, { kinesis: counting });
+  const t0 = Date.now();
+  const lone = await put(g.url!, 'lone', { a: 1 });
+  expect(lone.status).toBe(202);
+  expect(Date.now() - t0).toBeLessThan(1500); // not held for the 2 s linger
+  expect(calls).toEqual([1]);
+
+  // 40 writes at once: the first call goes out alone or with the few that arrived in the same turn;
+  // the rest gather while it is in flight and go out together when it returns.
+  calls.length = 0;
+  const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => put(g.url!, `burst-${i}`, { i })));
+  expect(burst.map((r) => r.status)).toEqual(Array(40).fill(202));
+  expect(calls.reduce((a, b) => a + b, 0)).toBe(40);
+  expect(calls.length).toBeLessThan(40);
+  const records = await readStream(kinesis, stack.env.KINESIS_STREAM!);
+  const byId = new Map(records.map((r) => [r.command.requestId, r]));
+  for (const a of [lone, ...burst]) expect(byId.get(a.body.requestId)).toMatchObject({ shardId: a.body.shardId, sequenceNumber: a.body.sequenceNumber });
 });
 
 test('shutdown answers a write the stream cannot take with 503 instead of leaving it pending', async () => {
