@@ -156,7 +156,9 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     }
 
     const readPort = await freePort();
-    const readApi = spawnNode(['--import', 'tsx', 'read-model/main.ts'], {
+    // BENCH_READ_API_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=.prof", profiles the read API under this load.
+    const extraArgs = (process.env.BENCH_READ_API_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const readApi = spawnNode([...extraArgs, '--import', 'tsx', 'read-model/main.ts'], {
       READ_PORT: String(readPort), AUTH_SECRET: secret, REDIS_URL, REDIS_PREFIX: prefix,
       DYNAMODB_ENDPOINT: `http://127.0.0.1:${dynPort}`, ITEMS_TABLE: 'bench-items', REQUESTS_TABLE: 'bench-requests', LOG_LEVEL: 'warn',
     });
