@@ -137,6 +137,7 @@ export async function startReadModel(config: ReadConfig, overrides: ReadOverride
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      if (near) log.info('near cache at shutdown', { ...near.stats, entries: near.size, bytes: near.byteSize });
       tracking?.close();
       if (redis) await closeRedis(redis);
       dynamo?.destroy();

@@ -223,18 +223,22 @@ describe('NearCache (the data structure)', () => {
     expect(c.beginFill('k')).toBe(0);
   });
 
-  test('is bounded by entries and by bytes, evicting the least recently used, and copies bodies', () => {
+  test('is bounded by entries and by bytes, evicting what was not read since (second chance), and copies bodies', () => {
     const c = new NearCache({ maxEntries: 3, maxBytes: 1 << 20 });
     c.resume();
     const fill = (k: string, b: Buffer) => c.endFill(k, c.beginFill(k), answerOf(1, b));
     fill('a', body(10));
     fill('b', body(10));
     fill('c', body(10));
-    c.get('a'); // a is now the most recently used
+    c.get('a'); // a was read: it gets a second chance, b (oldest unread) goes
     fill('d', body(10));
     expect(c.size).toBe(3);
     expect(c.get('b')).toBeUndefined();
     expect(c.get('a')).toBeDefined();
+    fill('e', body(10)); // c is the oldest unread entry now
+    expect(c.get('c')).toBeUndefined();
+    expect(c.get('a')).toBeDefined();
+    expect(c.get('d')).toBeDefined();
 
     const small = new NearCache({ maxEntries: 1000, maxBytes: 5000 });
     small.resume();
