@@ -67,8 +67,12 @@ interface Run {
   perSecond: number[];
 }
 
-async function load(ctx: BenchContext, label: string, url: string, seconds: number, paths: string[] | undefined, headers: Record<string, string>): Promise<Run> {
-  let next = 0;
+/** Where a request sequence goes on: the measured run continues after its warm-up, it does not replay it. */
+interface Cursor {
+  next: number;
+}
+
+async function load(ctx: BenchContext, label: string, url: string, seconds: number, paths: string[] | undefined, headers: Record<string, string>, cursor: Cursor = { next: 0 }): Promise<Run> {
   const perSecond: number[] = [];
   const instance = autocannon({
     url,
@@ -80,7 +84,7 @@ async function load(ctx: BenchContext, label: string, url: string, seconds: numb
           requests: [
             {
               setupRequest: (req: { path?: string }) => {
-                req.path = paths[next++ % paths.length];
+                req.path = paths[cursor.next++ % paths.length];
                 return req;
               },
             },
@@ -181,8 +185,15 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
 
     ctx.log(`reads: ${nItems} items, ${CONNECTIONS} connections, ${seconds} s per server (+${warmup} s warm-up)`);
     await load(ctx, 'warm-up ceiling', ceilingUrl, warmup, undefined, {});
-    const base = await load(ctx, 'ceiling', ceilingUrl, seconds, undefined, {});
-    await load(ctx, 'warm-up reads', readUrl, warmup, paths, auth);
+    // Two ceilings. autocannon shares the 2 cores with the server, and a request rebuilt per call
+    // (setupRequest: a new path each time, with the token) costs it about twice the CPU of one
+    // prebuilt request; so the ceiling the ratio is taken against gets exactly the read API's
+    // requests. The one-fixed-request ceiling (what this scenario measured before 2026-12-01)
+    // is kept for comparison.
+    const baseFixed = await load(ctx, 'ceiling, one fixed request', ceilingUrl, seconds, undefined, {});
+    const base = await load(ctx, 'ceiling, same requests', ceilingUrl, seconds, paths, auth);
+    const sequence: Cursor = { next: 0 };
+    await load(ctx, 'warm-up reads', readUrl, warmup, paths, auth, sequence);
     // Redis keyspace reads during the run = reads the near cache did not answer (the server is
     // shared, but test and bench runs hold the machine's lock).
     const redisReads = async () => {
@@ -191,13 +202,14 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       return n('keyspace_hits') + n('keyspace_misses');
     };
     const redisBefore = await redisReads();
-    const reads = await load(ctx, 'reads', readUrl, seconds, paths, auth);
+    const reads = await load(ctx, 'reads', readUrl, seconds, paths, auth, sequence);
     const redisPerRead = (await redisReads() - redisBefore) / Math.max(1, reads.total);
     if (reads.non2xx || reads.errors) ctx.log(`reads: ${reads.non2xx} non-2xx, ${reads.errors} errors`);
 
     const fig = (name: string, r: Run): Figure => ({ name, value: Math.round(r.rps), unit: 'req/s', latency: r.latency });
     const series = (name: string, r: Run): Series => ({ name, unit: 'req/s', points: r.perSecond.map((v, i) => [i + 1, v]) });
     const ratio = reads.rps / base.rps;
+    const ratioFixed = reads.rps / baseFixed.rps;
     return {
       scenario: 'reads',
       figures: [
@@ -207,11 +219,17 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
         { name: 'distinct keys in the request sequence', value: new Set(paths).size, unit: 'count' },
         { name: 'items', value: nItems, unit: 'count' },
       ],
-      baseline: { name: 'bare node:http, constant 1 KB', figures: [fig('ceiling', base)] },
-      ratios: [{ name: 'read API / ceiling throughput', value: Math.round(ratio * 1000) / 1000 }],
-      series: [series('read API', reads), series('ceiling', base)],
+      baseline: {
+        name: 'bare node:http, constant 1 KB',
+        figures: [fig('ceiling (same requests as the read API)', base), fig('ceiling (one fixed request, as measured before)', baseFixed)],
+      },
+      ratios: [
+        { name: 'read API / ceiling throughput', value: Math.round(ratio * 1000) / 1000 },
+        { name: 'read API / one-fixed-request ceiling throughput', value: Math.round(ratioFixed * 1000) / 1000 },
+      ],
+      series: [series('read API', reads), series('ceiling', base), series('ceiling, one fixed request', baseFixed)],
       notes: [
-        `goal: ratio >= 0.8 and p99 <= 10 ms; got ratio ${ratio.toFixed(2)}, p99 ${reads.latency.p99} ms`,
+        `goal: ratio >= 0.8 and p99 <= 10 ms; got ratio ${ratio.toFixed(2)} (${ratioFixed.toFixed(2)} against the one-fixed-request ceiling), p99 ${reads.latency.p99} ms (ceiling p99 ${base.latency.p99} ms)`,
         'every GET is a hit of the near cache or of Redis (HMGET v d through ioredis auto-pipelining); JWTs come from the verified-token cache',
         'latency p95 is autocannon p97.5; 2 shared cores: autocannon, the server and Redis compete, numbers are noisy',
       ],
