@@ -9,6 +9,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
@@ -110,6 +111,52 @@ async function load(ctx: BenchContext, label: string, url: string, seconds: numb
   };
 }
 
+/** CPU seconds (user + system) a process used so far, from /proc (Linux; USER_HZ is 100 there). */
+function processCpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU per request of each party during one load run: the server, the load generator (this process), Redis. */
+interface Cost {
+  serverUs: number;
+  clientUs: number;
+  redisUs: number;
+  /** Redis keyspace reads (hits + misses) per request. */
+  redisReads: number;
+}
+
+async function redisCounters(redis: Redis): Promise<{ cpu: number; reads: number }> {
+  const info = await redis.info();
+  const n = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
+  return { cpu: n('used_cpu_sys') + n('used_cpu_user'), reads: n('keyspace_hits') + n('keyspace_misses') };
+}
+
+/** Runs `run` and measures what it cost. Redis is the machine's shared server: bench runs hold the machine's lock. */
+async function withCost(redis: Redis, serverPid: number | undefined, run: () => Promise<Run>): Promise<Run & { cost: Cost }> {
+  const server0 = processCpuSeconds(serverPid);
+  const client0 = process.cpuUsage();
+  const redis0 = await redisCounters(redis);
+  const r = await run();
+  const client = process.cpuUsage(client0);
+  const redis1 = await redisCounters(redis);
+  const per = (seconds: number) => Math.round((seconds * 1e6) / Math.max(1, r.total) * 10) / 10;
+  return {
+    ...r,
+    cost: {
+      serverUs: per(processCpuSeconds(serverPid) - server0),
+      clientUs: per((client.user + client.system) / 1e6),
+      redisUs: per(redis1.cpu - redis0.cpu),
+      redisReads: Math.round(((redis1.reads - redis0.reads) / Math.max(1, r.total)) * 1000) / 1000,
+    },
+  };
+}
+
 function spawnNode(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
   const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   return child;
@@ -190,20 +237,13 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     // prebuilt request; so the ceiling the ratio is taken against gets exactly the read API's
     // requests. The one-fixed-request ceiling (what this scenario measured before 2026-12-01)
     // is kept for comparison.
-    const baseFixed = await load(ctx, 'ceiling, one fixed request', ceilingUrl, seconds, undefined, {});
-    const base = await load(ctx, 'ceiling, same requests', ceilingUrl, seconds, paths, auth);
+    const baseFixed = await withCost(redis, ceiling.pid, () => load(ctx, 'ceiling, one fixed request', ceilingUrl, seconds, undefined, {}));
+    const base = await withCost(redis, ceiling.pid, () => load(ctx, 'ceiling, same requests', ceilingUrl, seconds, paths, auth));
     const sequence: Cursor = { next: 0 };
     await load(ctx, 'warm-up reads', readUrl, warmup, paths, auth, sequence);
-    // Redis keyspace reads during the run = reads the near cache did not answer (the server is
-    // shared, but test and bench runs hold the machine's lock).
-    const redisReads = async () => {
-      const info = await redis.info('stats');
-      const n = (k: string) => Number(new RegExp(`^${k}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
-      return n('keyspace_hits') + n('keyspace_misses');
-    };
-    const redisBefore = await redisReads();
-    const reads = await load(ctx, 'reads', readUrl, seconds, paths, auth, sequence);
-    const redisPerRead = (await redisReads() - redisBefore) / Math.max(1, reads.total);
+    // Redis keyspace reads during the run = reads the near cache did not answer.
+    const reads = await withCost(redis, readApi.pid, () => load(ctx, 'reads', readUrl, seconds, paths, auth, sequence));
+    const redisPerRead = reads.cost.redisReads;
     if (reads.non2xx || reads.errors) ctx.log(`reads: ${reads.non2xx} non-2xx, ${reads.errors} errors`);
 
     const fig = (name: string, r: Run): Figure => ({ name, value: Math.round(r.rps), unit: 'req/s', latency: r.latency });
@@ -217,6 +257,19 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
         { name: 'read API non-2xx + errors', value: reads.non2xx + reads.errors, unit: 'count' },
         { name: 'Redis reads per request (near cache misses)', value: Math.round(redisPerRead * 1000) / 1000, unit: 'ratio' },
         { name: 'distinct keys in the request sequence', value: new Set(paths).size, unit: 'count' },
+        // CPU per request of each process (client-independent: the throughput above is bounded by
+        // whichever of server, autocannon and Redis runs out of the 2 shared cores first).
+        ...(
+          [
+            ['read API', reads],
+            ['ceiling, same requests', base],
+            ['ceiling, one fixed request', baseFixed],
+          ] as const
+        ).flatMap(([who, r]) => [
+          { name: `CPU per request, ${who}: server`, value: r.cost.serverUs, unit: 'µs' },
+          { name: `CPU per request, ${who}: autocannon`, value: r.cost.clientUs, unit: 'µs' },
+          { name: `CPU per request, ${who}: redis-server`, value: r.cost.redisUs, unit: 'µs' },
+        ]),
         { name: 'items', value: nItems, unit: 'count' },
       ],
       baseline: {
