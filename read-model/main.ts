@@ -11,6 +11,7 @@ import { AuthEnv, AwsEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMa
 import { createLogger, type Logger } from '../core/log';
 import { closeRedis } from '../core/redis';
 import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
+import { NearCache, RedisTracking } from './near-cache';
 import { ReadModelReader } from './reader';
 import { liveStores } from './registry';
 import { createReadServer } from './server';
@@ -31,6 +32,14 @@ export const ReadConfig = z.object({
   READ_BREAKER_OPEN_MS: positiveInt(1000),
   /** Verified tokens kept (until their exp) so repeat requests skip the HMAC. */
   READ_TOKEN_CACHE_SIZE: positiveInt(10_000),
+  /**
+   * Near cache (read-model/near-cache.ts): hot items' answers kept in process, coherent through
+   * Redis client-side caching. Bounded by entries (0 = off) and by bytes (bodies + bookkeeping).
+   */
+  READ_NEAR_CACHE_MAX_ENTRIES: z.coerce.number().int().min(0).max(10_000_000).default(50_000),
+  READ_NEAR_CACHE_MAX_BYTES: z.coerce.number().int().min(1024 * 1024).max(16 * 1024 ** 3).default(64 * 1024 * 1024),
+  /** An invalidation connection silent this long (heartbeat unanswered) flushes the near cache. */
+  READ_NEAR_CACHE_MAX_SILENCE_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
 }).merge(AuthEnv).merge(AwsEnv).merge(RedisEnv).merge(TablesEnv).merge(LogEnv);
 export type ReadConfig = z.infer<typeof ReadConfig>;
 
@@ -39,15 +48,19 @@ export type ReadConfig = z.infer<typeof ReadConfig>;
  * instead of waiting for a reconnect), no retries, a short command timeout; ioredis keeps
  * reconnecting in the background, so reads return to Redis by themselves.
  */
-export function createReadRedis(config: Pick<ReadConfig, 'REDIS_URL' | 'REDIS_AUTH_TOKEN' | 'READ_REDIS_TIMEOUT_MS'>): Redis {
+export function createReadRedis(config: Pick<ReadConfig, 'REDIS_URL' | 'REDIS_AUTH_TOKEN' | 'READ_REDIS_TIMEOUT_MS'>, role: 'data' | 'invalidations' = 'data'): Redis {
   const redis = new Redis(config.REDIS_URL, {
     ...(config.REDIS_AUTH_TOKEN ? { password: config.REDIS_AUTH_TOKEN } : {}),
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     commandTimeout: config.READ_REDIS_TIMEOUT_MS,
     connectTimeout: 1000,
-    enableAutoPipelining: true,
     retryStrategy: (times) => Math.min(50 * times, 1000),
+    ...(role === 'data'
+      ? { enableAutoPipelining: true }
+      : // The near cache's invalidation connection: subscribed by RedisTracking itself after each
+        // connect (it needs the connection's CLIENT ID first, which a subscribed connection cannot ask).
+        { autoResubscribe: false, connectionName: 'ackstream-read-invalidations' }),
   });
   redis.on('error', () => undefined); // failures surface on the commands; the reader logs them once
   return redis;
@@ -79,10 +92,19 @@ export interface ReadOverrides {
   log?: Logger;
 }
 
-export async function startReadModel(config: ReadConfig, overrides: ReadOverrides = {}): Promise<RunningService> {
+export interface ReadModelService extends RunningService {
+  /** The near cache and its tracking, when on (stats and connection ids for operators and tests). */
+  near?: { cache: NearCache; tracking: RedisTracking };
+}
+
+export async function startReadModel(config: ReadConfig, overrides: ReadOverrides = {}): Promise<ReadModelService> {
   const log = overrides.log ?? createLogger(config.LOG_LEVEL, { service: 'read-model' });
   const redis = overrides.hot ? undefined : createReadRedis(config);
-  const hot = overrides.hot ?? new RedisHotStore(redis!, config.REDIS_PREFIX);
+  const near = redis && config.READ_NEAR_CACHE_MAX_ENTRIES > 0
+    ? new NearCache({ maxEntries: config.READ_NEAR_CACHE_MAX_ENTRIES, maxBytes: config.READ_NEAR_CACHE_MAX_BYTES })
+    : undefined;
+  const tracking = near && new RedisTracking(redis!, createReadRedis(config, 'invalidations'), near, log, { maxSilenceMs: config.READ_NEAR_CACHE_MAX_SILENCE_MS });
+  const hot = overrides.hot ?? new RedisHotStore(redis!, config.REDIS_PREFIX, undefined, near);
   const dynamo = overrides.durable ? undefined : createReadDynamo(config);
   // Two document clients over one connection pool: the item reads (which tests may wrap) and the registry's.
   const rawDoc = dynamo && createDocumentClient(dynamo);
@@ -92,7 +114,7 @@ export async function startReadModel(config: ReadConfig, overrides: ReadOverride
   // Items are read from the live version of the projection, resolved through the registry
   // (read-model/registry.ts); registry reads do not go through the test wrapper that counts item reads.
   const live = rawDoc
-    ? liveStores({ doc: rawDoc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base: { durable: baseDurable, hot } })
+    ? liveStores({ doc: rawDoc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base: { durable: baseDurable, hot }, near })
     : { durable: baseDurable, hot };
   const reader = new ReadModelReader(live.hot, live.durable, log, {
     breakerThreshold: config.READ_BREAKER_THRESHOLD,
@@ -109,11 +131,14 @@ export async function startReadModel(config: ReadConfig, overrides: ReadOverride
     name: 'read-model',
     port: actual,
     url: `http://${config.HOST}:${actual}`,
+    ...(near && tracking ? { near: { cache: near, tracking } } : {}),
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      if (near) log.info('near cache at shutdown', { ...near.stats, entries: near.size, bytes: near.byteSize });
+      tracking?.close();
       if (redis) await closeRedis(redis);
       dynamo?.destroy();
     },

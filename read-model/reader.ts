@@ -1,12 +1,13 @@
 /**
- * Reads from the read model: the hot copy (Redis) first; on a miss the durable copy (DynamoDB),
- * then the hot copy is refilled. Concurrent misses on one key share one durable read
+ * Reads from the read model: the near cache (in-process, read-model/near-cache.ts) first, then the
+ * hot copy (Redis); on a miss the durable copy (DynamoDB), then the hot copy is refilled. Concurrent misses on one key share one durable read
  * (single-flight). A failing hot copy is skipped behind a circuit breaker (reads go on, slower);
  * a failing durable copy on a miss is a 503 with Retry-After, answered fast, never a hang.
  */
 import { ServiceUnavailableError } from '../core/errors';
 import type { Logger } from '../core/log';
-import { type DurableStore, type HotStore, InvalidCursorError, type Page, RANK_FINAL, RANK_QUEUED, type StoredItem } from './stores';
+import { answerOf, type ItemAnswer } from './near-cache';
+import { type DurableStore, type HotReads, hotReads, type HotStore, InvalidCursorError, type Page, RANK_FINAL, RANK_QUEUED, type StoredItem } from './stores';
 
 export interface ReaderOptions {
   /** Consecutive failures that open a breaker. */
@@ -57,7 +58,7 @@ export class CircuitBreaker {
 
 /** The outcome of a read that must reach a version (read-your-writes). */
 export interface VersionedRead {
-  item: StoredItem | undefined;
+  item: ItemAnswer | undefined;
   /** Whether the item reached the version asked for within the wait. */
   reached: boolean;
 }
@@ -68,6 +69,7 @@ export class ReadModelReader {
   private readonly inflight = new Map<string, Promise<unknown>>();
   readonly hotBreaker: CircuitBreaker;
   readonly durableBreaker: CircuitBreaker;
+  private readonly hotReads: HotReads;
 
   constructor(
     private readonly hot: HotStore,
@@ -77,21 +79,29 @@ export class ReadModelReader {
   ) {
     this.hotBreaker = new CircuitBreaker(opts.breakerThreshold ?? 3, opts.breakerOpenMs ?? 1000);
     this.durableBreaker = new CircuitBreaker(opts.breakerThreshold ?? 3, opts.breakerOpenMs ?? 1000);
+    this.hotReads = hotReads(hot);
   }
 
-  async getItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined> {
-    const cached = await this.tryHot(() => this.hot.getItem(tenant, collection, id));
-    if (cached !== NO_HOT && cached) return cached;
-    return this.loadItem(tenant, collection, id);
+  /** The item from the near cache, synchronously, or undefined (then `getItem`). */
+  peekItem(tenant: string, collection: string, id: string): ItemAnswer | undefined {
+    return this.hotBreaker.open ? undefined : this.hotReads.peekItem(tenant, collection, id);
+  }
+
+  async getItem(tenant: string, collection: string, id: string): Promise<ItemAnswer | undefined> {
+    return this.peekItem(tenant, collection, id) ?? this.readItem(tenant, collection, id);
   }
 
   /**
    * Read-your-writes: answers once the item reached `minVersion`, polling with a short backoff
-   * (hot copy, then the durable copy in case the hot one lags) until `waitMs` has passed.
+   * (hot copy, then the durable copy in case the hot one lags) until `waitMs` has passed. A near
+   * cache entry answers only if it is new enough: an older one may be waiting for its
+   * invalidation, so the polls read Redis itself.
    */
   async getItemAtLeast(tenant: string, collection: string, id: string, minVersion: number, waitMs: number): Promise<VersionedRead> {
     const deadline = Date.now() + waitMs;
-    let item = await this.getItem(tenant, collection, id);
+    const near = this.peekItem(tenant, collection, id);
+    if (near && near.version >= minVersion) return { item: near, reached: true };
+    let item = await this.readItem(tenant, collection, id);
     for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
       if (item && item.version >= minVersion) return { item, reached: true };
       const durable = await this.loadItem(tenant, collection, id);
@@ -100,9 +110,16 @@ export class ReadModelReader {
       const left = deadline - Date.now();
       if (left <= 0) return { item, reached: false };
       await new Promise((r) => setTimeout(r, Math.min(delay, left)));
-      const hot = await this.tryHot(() => this.hot.getItem(tenant, collection, id));
+      const hot = await this.tryHot(() => this.hotReads.readItem(tenant, collection, id));
       if (hot !== NO_HOT && hot) item = hot;
     }
+  }
+
+  /** Redis (which may fill the near cache), then the durable copy on a miss. */
+  private async readItem(tenant: string, collection: string, id: string): Promise<ItemAnswer | undefined> {
+    const cached = await this.tryHot(() => this.hotReads.readItem(tenant, collection, id));
+    if (cached !== NO_HOT && cached) return cached;
+    return this.loadItem(tenant, collection, id);
   }
 
   async getRequest(tenant: string, requestId: string): Promise<string | undefined> {
@@ -126,13 +143,13 @@ export class ReadModelReader {
   }
 
   /** One durable read per key at a time, then a version-guarded refill of the hot copy. */
-  private loadItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined> {
+  private loadItem(tenant: string, collection: string, id: string): Promise<ItemAnswer | undefined> {
     return this.flight(`i\u0000${tenant}\u0000${collection}\u0000${id}`, async () => {
-      const stored = await this.fromDurable(() => this.durable.getItem(tenant, collection, id));
+      const stored: StoredItem | undefined = await this.fromDurable(() => this.durable.getItem(tenant, collection, id));
       // The refill is awaited inside the flight: a hot read queued behind it on the same Redis
       // connection either joins this flight or sees the refilled copy, so a burst costs one read.
       if (stored) await this.tryHot(() => this.hot.putItem({ tenant, collection, id, version: stored.version, updatedAt: '', json: stored.json }));
-      return stored;
+      return stored && answerOf(stored.version, stored.json === null ? null : Buffer.from(stored.json));
     });
   }
 

@@ -15,7 +15,8 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { Redis } from 'ioredis';
-import { type DurableStore, DynamoDurableStore, type HotStore, type ItemWrite, MemoryHotStore, type Page, RedisHotStore, type RequestWrite, type StoredItem } from './stores';
+import type { ItemAnswer, NearCache } from './near-cache';
+import { type DurableStore, DynamoDurableStore, type HotReads, hotReads, type HotStore, type ItemWrite, MemoryHotStore, type Page, RedisHotStore, type RequestWrite, type StoredItem } from './stores';
 
 /** How long a cached registry record may be used. A rebuild waits longer than this after registering a version, so every processor projects into it before the rebuild reads the log head. */
 export const REGISTRY_CACHE_MS = 1000;
@@ -92,6 +93,8 @@ export class RegistryConflictError extends Error {
 
 export interface ProjectionRegistry {
   get(name: string): Promise<ProjectionRecord>;
+  /** The record if it is at hand and fresh, without I/O (undefined: use `get`). */
+  peek?(name: string): ProjectionRecord | undefined;
 }
 
 export class DynamoProjectionRegistry implements ProjectionRegistry {
@@ -215,6 +218,11 @@ export class CachedRegistry implements ProjectionRegistry {
     }
   }
 
+  peek(name: string): ProjectionRecord | undefined {
+    const hit = this.entries.get(name);
+    return hit && (this.opts.now ?? Date.now)() - hit.at < (this.opts.ttlMs ?? REGISTRY_CACHE_MS) ? hit.rec : undefined;
+  }
+
   invalidate(name?: string): void {
     if (name) this.entries.delete(name);
     else this.entries.clear();
@@ -280,7 +288,7 @@ export class LiveDurableStore implements DurableStore {
 }
 
 /** The read API's hot store: item keys of the live version (a refill goes there too), request keys of the base prefix. */
-export class LiveHotStore implements HotStore {
+export class LiveHotStore implements HotStore, HotReads {
   constructor(
     private readonly registry: ProjectionRegistry,
     private readonly projection: string,
@@ -293,6 +301,14 @@ export class LiveHotStore implements HotStore {
   }
   async getItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined> {
     return (await this.live()).getItem(tenant, collection, id);
+  }
+  /** Synchronous: only with the registry record at hand (else the caller reads, which refreshes it). */
+  peekItem(tenant: string, collection: string, id: string): ItemAnswer | undefined {
+    const rec = this.registry.peek?.(this.projection);
+    return rec && hotReads(this.stores.hot(liveVersion(rec))).peekItem(tenant, collection, id);
+  }
+  async readItem(tenant: string, collection: string, id: string): Promise<ItemAnswer | undefined> {
+    return hotReads(await this.live()).readItem(tenant, collection, id);
   }
   async putItem(w: ItemWrite): Promise<boolean> {
     const v = liveVersion(await this.registry.get(this.projection));
@@ -333,6 +349,8 @@ export interface VersionedWiring {
   redisPrefix: string;
   base: { durable: DurableStore; hot: HotStore };
   projection?: string;
+  /** The read API's near cache, shared by every version's Redis hot store (its keys are full Redis keys). */
+  near?: NearCache | undefined;
 }
 
 /** The registry (uncached) and per-version stores of one projection, for a composition root. */
@@ -340,7 +358,7 @@ export function versionWiring(w: VersionedWiring): { registry: DynamoProjectionR
   const registry = new DynamoProjectionRegistry(w.doc, registryTableName(w.itemsTable), { itemsTable: w.itemsTable, redisPrefix: w.redisPrefix });
   const stores = memoStores(
     (table) => (table === w.itemsTable ? w.base.durable : new DynamoDurableStore(w.doc, table, w.requestsTable)),
-    (prefix) => (prefix === w.redisPrefix ? w.base.hot : w.redis ? new RedisHotStore(w.redis, prefix) : memoryVersionOf(w.base.hot, prefix)),
+    (prefix) => (prefix === w.redisPrefix ? w.base.hot : w.redis ? new RedisHotStore(w.redis, prefix, undefined, w.near) : memoryVersionOf(w.base.hot, prefix)),
   );
   return { registry, stores, projection: w.projection ?? 'items' };
 }

@@ -16,7 +16,8 @@ import { NAME_PATTERN } from '../core/contracts';
 import { BadRequestError, ConflictError, MethodNotAllowedError, NotFoundError, ProblemError, toProblemError } from '../core/errors';
 import type { Logger } from '../core/log';
 import type { ReadModelReader } from './reader';
-import { InvalidCursorError, type StoredItem } from './stores';
+import type { ItemAnswer } from './near-cache';
+import { InvalidCursorError } from './stores';
 
 export interface ReadApiDeps {
   reader: ReadModelReader;
@@ -58,9 +59,10 @@ async function handle(deps: ReadApiDeps, waitMs: number, req: IncomingMessage, r
     const collection = name(seg[3]!, 'collection');
     const id = name(seg[5]!, 'id');
     const minVersion = minVersionOf(req, query);
-    let item: StoredItem | undefined;
+    let item: ItemAnswer | undefined;
     if (minVersion === 0) {
-      item = await deps.reader.getItem(principal.tenant, collection, id);
+      // A near cache hit answers without another await.
+      item = deps.reader.peekItem(principal.tenant, collection, id) ?? (await deps.reader.getItem(principal.tenant, collection, id));
     } else {
       const read = await deps.reader.getItemAtLeast(principal.tenant, collection, id, minVersion, waitMs);
       if (!read.reached) {
@@ -72,12 +74,13 @@ async function handle(deps: ReadApiDeps, waitMs: number, req: IncomingMessage, r
       }
       item = read.item;
     }
-    if (!item || item.json === null) throw new NotFoundError(`Item ${collection}/${id} does not exist.`);
-    const etag = `"${item.version}"`;
-    if (matchesEtag(req.headers['if-none-match'], etag)) {
+    if (!item || item.body === null) throw new NotFoundError(`Item ${collection}/${id} does not exist.`);
+    const etag = item.etag;
+    const inm = req.headers['if-none-match'];
+    if (inm !== undefined && matchesEtag(inm, etag)) {
       return send(res, 304, { ETag: etag, 'Cache-Control': ITEM_CACHE, Vary: 'Authorization' }, undefined);
     }
-    return send(res, 200, { 'Content-Type': 'application/json', ETag: etag, 'Cache-Control': ITEM_CACHE, Vary: 'Authorization' }, item.json);
+    return send(res, 200, { 'Content-Type': 'application/json', ETag: etag, 'Cache-Control': ITEM_CACHE, Vary: 'Authorization' }, item.body);
   }
 
   if (route === 2) {

@@ -8,6 +8,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Redis } from 'ioredis';
 import { itemsPk, RedisKeys, requestsPk, updatedAtId } from '../core/keys';
+import { answerOf, type ItemAnswer, type NearCache } from './near-cache';
 
 /** An item as a store holds it: its version and its public JSON, or null for a deleted item. */
 export interface StoredItem {
@@ -49,6 +50,28 @@ export interface HotStore {
   putRequest(write: RequestWrite): Promise<boolean>;
 }
 
+/**
+ * What the read API asks of a hot copy beyond HotStore: the item as ready-to-send bytes, from the
+ * near cache at once (`peekItem`, no I/O) or from the store itself (`readItem`, which may fill the
+ * near cache).
+ */
+export interface HotReads {
+  peekItem(tenant: string, collection: string, id: string): ItemAnswer | undefined;
+  readItem(tenant: string, collection: string, id: string): Promise<ItemAnswer | undefined>;
+}
+
+/** The HotReads of a hot copy: its own, or (for a store without them) answers built from getItem. */
+export function hotReads(store: HotStore): HotReads {
+  if ('readItem' in store && 'peekItem' in store) return store as HotStore & HotReads;
+  return {
+    peekItem: () => undefined,
+    readItem: async (tenant, collection, id) => {
+      const item = await store.getItem(tenant, collection, id);
+      return item && answerOf(item.version, item.json === null ? null : Buffer.from(item.json));
+    },
+  };
+}
+
 /** The durable copy: the read model of record, rebuilt from the event log when needed. */
 export interface DurableStore {
   getItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined>;
@@ -69,12 +92,14 @@ return 1
 
 type Scripted = Redis & { guardedSet(key: string, field: string, value: string, json: string, ttl: string): Promise<number> };
 
-export class RedisHotStore implements HotStore {
+export class RedisHotStore implements HotStore, HotReads {
   private readonly keys: RedisKeys;
   constructor(
     private readonly redis: Redis,
     prefix: string,
     private readonly ttlSeconds = 24 * 3600,
+    /** The read API's near cache, kept coherent by tracking on `redis` (read-model/near-cache.ts). */
+    private readonly near?: NearCache,
   ) {
     this.keys = new RedisKeys(prefix);
     if (!('guardedSet' in redis)) redis.defineCommand('guardedSet', { numberOfKeys: 1, lua: GUARDED_SET });
@@ -84,6 +109,24 @@ export class RedisHotStore implements HotStore {
     const [v, d] = await this.redis.hmget(this.keys.item(tenant, collection, id), 'v', 'd');
     if (v == null || d == null) return undefined;
     return { version: Number(v), json: d === '' ? null : d };
+  }
+
+  peekItem(tenant: string, collection: string, id: string): ItemAnswer | undefined {
+    return this.near?.get(this.keys.item(tenant, collection, id));
+  }
+
+  /** HMGET as Buffers: the body goes to the socket as the bytes Redis sent, never decoded to a string. */
+  async readItem(tenant: string, collection: string, id: string): Promise<ItemAnswer | undefined> {
+    const key = this.keys.item(tenant, collection, id);
+    const token = this.near ? this.near.beginFill(key) : 0;
+    let answer: ItemAnswer | undefined;
+    try {
+      const [v, d] = await this.redis.hmgetBuffer(key, 'v', 'd');
+      if (v != null && d != null) answer = answerOf(Number(v.toString('latin1')), d.length === 0 ? null : d);
+      return answer;
+    } finally {
+      if (token !== 0) this.near!.endFill(key, token, answer);
+    }
   }
 
   async putItem(w: ItemWrite): Promise<boolean> {
@@ -101,19 +144,26 @@ export class RedisHotStore implements HotStore {
   }
 }
 
-/** In-process hot copy for single-node runs without Redis. */
-export class MemoryHotStore implements HotStore {
-  private readonly items = new Map<string, StoredItem>();
+/** In-process hot copy for single-node runs without Redis (answers are kept ready to send: it is its own near cache). */
+export class MemoryHotStore implements HotStore, HotReads {
+  private readonly items = new Map<string, StoredItem & { answer: ItemAnswer }>();
   private readonly requests = new Map<string, { rank: number; json: string }>();
 
-  async getItem(tenant: string, collection: string, id: string) {
-    return this.items.get(`${tenant}\u0000${collection}\u0000${id}`);
+  async getItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined> {
+    const e = this.items.get(`${tenant}\u0000${collection}\u0000${id}`);
+    return e && { version: e.version, json: e.json };
+  }
+  peekItem(tenant: string, collection: string, id: string): ItemAnswer | undefined {
+    return this.items.get(`${tenant}\u0000${collection}\u0000${id}`)?.answer;
+  }
+  async readItem(tenant: string, collection: string, id: string): Promise<ItemAnswer | undefined> {
+    return this.peekItem(tenant, collection, id);
   }
   async putItem(w: ItemWrite) {
     const k = `${w.tenant}\u0000${w.collection}\u0000${w.id}`;
     const cur = this.items.get(k);
     if (cur && cur.version >= w.version) return false;
-    this.items.set(k, { version: w.version, json: w.json });
+    this.items.set(k, { version: w.version, json: w.json, answer: answerOf(w.version, w.json === null ? null : Buffer.from(w.json)) });
     return true;
   }
   async getRequest(tenant: string, requestId: string) {
