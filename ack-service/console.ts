@@ -186,12 +186,18 @@ function histogramLatency(prev: Scrape | undefined, cur: Scrape | undefined, fam
 export function buildSnapshot(m: { prev: Scrape | undefined; cur: Scrape | undefined }, watch: AckWatch, localConnections: number) {
   const { prev, cur } = m;
   const shardLag: Array<{ shard: string; millisBehind: number | null; iteratorAgeMs: number | null }> = [];
-  const shards = new Set<string>();
-  for (const s of cur?.samples ?? []) if (s.labels.shard && /behind|lag|iterator_age/.test(s.name)) shards.add(s.labels.shard);
-  for (const shard of [...shards].sort()) {
-    const only: LabelFilter = (l) => l.shard === shard;
+  // One row per shard and stream consumer (commit, projections): their lags differ by design.
+  const shards = new Map<string, { shard: string; consumer: string | undefined }>();
+  for (const s of cur?.samples ?? []) {
+    if (!s.labels.shard || !/behind|lag|iterator_age/.test(s.name)) continue;
+    const consumer = s.labels.consumer;
+    shards.set(`${s.labels.shard}\u0000${consumer ?? ''}`, { shard: s.labels.shard, consumer });
+  }
+  for (const key of [...shards.keys()].sort()) {
+    const { shard, consumer } = shards.get(key)!;
+    const only: LabelFilter = (l) => l.shard === shard && l.consumer === consumer;
     shardLag.push({
-      shard,
+      shard: consumer && consumer !== 'processors' ? `${shard} (${consumer})` : shard,
       millisBehind: sum(cur, /millis_behind|_lag_ms$|_lag$/, only) ?? null,
       iteratorAgeMs: sum(cur, /iterator_age/, only) ?? null,
     });

@@ -151,7 +151,8 @@ test('both down: 503 with Retry-After, quickly, never a hang; both back: 200 aga
   await new Promise((r) => setTimeout(r, 250)); // let the open breaker allow a trial
   const hung = await timed(() => get(direct, 'o2'));
   expect(hung.value.status).toBe(503);
-  expect(hung.ms).toBeLessThan(1500);
+  // The request timeout is 1.5 s: bounded by it plus scheduling slack on a busy machine, not a hang.
+  expect(hung.ms).toBeLessThan(2500);
 
   await dynamoProxy.cut();
   await dynamoProxy.open();

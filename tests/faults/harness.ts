@@ -237,9 +237,20 @@ async function settle(stack: ProcessStack): Promise<void> {
   let last = -1;
   for (let i = 0; i < 60; i++) {
     const n = Number((await stack.pg.query<{ n: string }>('SELECT count(*) AS n FROM requests')).rows[0]!.n);
-    if (n === last) return;
+    if (n === last) break;
     last = n;
     await sleep(1000);
+  }
+  // The read model is complete once the projection consumer has caught up with the commit
+  // consumer on every shard (it follows it by design; after a kill it may be seconds behind).
+  for (let i = 0; i < 120; i++) {
+    const behind = await stack.pg.query(
+      `SELECT 1 FROM checkpoints c
+         LEFT JOIN checkpoints p ON p.consumer = 'projections' AND p.stream = c.stream AND p.shard_id = c.shard_id
+        WHERE c.consumer = 'processors' AND (p.sequence_number IS NULL OR p.sequence_number::numeric < c.sequence_number::numeric)`,
+    );
+    if (behind.rowCount === 0) return;
+    await sleep(500);
   }
 }
 
