@@ -102,18 +102,29 @@ export function createPublisher(deps: Pick<HandlerDeps, 'projector' | 'acks' | '
         if (a < attempts) await sleep(50 * a);
       }
     }
-    // All appends are sent at once, in record order, without waiting between them: they go down
-    // one Redis connection, which runs them in that order, so each principal's cursors follow the
-    // record order (one round trip per batch, not one per ack). A failed append is reported from
-    // its index on; the ack log keeps one final ack per request, so the retry re-sends nothing twice.
+    // In record order per principal (their cursors must follow it); principals in parallel. A
+    // failed append stops that principal's later acks, so a retry never leaves them out of order
+    // (sending them all at once would let a later ack land before a failed earlier one).
+    const byPrincipal = new Map<string, number[]>();
+    for (const i of decided) {
+      const cmd = entries[i]!.cmd;
+      const k = `${cmd.tenant}\u0000${cmd.principal}`;
+      const list = byPrincipal.get(k);
+      if (list) list.push(i);
+      else byPrincipal.set(k, [i]);
+    }
     let ackFailed = Infinity;
     let ackError: unknown;
-    await Promise.all(decided.map(async (i) => {
-      const cmd = entries[i]!.cmd;
-      try {
-        await deps.acks.append({ tenant: cmd.tenant, principal: cmd.principal }, finalAck(cmd, outcomes[i] as Outcome));
-      } catch (err) {
-        if (i < ackFailed) [ackFailed, ackError] = [i, err];
+    await Promise.all([...byPrincipal.values()].map(async (idx) => {
+      for (const i of idx) {
+        if (i > ackFailed) return;
+        const cmd = entries[i]!.cmd;
+        try {
+          await deps.acks.append({ tenant: cmd.tenant, principal: cmd.principal }, finalAck(cmd, outcomes[i] as Outcome));
+        } catch (err) {
+          if (i < ackFailed) [ackFailed, ackError] = [i, err];
+          return;
+        }
       }
     }));
     if (ackFailed !== Infinity) {

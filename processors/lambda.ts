@@ -32,7 +32,7 @@ const LambdaConfig = z
     PG_POOL_SIZE: positiveInt(2),
     MAX_ATTEMPTS: positiveInt(5),
     DLQ_URL: z.string().min(1).optional(),
-    DURABLE_INLINE_BUDGET_MS: z.coerce.number().int().min(0).max(1000).default(50),
+    DURABLE_INLINE_BUDGET_MS: z.coerce.number().int().min(0).max(1000).default(25),
   })
   .merge(AwsEnv).merge(AckRetentionEnv).merge(RedisEnv).merge(TablesEnv).merge(LogEnv)
   .refine((c) => c.DATABASE_URL || (c.DB_SECRET_ARN && c.DB_HOST), {

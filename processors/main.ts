@@ -29,7 +29,7 @@ export const ProcessorsConfig = z.object({
   /** The projection consumer's checkpoint name (processors/projection-handler.ts). */
   PROJECTION_CONSUMER: z.string().default('projections'),
   /** How long the commit consumer waits for the durable copy before acking anyway (0: never waits). */
-  DURABLE_INLINE_BUDGET_MS: z.coerce.number().int().min(0).max(1000).default(50),
+  DURABLE_INLINE_BUDGET_MS: z.coerce.number().int().min(0).max(1000).default(25),
   /** Which consumers this process runs: both (default), or one each in separate processes (as the two Lambdas in AWS). */
   CONSUMERS: z.enum(['commit,projection', 'commit', 'projection']).default('commit,projection'),
   BATCH_SIZE: positiveInt(500),

@@ -171,7 +171,7 @@ export class InlineProjector implements BatchProjector {
     private readonly maxPending = 1,
     /** A bigger batch means a backlog: leave it to the projection consumer rather than write it twice. */
     private readonly maxChanges = 100,
-    private readonly maxCoolDownMs = 30_000,
+    private readonly maxCoolDownMs = 60_000,
   ) {}
 
   async applyBatch(changes: ReadModelChange[]): Promise<void> {
@@ -193,7 +193,7 @@ export class InlineProjector implements BatchProjector {
     } else {
       // The durable copy cannot keep up (load, throttling, an outage): stop waiting for it, for
       // longer each time it misses again, so sustained load costs the acks no latency.
-      this.coolDownMs = Math.min(this.maxCoolDownMs, Math.max(1_000, this.coolDownMs * 2));
+      this.coolDownMs = Math.min(this.maxCoolDownMs, Math.max(5_000, this.coolDownMs * 2));
       this.skipUntil = Date.now() + this.coolDownMs;
     }
   }
