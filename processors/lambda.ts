@@ -32,7 +32,9 @@ const LambdaConfig = z
     PG_POOL_SIZE: positiveInt(2),
     MAX_ATTEMPTS: positiveInt(5),
     DLQ_URL: z.string().min(1).optional(),
-    DURABLE_INLINE_BUDGET_MS: z.coerce.number().int().min(0).max(1000).default(25),
+    DURABLE_INLINE_BUDGET_MS: z.coerce.number().int().min(0).max(5000).default(500),
+    /** Above this many records/s the commit consumer leaves the durable copy to the projection consumer. */
+    DURABLE_INLINE_MAX_RATE: z.coerce.number().int().min(0).default(200),
   })
   .merge(AwsEnv).merge(AckRetentionEnv).merge(RedisEnv).merge(TablesEnv).merge(LogEnv)
   .refine((c) => c.DATABASE_URL || (c.DB_SECRET_ARN && c.DB_HOST), {
@@ -86,6 +88,7 @@ async function build(): Promise<Handlers> {
         new Projector(null, versioned.hot),
         new Projector(versioned.durable, null, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
         config.DURABLE_INLINE_BUDGET_MS,
+        config.DURABLE_INLINE_MAX_RATE,
       ),
       projectionBestEffort: true,
       acks: new RedisAckLog(redis, config.REDIS_PREFIX, retentionFrom(config)),

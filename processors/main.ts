@@ -28,8 +28,10 @@ export const ProcessorsConfig = z.object({
   PROCESSOR_CONSUMER: z.string().default('processors'),
   /** The projection consumer's checkpoint name (processors/projection-handler.ts). */
   PROJECTION_CONSUMER: z.string().default('projections'),
-  /** How long the commit consumer waits for the durable copy before acking anyway (0: never waits). */
-  DURABLE_INLINE_BUDGET_MS: z.coerce.number().int().min(0).max(1000).default(25),
+  /** Under light traffic the commit consumer writes the durable copy before the ack, waiting at most this long (0: never). */
+  DURABLE_INLINE_BUDGET_MS: z.coerce.number().int().min(0).max(5000).default(500),
+  /** Above this many records/s the commit consumer leaves the durable copy to the projection consumer. */
+  DURABLE_INLINE_MAX_RATE: z.coerce.number().int().min(0).default(200),
   /** Which consumers this process runs: both (default), or one each in separate processes (as the two Lambdas in AWS). */
   CONSUMERS: z.enum(['commit,projection', 'commit', 'projection']).default('commit,projection'),
   BATCH_SIZE: positiveInt(500),
@@ -88,6 +90,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
       new Projector(null, versioned.hot),
       new Projector(versioned.durable, null, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
       config.DURABLE_INLINE_BUDGET_MS,
+      config.DURABLE_INLINE_MAX_RATE,
     ),
     projectionBestEffort: true,
     acks: overrides.wrapAcks ? overrides.wrapAcks(acks) : acks,

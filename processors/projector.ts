@@ -151,11 +151,12 @@ export interface BatchProjector {
 
 /**
  * The commit consumer's fast path: the hot copy before the ack (so a `committed` item is readable
- * at once), and the durable copy within a small time budget, so under normal load listings (served
- * from DynamoDB) show a write when its ack arrives. Past the budget (then it stops trying for a
- * while), while an earlier batch's durable writes are still running, or for a large batch (a
- * backlog), it does not wait: those writes go on in the background, and
- * the projection consumer guarantees the durable copy anyway, so DynamoDB never holds back commits.
+ * at once) and, under light traffic, the durable copy too, so listings (served from DynamoDB) show
+ * a write when its ack arrives. Under heavy traffic (more than `lightRecordsPerSecond` over the last
+ * second, or a batch of more than `maxChanges`: a backlog) it leaves the durable copy to the
+ * projection consumer, which guarantees it anyway, so DynamoDB never limits the commit rate. It
+ * never waits past `budgetMs`: a DynamoDB that misses it (an outage, throttling) is not tried
+ * again for 5 s, then longer while it keeps missing, so it cannot hold back commits or acks.
  * All writes are version-guarded, so the two paths racing is harmless.
  */
 export class InlineProjector implements BatchProjector {
@@ -163,21 +164,38 @@ export class InlineProjector implements BatchProjector {
   /** After the durable copy missed the budget: do not wait for it until then (backs off while it keeps missing). */
   private skipUntil = 0;
   private coolDownMs = 0;
+  /** Records seen in the current and the previous second: the recent rate. */
+  private window = { start: 0, current: 0, previous: 0 };
 
   constructor(
     private readonly hot: BatchProjector,
     private readonly durable: BatchProjector,
     private readonly budgetMs: number,
-    private readonly maxPending = 1,
-    /** A bigger batch means a backlog: leave it to the projection consumer rather than write it twice. */
+    private readonly lightRecordsPerSecond = 200,
     private readonly maxChanges = 100,
+    private readonly maxPending = 1,
     private readonly maxCoolDownMs = 60_000,
   ) {}
+
+  private recentRate(now: number, add: number): number {
+    const w = this.window;
+    const elapsed = now - w.start;
+    if (elapsed >= 2_000) this.window = { start: now, current: 0, previous: 0 };
+    else if (elapsed >= 1_000) this.window = { start: w.start + 1_000, current: 0, previous: w.current };
+    this.window.current += add;
+    // The previous second weighted by how much of it still lies within the last second.
+    const into = (now - this.window.start) / 1_000;
+    return this.window.current + this.window.previous * (1 - into);
+  }
 
   async applyBatch(changes: ReadModelChange[]): Promise<void> {
     let durable: Promise<void> | undefined;
     const now = Date.now();
-    if (this.budgetMs > 0 && now >= this.skipUntil && this.pending < this.maxPending && changes.length <= this.maxChanges) {
+    const rate = this.recentRate(now, changes.length);
+    if (
+      this.budgetMs > 0 && now >= this.skipUntil && this.pending < this.maxPending
+      && changes.length <= this.maxChanges && rate <= this.lightRecordsPerSecond
+    ) {
       this.pending++;
       durable = this.durable.applyBatch(changes).catch(() => undefined).finally(() => {
         this.pending--;
@@ -191,8 +209,6 @@ export class InlineProjector implements BatchProjector {
     if (inTime) {
       this.coolDownMs = 0;
     } else {
-      // The durable copy cannot keep up (load, throttling, an outage): stop waiting for it, for
-      // longer each time it misses again, so sustained load costs the acks no latency.
       this.coolDownMs = Math.min(this.maxCoolDownMs, Math.max(5_000, this.coolDownMs * 2));
       this.skipUntil = Date.now() + this.coolDownMs;
     }

@@ -47,6 +47,16 @@ test('stops waiting at the budget, then skips the durable copy while it keeps mi
   expect(durable.applied.map((b) => b[0]!.request.requestId)).toEqual(['r1']);
 });
 
+test('under heavy traffic leaves the durable copy to the projection consumer', async () => {
+  const durable = new Recorder(0);
+  const p = new InlineProjector(new Recorder(0), durable, 200, 50);
+  for (let i = 0; i < 10; i++) await p.applyBatch(Array.from({ length: 10 }, (_, k) => change(i * 10 + k)));
+  // The first batches (rate still <= 50/s) were written inline, the rest left to the projection consumer.
+  expect(durable.applied.length).toBeGreaterThan(0);
+  expect(durable.applied.length).toBeLessThan(10);
+  expect(durable.applied.flat().length).toBeLessThanOrEqual(50);
+});
+
 test('leaves a large batch (a backlog) to the projection consumer', async () => {
   const durable = new Recorder(0);
   const p = new InlineProjector(new Recorder(0), durable, 50);

@@ -246,7 +246,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
 
     const commitRate = figures[0]!.value;
     notes.push(
-      'Latency is measured from the decision time stamped inside the commit transaction (ack `at`) to the ack arriving on the Redis pub/sub channel: it includes COMMIT, the fast-path projection (Redis, DynamoDB within its 25 ms budget) and the ack append.',
+      'Latency is measured from the decision time stamped inside the commit transaction (ack `at`) to the ack arriving on the Redis pub/sub channel: it includes COMMIT, the fast-path projection (Redis; DynamoDB only under light traffic) and the ack append.',
       'The commit consumer runs in this process, the projection consumer in a child process (as the two Lambda functions in AWS). Throughputs are measured one consumer at a time (the commit consumer drains the backlog, then the projection consumer projects it); the projection consumer is bounded by the DynamoDB emulator (its own child process).',
       'The processors, the three emulators and this driver share a 2-core machine also used by other engineers: numbers are noisy.',
     );

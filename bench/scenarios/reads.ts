@@ -1,15 +1,17 @@
 /**
  * reads: the read API under hot-key traffic. Zipf-distributed keys (s = 1) over 100 k items
  * (10 k with --quick) seeded straight into Redis through the store, 64 keep-alive connections,
- * autocannon as the client; and in the same run a bare node:http server answering a constant 1 KB
- * body, the ceiling of this machine. Both servers run in their own process (autocannon in this one
+ * wrk (when installed; autocannon otherwise) as the client; and in the same run a bare node:http server answering a constant 1 KB
+ * body, the ceiling of this machine. Both servers run in their own process (the load generator in this one
  * would steal their CPU); the read API runs as `node --import tsx read-model/main.ts`.
  *
  * Standalone: `npx tsx bench/scenarios/reads.ts [--quick]`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
@@ -60,6 +62,8 @@ function docFor(i: number, at: string): string {
 }
 
 interface Run {
+  /** CPU seconds the load generator used, when it ran in another process (wrk). */
+  clientCpuSeconds?: number;
   rps: number;
   total: number;
   latency: { p50: number; p95: number; p99: number; max: number; mean: number };
@@ -73,7 +77,7 @@ interface Cursor {
   next: number;
 }
 
-async function load(ctx: BenchContext, label: string, url: string, seconds: number, paths: string[] | undefined, headers: Record<string, string>, cursor: Cursor = { next: 0 }): Promise<Run> {
+async function loadAutocannon(ctx: BenchContext, label: string, url: string, seconds: number, paths: string[] | undefined, headers: Record<string, string>, cursor: Cursor = { next: 0 }): Promise<Run> {
   const perSecond: number[] = [];
   const instance = autocannon({
     url,
@@ -111,6 +115,83 @@ async function load(ctx: BenchContext, label: string, url: string, seconds: numb
   };
 }
 
+/**
+ * wrk (C, one thread, 64 connections) as the load generator, when it is installed (`apt-get install
+ * wrk`): it costs a fraction of autocannon's CPU per request, so on 2 shared cores the servers, not
+ * the client, run out first. The request sequence is the same: a file of paths, walked in order
+ * from the cursor on, the token in a header.
+ */
+const WRK_SCRIPT = `
+local paths, i = {}, 0
+init = function(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  i = tonumber(args[2]) or 0
+end
+request = function()
+  i = i + 1
+  if i > #paths then i = 1 end
+  return wrk.format("GET", paths[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRKJSON {\\"requests\\":%d,\\"us\\":%d,\\"p50\\":%.3f,\\"p95\\":%.3f,\\"p99\\":%.3f,\\"max\\":%.3f,\\"mean\\":%.3f,\\"non2xx\\":%d,\\"errors\\":%d}\\n",
+    summary.requests, summary.duration, latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    latency.max / 1000, latency.mean / 1000, e.status, e.connect + e.read + e.write + e.timeout))
+end
+`;
+
+export function wrkAvailable(): boolean {
+  if (process.env.BENCH_LOADGEN === 'autocannon') return false;
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch (err) {
+    // wrk --version exits 1 after printing its version
+    return (err as { status?: number }).status === 1;
+  }
+}
+
+async function loadWrk(ctx: BenchContext, label: string, url: string, seconds: number, paths: string[] | undefined, headers: Record<string, string>, cursor: Cursor = { next: 0 }): Promise<Run> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ackstream-wrk-'));
+  try {
+    const script = path.join(dir, 'paths.lua');
+    writeFileSync(script, WRK_SCRIPT);
+    const pathFile = path.join(dir, 'paths.txt');
+    writeFileSync(pathFile, `${(paths ?? [new URL(url).pathname]).join('\n')}\n`);
+    const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '-s', script];
+    for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
+    args.push(url, '--', pathFile, String(cursor.next % Math.max(1, paths?.length ?? 1)));
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    // wrk's CPU, sampled until it exits (a finished process has no /proc entry to read).
+    let cpu = 0;
+    let tick = 0;
+    const sampler = setInterval(() => {
+      const c = processCpuSeconds(child.pid);
+      if (Number.isFinite(c)) cpu = c;
+      ctx.progress(Math.min(seconds, ++tick / 5), seconds, label);
+    }, 200);
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    clearInterval(sampler);
+    const line = out.split('\n').find((l) => l.startsWith('WRKJSON '));
+    if (code !== 0 || !line) throw new Error(`wrk failed (${code}): ${out.slice(-500)}`);
+    const j = JSON.parse(line.slice(8)) as { requests: number; us: number; p50: number; p95: number; p99: number; max: number; mean: number; non2xx: number; errors: number };
+    if (paths) cursor.next += j.requests;
+    return {
+      clientCpuSeconds: cpu,
+      rps: j.requests / (j.us / 1e6),
+      total: j.requests,
+      latency: { p50: j.p50, p95: j.p95, p99: j.p99, max: j.max, mean: j.mean },
+      non2xx: j.non2xx,
+      errors: j.errors,
+      perSecond: [],
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** CPU seconds (user + system) a process used so far, from /proc (Linux; USER_HZ is 100 there). */
 function processCpuSeconds(pid: number | undefined): number {
   try {
@@ -144,13 +225,14 @@ async function withCost(redis: Redis, serverPid: number | undefined, run: () => 
   const redis0 = await redisCounters(redis);
   const r = await run();
   const client = process.cpuUsage(client0);
+  const clientSeconds = r.clientCpuSeconds ?? (client.user + client.system) / 1e6;
   const redis1 = await redisCounters(redis);
   const per = (seconds: number) => Math.round((seconds * 1e6) / Math.max(1, r.total) * 10) / 10;
   return {
     ...r,
     cost: {
       serverUs: per(processCpuSeconds(serverPid) - server0),
-      clientUs: per((client.user + client.system) / 1e6),
+      clientUs: per(clientSeconds),
       redisUs: per(redis1.cpu - redis0.cpu),
       redisReads: Math.round(((redis1.reads - redis0.reads) / Math.max(1, r.total)) * 1000) / 1000,
     },
@@ -230,7 +312,10 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     const readUrl = `http://127.0.0.1:${readPort}`;
     const ceilingUrl = `http://127.0.0.1:${ceilingPort}/`;
 
-    ctx.log(`reads: ${nItems} items, ${CONNECTIONS} connections, ${seconds} s per server (+${warmup} s warm-up)`);
+    const useWrk = wrkAvailable();
+    const generator = useWrk ? 'wrk (1 thread)' : 'autocannon';
+    const load = useWrk ? loadWrk : loadAutocannon;
+    ctx.log(`reads: ${nItems} items, ${CONNECTIONS} connections, ${seconds} s per server (+${warmup} s warm-up), load: ${generator}`);
     await load(ctx, 'warm-up ceiling', ceilingUrl, warmup, undefined, {});
     // Two ceilings. autocannon shares the 2 cores with the server, and a request rebuilt per call
     // (setupRequest: a new path each time, with the token) costs it about twice the CPU of one
@@ -267,7 +352,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
           ] as const
         ).flatMap(([who, r]) => [
           { name: `CPU per request, ${who}: server`, value: r.cost.serverUs, unit: 'µs' },
-          { name: `CPU per request, ${who}: autocannon`, value: r.cost.clientUs, unit: 'µs' },
+          { name: `CPU per request, ${who}: load generator (${generator})`, value: r.cost.clientUs, unit: 'µs' },
           { name: `CPU per request, ${who}: redis-server`, value: r.cost.redisUs, unit: 'µs' },
         ]),
         { name: 'items', value: nItems, unit: 'count' },
@@ -280,11 +365,12 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
         { name: 'read API / ceiling throughput', value: Math.round(ratio * 1000) / 1000 },
         { name: 'read API / one-fixed-request ceiling throughput', value: Math.round(ratioFixed * 1000) / 1000 },
       ],
-      series: [series('read API', reads), series('ceiling', base), series('ceiling, one fixed request', baseFixed)],
+      // wrk reports totals, not a per-second count: no throughput-over-time series then.
+      series: useWrk ? [] : [series('read API', reads), series('ceiling', base), series('ceiling, one fixed request', baseFixed)],
       notes: [
         `goal: ratio >= 0.8 and p99 <= 10 ms; got ratio ${ratio.toFixed(2)} (${ratioFixed.toFixed(2)} against the one-fixed-request ceiling), p99 ${reads.latency.p99} ms (ceiling p99 ${base.latency.p99} ms)`,
         'every GET is a hit of the near cache or of Redis (HMGET v d through ioredis auto-pipelining); JWTs come from the verified-token cache',
-        'latency p95 is autocannon p97.5; 2 shared cores: autocannon, the server and Redis compete, numbers are noisy',
+        `load generator: ${generator}${useWrk ? '' : ' (latency p95 is autocannon p97.5)'}; 2 shared cores: the load generator, the server and Redis compete, numbers are noisy`,
       ],
     };
   } finally {
