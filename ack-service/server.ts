@@ -139,6 +139,9 @@ export class AckServer {
         for (const c of conns) c.offer(ack, json);
       },
       () => this.catchUpAll(),
+      // Live delivery stopped: hold every connection's live acks back until the catch-up read, so
+      // none can overtake (and, by cursor, hide) an ack published during the gap.
+      () => this.pauseAll(),
     );
     this.heartbeat = setInterval(() => this.beat(), this.deps.heartbeatMs);
   }
@@ -233,6 +236,10 @@ export class AckServer {
       this.deps.log.error('replay failed', { err });
       ws.close(CLOSE.internalError, 'Could not read the ack history; reconnect with the same cursor.');
     });
+  }
+
+  private pauseAll(): void {
+    for (const set of this.byRoute.values()) for (const conn of set) conn.pause();
   }
 
   /** Live delivery had a gap: every open connection re-reads the history after its last cursor. */

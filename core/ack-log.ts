@@ -40,14 +40,21 @@ export function draftJson(draft: AckDraft): string {
 export interface AckLog {
   /** Appends an ack; resolves to the stored ack, or null when a `queued` came after the final. */
   append(route: AckRoute, draft: AckDraft): Promise<Ack | null>;
+  /**
+   * Appends several acks of one principal in order, atomically where the backend can (one call,
+   * all or nothing, so a failure cannot leave a later ack stored before an earlier one). Optional:
+   * callers fall back to `append` one after another.
+   */
+  appendMany?(route: AckRoute, drafts: AckDraft[]): Promise<Array<Ack | null>>;
   /** The retained acks with cursor > `after` (at most `limit`, oldest first). `after = 0` means all retained. */
   readAfter(route: AckRoute, after: number, limit: number): Promise<ReadAfterResult>;
   /**
    * Live acks of every principal, in append order. `onGap` is called when live delivery was
    * interrupted (the subscription was lost and is back): acks published meanwhile were missed and
-   * must be read from the history with readAfter.
+   * must be read from the history with readAfter. `onGapStart` is called when live delivery stops
+   * (before anything can be missed), so a subscriber can hold back live acks until it has caught up.
    */
-  subscribe(listener: AckListener, onGap?: () => void): Promise<() => Promise<void>>;
+  subscribe(listener: AckListener, onGap?: () => void, onGapStart?: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

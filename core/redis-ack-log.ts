@@ -38,6 +38,45 @@ redis.call('PUBLISH', ARGV[6], msg)
 return n
 `;
 
+// The same for several acks of one principal, in order, in one atomic call.
+// KEYS: stream, counter, final marker 1..N. ARGV: maxlen, ttl s, now ms, channel, route JSON, then
+// stage and body per ack. Returns one entry per ack: -1 (dropped), the stored message, or the cursor.
+const APPEND_MANY = `
+local out = {}
+for i = 3, #KEYS do
+  local stage = ARGV[6 + (i - 3) * 2]
+  local body = ARGV[7 + (i - 3) * 2]
+  local final = KEYS[i]
+  local result
+  if stage == 'queued' and redis.call('EXISTS', final) == 1 then
+    result = -1
+  else
+    local prev = false
+    if stage ~= 'queued' then prev = redis.call('GET', final) end
+    if prev then
+      redis.call('PUBLISH', ARGV[4], prev)
+      result = prev
+    else
+      local n = redis.call('INCR', KEYS[2])
+      if n == 1 then
+        n = tonumber(ARGV[3]) * 1000
+        redis.call('SET', KEYS[2], string.format('%d', n))
+      end
+      local cursor = string.format('%d', n)
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], cursor .. '-1', 'c', cursor, 'a', body)
+      local msg = ARGV[5] .. '\\n' .. cursor .. '\\n' .. body
+      if stage ~= 'queued' then redis.call('SET', final, msg, 'EX', ARGV[2]) end
+      redis.call('PUBLISH', ARGV[4], msg)
+      result = n
+    end
+  end
+  out[#out + 1] = result
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return out
+`;
+
 // KEYS: stream, counter. ARGV: after, count. Returns {'reset', reason} or {'acks', c1, a1, c2, a2, ...}.
 const READ_AFTER = `
 local after = tonumber(ARGV[1])
@@ -64,6 +103,7 @@ return out
 type Scripted = Redis & {
   ackAppend(s: string, c: string, f: string, ...argv: string[]): Promise<string | number | null>;
   ackReadAfter(s: string, c: string, after: string, count: string): Promise<string[]>;
+  ackAppendMany(numKeys: number, ...keysAndArgs: string[]): Promise<Array<string | number>>;
 };
 
 export class RedisAckLog implements AckLog {
@@ -71,6 +111,7 @@ export class RedisAckLog implements AckLog {
   private subscriber: Redis | undefined;
   private readonly listeners = new Set<AckListener>();
   private readonly gapListeners = new Set<() => void>();
+  private readonly gapStartListeners = new Set<() => void>();
   private readonly maxlen: string;
   private readonly ttl: string;
   private readonly channel: string;
@@ -87,6 +128,8 @@ export class RedisAckLog implements AckLog {
     if (!('ackAppend' in redis)) {
       redis.defineCommand('ackAppend', { numberOfKeys: 3, lua: APPEND });
       redis.defineCommand('ackReadAfter', { numberOfKeys: 2, lua: READ_AFTER });
+      // Variable key count: the caller passes it first.
+      redis.defineCommand('ackAppendMany', { lua: APPEND_MANY });
     }
   }
 
@@ -112,6 +155,20 @@ export class RedisAckLog implements AckLog {
     return typeof msg === 'number' ? ackFromDraft(draft, msg) : decodeMessage(msg).ack;
   }
 
+  async appendMany(route: AckRoute, drafts: AckDraft[]): Promise<Array<Ack | null>> {
+    if (drafts.length === 0) return [];
+    if (drafts.length === 1) return [await this.append(route, drafts[0]!)];
+    const keys = [
+      this.keys.ackStream(route.tenant, route.principal),
+      this.keys.ackCounter(route.tenant, route.principal),
+      ...drafts.map((d) => this.keys.ackFinal(route.tenant, route.principal, d.requestId)),
+    ];
+    const args = [this.maxlen, this.ttl, String(Date.now()), this.channel, JSON.stringify([route.tenant, route.principal])];
+    for (const d of drafts) args.push(d.stage, draftJson(d));
+    const out = await this.r.ackAppendMany(keys.length, ...keys, ...args);
+    return out.map((r, i) => (r === -1 ? null : typeof r === 'number' ? ackFromDraft(drafts[i]!, r) : decodeMessage(r).ack));
+  }
+
   async readAfter(route: AckRoute, after: number, limit: number): Promise<ReadAfterResult> {
     const out = await this.r.ackReadAfter(
       this.keys.ackStream(route.tenant, route.principal),
@@ -131,38 +188,54 @@ export class RedisAckLog implements AckLog {
     return { kind: 'acks', acks };
   }
 
-  async subscribe(listener: AckListener, onGap?: () => void): Promise<() => Promise<void>> {
+  async subscribe(listener: AckListener, onGap?: () => void, onGapStart?: () => void): Promise<() => Promise<void>> {
     this.listeners.add(listener);
     if (onGap) this.gapListeners.add(onGap);
+    if (onGapStart) this.gapStartListeners.add(onGapStart);
     if (!this.subscriber) {
       const sub = this.redis.duplicate();
       this.subscriber = sub;
+      const channel = this.keys.ackChannel();
       sub.on('message', (_channel: string, msg: string) => {
         const { route, ack, json } = decodeMessage(msg);
         for (const l of this.listeners) l(route, ack, json);
       });
       // Pub/sub is fire-and-forget: whatever was published while the connection was down is lost
-      // for live delivery. ioredis resubscribes before 'ready', so a history read from now on covers the gap.
-      let readyOnce = false;
-      sub.on('ready', () => {
-        if (!readyOnce) {
-          readyOnce = true;
-          return;
-        }
-        for (const g of this.gapListeners) g();
+      // for live delivery. When it drops, subscribers are told at once (they hold live acks back);
+      // when it is back, the gap is reported only once the channel is subscribed again: ioredis
+      // emits 'ready' before it re-sends SUBSCRIBE, and an ack published between a history read
+      // and the subscription would otherwise be in neither.
+      let connected = false;
+      let inGap = false;
+      sub.on('close', () => {
+        if (!connected || inGap) return;
+        inGap = true;
+        for (const g of this.gapStartListeners) g();
       });
-      await sub.subscribe(this.keys.ackChannel());
-      readyOnce = true;
+      sub.on('ready', () => {
+        if (!connected || !inGap) return;
+        sub.subscribe(channel).then(
+          () => {
+            inGap = false;
+            for (const g of this.gapListeners) g();
+          },
+          () => undefined, // the connection dropped again: the next 'ready' retries
+        );
+      });
+      await sub.subscribe(channel);
+      connected = true;
     }
     return async () => {
       this.listeners.delete(listener);
       if (onGap) this.gapListeners.delete(onGap);
+      if (onGapStart) this.gapStartListeners.delete(onGapStart);
     };
   }
 
   async close(): Promise<void> {
     this.listeners.clear();
     this.gapListeners.clear();
+    this.gapStartListeners.clear();
     if (this.subscriber) {
       this.subscriber.disconnect();
       this.subscriber = undefined;

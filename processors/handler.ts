@@ -115,7 +115,18 @@ export function createPublisher(deps: Pick<HandlerDeps, 'projector' | 'acks' | '
     }
     let ackFailed = Infinity;
     let ackError: unknown;
+    const { acks } = deps;
     await Promise.all([...byPrincipal.values()].map(async (idx) => {
+      if (acks.appendMany && idx.length > 1) {
+        // One atomic call per principal: all of its acks, in order, or none (then retried from its first).
+        const first = entries[idx[0]!]!.cmd;
+        try {
+          await acks.appendMany({ tenant: first.tenant, principal: first.principal }, idx.map((i) => finalAck(entries[i]!.cmd, outcomes[i] as Outcome)));
+        } catch (err) {
+          if (idx[0]! < ackFailed) [ackFailed, ackError] = [idx[0]!, err];
+        }
+        return;
+      }
       for (const i of idx) {
         if (i > ackFailed) return;
         const cmd = entries[i]!.cmd;

@@ -191,7 +191,11 @@ export class StreamRunner {
         log.info('shard lag', { consumer, shardId, millisBehindLatest: behind, iteratorAgeMs: newest === undefined ? 0 : Math.max(0, Date.now() - newest) });
       }
       if (records.length > 0) {
-        if (next && window === 0) prefetched = this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: next, Limit: this.opts.batchSize }));
+        if (next && window === 0) {
+          prefetched = this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: next, Limit: this.opts.batchSize }));
+          // Handled here too: if delivery throws, nobody awaits it, and a rejection must not go unhandled.
+          prefetched.catch(() => undefined);
+        }
         const retryFrom = await this.deliver(shardId, records);
         if (retryFrom) {
           dropPrefetch();

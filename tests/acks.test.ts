@@ -163,6 +163,35 @@ describe('order', () => {
     for (const x of [s, again]) await x.close();
   });
 
+  test('appendMany stores a batch of one principal in order, with the same rules as append', async () => {
+    const s = await open('acme', 'many');
+    const r = route('acme', 'many');
+    const before = await log.append(r, draft('committed', 'm-done'));
+    const out = await log.appendMany(r, [
+      draft('queued', 'm-done'), // after its final: dropped
+      draft('committed', 'm-done'), // a final again: the stored one, not a new cursor
+      draft('committed', 'm1', { version: 1 }),
+      draft('rejected', 'm2'),
+      draft('committed', 'm3', { version: 2 }),
+    ]);
+    expect(out[0]).toBeNull();
+    expect(out[1]!.cursor).toBe(before!.cursor);
+    const fresh = out.slice(2).map((a) => a!.cursor);
+    expect(fresh).toEqual([before!.cursor + 1, before!.cursor + 2, before!.cursor + 3]);
+    // The re-published final carries its original cursor: the connection pushes it once.
+    await s.waitFor((ms) => ms.length === 4);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(s.messages.map((m) => [m.requestId, m.stage])).toEqual([
+      ['m-done', 'committed'], ['m1', 'committed'], ['m2', 'rejected'], ['m3', 'committed'],
+    ]);
+    // The history holds each once, in order; a resuming client gets the same.
+    const history = await log.readAfter(r, before!.cursor - 1, 10);
+    expect(history.kind === 'acks' && history.acks.map((a) => [a.requestId, a.cursor])).toEqual([
+      ['m-done', before!.cursor], ['m1', fresh[0]], ['m2', fresh[1]], ['m3', fresh[2]],
+    ]);
+    await s.close();
+  });
+
   test('a replayed final ack is pushed once, with its original cursor', async () => {
     const s = await open('acme', 'replayed');
     const r = route('acme', 'replayed');
