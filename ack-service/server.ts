@@ -51,6 +51,9 @@ const routeKey = (r: AckRoute) => `${r.tenant}\u0000${r.principal}`;
 class AckConnection {
   lastCursor = 0;
   alive = true;
+  /** History reads of this connection run one after another (see AckServer.replay). */
+  replayChain: Promise<void> = Promise.resolve();
+  pendingReplays = 0;
   private replaying = true;
   private buffered: Array<{ ack: Ack; json: string }> = [];
 
@@ -232,7 +235,8 @@ export class AckServer {
       return;
     }
     this.metrics.resumes.inc();
-    this.replay(conn, after).catch((err: unknown) => {
+    conn.lastCursor = after; // the client has everything up to its cursor
+    this.replay(conn).catch((err: unknown) => {
       this.deps.log.error('replay failed', { err });
       ws.close(CLOSE.internalError, 'Could not read the ack history; reconnect with the same cursor.');
     });
@@ -246,8 +250,7 @@ export class AckServer {
   private catchUpAll(): void {
     for (const set of this.byRoute.values()) {
       for (const conn of set) {
-        conn.pause();
-        this.replay(conn, conn.lastCursor).catch((err: unknown) => {
+        this.replay(conn).catch((err: unknown) => {
           this.deps.log.error('catch-up replay failed', { err });
           conn.ws.close(1011, 'Could not read the ack history; reconnect with the same cursor.');
         });
@@ -255,20 +258,38 @@ export class AckServer {
     }
   }
 
-  private async replay(conn: AckConnection, after: number): Promise<void> {
+  /**
+   * Re-reads the connection's history after its last cursor, then goes live. Reads of one
+   * connection are queued, never concurrent: two interleaved reads (a resume and a gap catch-up)
+   * would send a higher cursor first and the lower ones would then be dropped as already sent.
+   * Live acks stay held back until the last queued read is done.
+   */
+  private replay(conn: AckConnection): Promise<void> {
+    conn.pendingReplays++;
+    conn.pause();
+    const run = conn.replayChain.then(() => this.readHistory(conn, conn.lastCursor)).finally(() => {
+      if (--conn.pendingReplays === 0) conn.goLive();
+    });
+    conn.replayChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async readHistory(conn: AckConnection, after: number): Promise<void> {
     let from = after;
     for (;;) {
       const page = await this.deps.acks.readAfter(conn.route, from, this.deps.replayPageSize);
       if (page.kind === 'reset') {
         this.metrics.resets.inc({ reason: page.reason });
         if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(JSON.stringify({ type: 'reset', reason: page.reason, detail: page.detail, after }));
+        // The client's cursor means nothing here (older than the history, or from a lost one):
+        // live acks from now on go to it whatever their cursor.
+        conn.lastCursor = 0;
         break;
       }
       for (const ack of page.acks) conn.send(ack);
       if (page.acks.length < this.deps.replayPageSize) break;
       from = page.acks.at(-1)!.cursor;
     }
-    conn.goLive();
   }
 
   /**
