@@ -18,7 +18,7 @@ import { PgEventStore } from './event-store';
 import { createKinesisHandler, type KinesisHandler } from './handler';
 import { createProjectionHandler } from './projection-handler';
 import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
-import { DynamoRequestBatchWriter, InlineProjector, Projector } from './projector';
+import { consumerProjectors, DynamoRequestBatchWriter } from './projector';
 import { fanOutStores } from './replay/fanout';
 
 const LambdaConfig = z
@@ -80,16 +80,14 @@ async function build(): Promise<Handlers> {
   // always through conditional puts: a rebuild writes the same tables, so read-then-batch is not safe.
   const versioned = fanOutStores({ doc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX,
     base: { durable, hot: new RedisHotStore(redis, config.REDIS_PREFIX) } });
+  const projectors = consumerProjectors(versioned, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE), {
+    budgetMs: config.DURABLE_INLINE_BUDGET_MS, maxRate: config.DURABLE_INLINE_MAX_RATE,
+  });
   return {
     // Commit consumer: commit, fast-path projection, ack (the projection consumer guarantees the read model).
     commit: createKinesisHandler({
       store,
-      projector: new InlineProjector(
-        new Projector(null, versioned.hot),
-        new Projector(versioned.durable, null, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
-        config.DURABLE_INLINE_BUDGET_MS,
-        config.DURABLE_INLINE_MAX_RATE,
-      ),
+      projector: projectors.commit,
       projectionBestEffort: true,
       acks: new RedisAckLog(redis, config.REDIS_PREFIX, retentionFrom(config)),
       log,
@@ -98,7 +96,7 @@ async function build(): Promise<Handlers> {
     }),
     project: createProjectionHandler({
       lookup: store,
-      projector: new Projector(versioned.durable, versioned.hot, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
+      projector: projectors.projection,
       log,
     }),
   };

@@ -19,7 +19,7 @@ import { createProjectionHandler } from './projection-handler';
 import { ProcessorMetrics, serveMetrics } from './metrics';
 import { migrate } from './migrate';
 import { type DeadLetterQueue, LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
-import { DynamoRequestBatchWriter, InlineProjector, Projector } from './projector';
+import { consumerProjectors, DynamoRequestBatchWriter } from './projector';
 import { fanOutStores } from './replay/fanout';
 import { StreamRunner } from './runner';
 
@@ -83,15 +83,13 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   // always through conditional puts: a rebuild writes the same tables, so read-then-batch is not safe.
   const versioned = fanOutStores({ doc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base: { durable, hot } });
   const store = overrides.wrapStore ? overrides.wrapStore(pgStore) : pgStore;
+  const projectors = consumerProjectors(versioned, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE), {
+    budgetMs: config.DURABLE_INLINE_BUDGET_MS, maxRate: config.DURABLE_INLINE_MAX_RATE,
+  });
   // Commit consumer: commit, project on a best-effort fast path (Redis; DynamoDB within a budget), ack.
   const handler = createKinesisHandler({
     store,
-    projector: new InlineProjector(
-      new Projector(null, versioned.hot),
-      new Projector(versioned.durable, null, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
-      config.DURABLE_INLINE_BUDGET_MS,
-      config.DURABLE_INLINE_MAX_RATE,
-    ),
+    projector: projectors.commit,
     projectionBestEffort: true,
     acks: overrides.wrapAcks ? overrides.wrapAcks(acks) : acks,
     log,
@@ -128,7 +126,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
       checkpoints: new PgCheckpointStore(pool, config.PROJECTION_CONSUMER, config.KINESIS_STREAM),
       handler: createProjectionHandler({
         lookup: pgStore,
-        projector: new Projector(versioned.durable, versioned.hot, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE)),
+        projector: projectors.projection,
         log,
         metrics,
       }),

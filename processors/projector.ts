@@ -215,6 +215,18 @@ export class InlineProjector implements BatchProjector {
   }
 }
 
+/** The two consumers' projectors over the same read-model stores (one place, for main.ts and lambda.ts). */
+export function consumerProjectors(
+  stores: { durable: DurableStore; hot: HotStore },
+  requests: RequestBatchWriter,
+  inline: { budgetMs: number; maxRate: number },
+): { commit: InlineProjector; projection: Projector } {
+  return {
+    commit: new InlineProjector(new Projector(null, stores.hot), new Projector(stores.durable, null, requests), inline.budgetMs, inline.maxRate),
+    projection: new Projector(stores.durable, stores.hot, requests),
+  };
+}
+
 /** Runs `fn` over `items` with at most `limit` in flight. */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
