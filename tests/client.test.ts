@@ -5,6 +5,7 @@
  */
 import { WebSocket } from 'ws';
 import { createClient, HttpProblemError, WriteRejectedError, type ClientEvent, type ClientOptions } from '../client';
+import { RedisKeys } from '../core/keys';
 import { startStack, type Stack } from './helpers/stack';
 
 let stack: Stack;
@@ -114,6 +115,9 @@ test('when the server answers reset (history lost), pending writes are settled f
   const ok = await c.put('notes', 'sdk4', { v: 1 }, { ifMatch: 1 });
   const bad = await c.put('notes', 'sdk4', { v: 2 }, { ifMatch: 1 });
   for (const w of [ok, bad]) await waitFor(async () => (await c.requestStatus(w.requestId))?.status !== 'queued');
+  // The status is readable before the final ack is appended: wait for both finals in the ack log too.
+  const ackKeys = new RedisKeys(stack.redisPrefix);
+  for (const w of [ok, bad]) await waitFor(async () => (await stack.redis.exists(ackKeys.ackFinal('acme', 'sdk-reset', w.requestId))) === 1);
   const keys = await stack.redis.keys(`${stack.redisPrefix}ack*{acme:sdk-reset}*`);
   await stack.redis.del(...keys); // the ack history is lost
   t.block(false);
