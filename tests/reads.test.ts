@@ -12,7 +12,8 @@ import { request } from './helpers/http';
 import { startStack, type Stack } from './helpers/stack';
 import { TestSocket } from './helpers/ws-client';
 
-const WAIT_MS = 400;
+// Long enough for a whole write (gateway → stream → commit → Redis) on a busy 2-core CI machine.
+const WAIT_MS = 1500;
 let stack: Stack;
 let keys: RedisKeys;
 let tokenA: string;
@@ -237,7 +238,14 @@ describe('request status', () => {
     expect(hot.body).toMatchObject({ requestId, status: 'committed', collection: 'notes', id: 'status', version });
     await stack.redis.del(keys.request('acme', requestId));
     const before = gets();
-    const cold = await read(`/v1/requests/${requestId}`);
+    // The read API's near cache drops the entry when Redis' invalidation reaches it (asynchronous):
+    // read until a read misses, then that miss is one DynamoDB read.
+    let cold = await read(`/v1/requests/${requestId}`);
+    const deadline = Date.now() + 3000;
+    while (gets() === before && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      cold = await read(`/v1/requests/${requestId}`);
+    }
     expect(cold.text).toBe(hot.text);
     expect(gets()).toBe(before + 1);
     expect(await stack.redis.hget(keys.request('acme', requestId), 'r')).toBe('2');
