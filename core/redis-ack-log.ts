@@ -212,15 +212,18 @@ export class RedisAckLog implements AckLog {
         inGap = true;
         for (const g of this.gapStartListeners) g();
       });
-      sub.on('ready', () => {
-        if (!connected || !inGap) return;
+      const resubscribe = () => {
+        if (!inGap || sub.status !== 'ready') return; // not connected: the next 'ready' comes back here
         sub.subscribe(channel).then(
           () => {
             inGap = false;
             for (const g of this.gapListeners) g();
           },
-          () => undefined, // the connection dropped again: the next 'ready' retries
+          () => setTimeout(resubscribe, 200), // never leave the gap open while connected
         );
+      };
+      sub.on('ready', () => {
+        if (connected) resubscribe();
       });
       await sub.subscribe(channel);
       connected = true;
