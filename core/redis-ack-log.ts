@@ -9,38 +9,11 @@ import type { Ack, AckDraft, AckRoute } from './contracts';
 import { type AckListener, type AckLog, type AckRetention, DEFAULT_RETENTION, draftJson, type ReadAfterResult, withCursor } from './ack-log';
 import { RedisKeys } from './keys';
 
-// KEYS: stream, counter, final marker. ARGV: stage, ack body JSON (no cursor), maxlen, ttl s, now ms, channel, route JSON.
-// Returns false (queued after the final: dropped), the stored message (a final appended again), or
-// the new cursor (an integer: the caller has the body already, so it is not sent back).
-const APPEND = `
-local stage = ARGV[1]
-if stage == 'queued' then
-  if redis.call('EXISTS', KEYS[3]) == 1 then return false end
-else
-  local prev = redis.call('GET', KEYS[3])
-  if prev then
-    redis.call('PUBLISH', ARGV[6], prev)
-    return prev
-  end
-end
-local n = redis.call('INCR', KEYS[2])
-if n == 1 then
-  n = tonumber(ARGV[5]) * 1000
-  redis.call('SET', KEYS[2], string.format('%d', n))
-end
-local cursor = string.format('%d', n)
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], cursor .. '-1', 'c', cursor, 'a', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-local msg = ARGV[7] .. '\\n' .. cursor .. '\\n' .. ARGV[2]
-if stage ~= 'queued' then redis.call('SET', KEYS[3], msg, 'EX', ARGV[4]) end
-redis.call('PUBLISH', ARGV[6], msg)
-return n
-`;
-
-// The same for several acks of one principal, in order, in one atomic call.
+// Appends acks of one principal, in order, in one atomic call (one ack or a batch's).
 // KEYS: stream, counter, final marker 1..N. ARGV: maxlen, ttl s, now ms, channel, route JSON, then
-// stage and body per ack. Returns one entry per ack: -1 (dropped), the stored message, or the cursor.
+// stage and body (JSON without cursor) per ack. Returns one entry per ack: -1 (a queued after its
+// final: dropped), the stored message (a final appended again), or the new cursor (the caller has
+// the body already, so it is not sent back).
 const APPEND_MANY = `
 local out = {}
 for i = 3, #KEYS do
@@ -101,7 +74,6 @@ return out
 `;
 
 type Scripted = Redis & {
-  ackAppend(s: string, c: string, f: string, ...argv: string[]): Promise<string | number | null>;
   ackReadAfter(s: string, c: string, after: string, count: string): Promise<string[]>;
   ackAppendMany(numKeys: number, ...keysAndArgs: string[]): Promise<Array<string | number>>;
 };
@@ -125,8 +97,7 @@ export class RedisAckLog implements AckLog {
     this.maxlen = String(retention.maxPerPrincipal);
     this.ttl = String(retention.seconds);
     this.channel = this.keys.ackChannel();
-    if (!('ackAppend' in redis)) {
-      redis.defineCommand('ackAppend', { numberOfKeys: 3, lua: APPEND });
+    if (!('ackAppendMany' in redis)) {
       redis.defineCommand('ackReadAfter', { numberOfKeys: 2, lua: READ_AFTER });
       // Variable key count: the caller passes it first.
       redis.defineCommand('ackAppendMany', { lua: APPEND_MANY });
@@ -138,26 +109,11 @@ export class RedisAckLog implements AckLog {
   }
 
   async append(route: AckRoute, draft: AckDraft): Promise<Ack | null> {
-    const body = draftJson(draft);
-    const msg = await this.r.ackAppend(
-      this.keys.ackStream(route.tenant, route.principal),
-      this.keys.ackCounter(route.tenant, route.principal),
-      this.keys.ackFinal(route.tenant, route.principal, draft.requestId),
-      draft.stage,
-      body,
-      this.maxlen,
-      this.ttl,
-      String(Date.now()),
-      this.channel,
-      JSON.stringify([route.tenant, route.principal]),
-    );
-    if (msg === null) return null;
-    return typeof msg === 'number' ? ackFromDraft(draft, msg) : decodeMessage(msg).ack;
+    return (await this.appendMany(route, [draft]))[0]!;
   }
 
   async appendMany(route: AckRoute, drafts: AckDraft[]): Promise<Array<Ack | null>> {
     if (drafts.length === 0) return [];
-    if (drafts.length === 1) return [await this.append(route, drafts[0]!)];
     const keys = [
       this.keys.ackStream(route.tenant, route.principal),
       this.keys.ackCounter(route.tenant, route.principal),
@@ -257,7 +213,7 @@ function ackFromDraft(draft: AckDraft, cursor: number): Ack {
   return out as unknown as Ack;
 }
 
-/** A published message: `<route JSON>\n<cursor>\n<draft JSON>` (see APPEND). */
+/** A published message: `<route JSON>\n<cursor>\n<draft JSON>` (see APPEND_MANY). */
 function decodeMessage(msg: string): { route: AckRoute; ack: Ack; json: string } {
   const a = msg.indexOf('\n');
   const b = msg.indexOf('\n', a + 1);
