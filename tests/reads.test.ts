@@ -6,6 +6,7 @@
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { loadConfig } from '../core/config';
+import type { WriteAccepted } from '../core/contracts';
 import { RedisKeys } from '../core/keys';
 import { ReadConfig, startReadModel } from '../read-model/main';
 import { request } from './helpers/http';
@@ -48,23 +49,27 @@ afterAll(async () => {
   await stack?.close();
 });
 
-/** A write through the gateway; resolves with the request id once it is queued. */
-async function send(method: 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<string> {
+/** A write through the gateway; resolves with its 202 answer once it is queued. */
+async function send(method: 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<WriteAccepted> {
   const res = await request(`${stack.gatewayUrl}/v1/collections/${path}`, {
     method,
     token: tokenA,
     ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' } } : {}),
   });
   expect(res.status).toBe(202);
-  return res.body.requestId as string;
+  return res.body as unknown as WriteAccepted;
 }
 
-/** A write that has been committed (projected into DynamoDB and Redis). */
+/**
+ * A write that has been committed and projected into DynamoDB and Redis by both consumers (the
+ * projection consumer's late, version-guarded Redis write would otherwise race a test's `del`).
+ */
 async function commit(method: 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<{ requestId: string; version: number }> {
-  const requestId = await send(method, path, body);
-  const ack = await socket.finalAck(requestId);
+  const accepted = await send(method, path, body);
+  const ack = await socket.finalAck(accepted.requestId);
   expect(ack.stage).toBe('committed');
-  return { requestId, version: ack.version as number };
+  await stack.projected(accepted);
+  return { requestId: accepted.requestId, version: ack.version as number };
 }
 
 const read = (path: string, token = tokenA, headers: Record<string, string> = {}) =>

@@ -4,6 +4,7 @@
  * the fault is injected, then the invariants. Prints a faults × invariants table.
  */
 import { writeFileSync } from 'node:fs';
+import { RedisKeys } from '../../core/keys';
 import { ResilientAckClient } from './ack-client';
 import { checkAcks, checkLog, checkReadModel, type CheckResult, INVARIANTS, type InvariantName, type WriteRecord } from './invariants';
 import { type ProcessStack, sleep, startProcessStack } from '../helpers/process-stack';
@@ -85,7 +86,9 @@ export async function runFaults(opts: FaultRunOptions): Promise<PhaseResult[]> {
       const missing = new Set<string>();
       for (const p of principals) {
         const ids = accepted.filter((w) => w.client === p.client).map((w) => w.requestId!);
-        for (const m of await p.client.waitForFinals(ids, deadline)) missing.add(m);
+        const lost = await p.client.waitForFinals(ids, deadline);
+        for (const m of lost) missing.add(m);
+        if (lost.length) log(`  missing final acks of ${p.tenant}/${p.sub}: ${await diagnoseMissing(stack, p, lost)}`);
       }
       await settle(stack);
       const logCheck = await checkLog(stack.pg, all);
@@ -230,7 +233,23 @@ async function injectFault(stack: ProcessStack, fault: FaultName, o: FaultRunOpt
   }
 }
 
-/** Waits until the event log stops growing (records that were put but not acknowledged may still be in flight). */
+/**
+ * Where a missing final ack got lost: not in the ack log at all (the processors never published
+ * it) or in the log, with a cursor the client did or did not get past (the ack service never
+ * delivered it).
+ */
+async function diagnoseMissing(stack: ProcessStack, p: Principal, requestIds: string[]): Promise<string> {
+  const keys = new RedisKeys(stack.redisPrefix);
+  const parts: string[] = [];
+  for (const id of requestIds.slice(0, 5)) {
+    const final = await stack.redis.get(keys.ackFinal(p.tenant, p.sub, id));
+    const cursor = final?.split('\n')[1];
+    const seen = (p.client.byRequest.get(id) ?? []).map((a) => `${a.stage}@${a.cursor}`).join(',') || 'nothing';
+    parts.push(`${id}: ${final ? `final in log at cursor ${cursor}` : 'no final in log'}, client saw ${seen}`);
+  }
+  return `${parts.join('; ')} (client at cursor ${p.client.lastCursor}, ${p.client.connects} connects, closes ${p.client.closeCodes.join(',')})`;
+}
+
 /**
  * The read model follows the log (the projection consumer runs behind the commits, and retries
  * through the faults): it must equal the fold of the log within a minute of the load ending.
@@ -246,6 +265,7 @@ async function readModelConverges(stack: ProcessStack): Promise<CheckResult> {
   }
 }
 
+/** Waits until the event log stops growing (records that were put but not acknowledged may still be in flight). */
 async function settle(stack: ProcessStack): Promise<void> {
   let last = -1;
   for (let i = 0; i < 60; i++) {

@@ -44,6 +44,11 @@ export interface Stack {
   services: Map<string, RunningService>;
   token(req: Partial<TokenRequest> & { tenant: string; sub: string }): Promise<string>;
   startService(name: 'gateway' | 'processors' | 'read-model' | 'ack-service'): Promise<RunningService>;
+  /**
+   * Resolves once the projection consumer has checkpointed past a record (the durable copy and
+   * its own Redis write are done): tests that remove the hot copy must not race its late refill.
+   */
+  projected(at: { shardId: string; sequenceNumber: string }, timeoutMs?: number): Promise<void>;
   stopService(name: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -155,6 +160,19 @@ export async function startStack(label: string, opts: StackOptions = {}): Promis
       if (svc === 'read-model') stack.readUrl = running.url!;
       if (svc === 'ack-service') stack.ackUrl = running.url!;
       return running;
+    },
+    async projected(at, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const res = await stack.pg.query(
+          `SELECT 1 FROM checkpoints WHERE consumer = $1 AND stream = $2 AND shard_id = $3
+             AND sequence_number::numeric >= $4::numeric`,
+          [env.PROJECTION_CONSUMER ?? 'projections', env.KINESIS_STREAM, at.shardId, at.sequenceNumber],
+        );
+        if (res.rowCount) return;
+        if (Date.now() > deadline) throw new Error(`the projection consumer did not reach ${at.shardId}/${at.sequenceNumber} in ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
     },
     async stopService(svc) {
       const running = services.get(svc);
