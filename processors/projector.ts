@@ -30,8 +30,12 @@ export class DynamoRequestBatchWriter implements RequestBatchWriter {
   ) {}
 
   async putFinalRequests(writes: RequestWrite[]): Promise<void> {
+    // BatchWriteItem refuses a list with one key twice ("contains duplicates"), and one request can
+    // be twice in a batch: producers retry, so the stream holds duplicates. A final status is
+    // immutable, so either copy will do; refused, the batch would be retried forever.
+    const unique = [...new Map(writes.map((w) => [requestsPk(w.tenant, w.requestId), w])).values()];
     const chunks: RequestWrite[][] = [];
-    for (let i = 0; i < writes.length; i += 25) chunks.push(writes.slice(i, i + 25));
+    for (let i = 0; i < unique.length; i += 25) chunks.push(unique.slice(i, i + 25));
     await mapLimit(chunks, this.concurrency, async (chunk) => {
       // Same row layout as DynamoDurableStore.putRequest.
       let pending: Record<string, unknown>[] = chunk.map((w) => ({ PutRequest: { Item: { pk: requestsPk(w.tenant, w.requestId), rank: w.rank, doc: w.json } } }));
@@ -59,7 +63,14 @@ export class DynamoItemBatchWriter {
     private readonly concurrency = 8,
   ) {}
 
-  async putNewer(writes: ItemWrite[]): Promise<void> {
+  async putNewer(all: ItemWrite[]): Promise<void> {
+    // One write per item, the newest (BatchGetItem and BatchWriteItem refuse duplicate keys).
+    const byKey = new Map<string, ItemWrite>();
+    for (const w of all) {
+      const k = `${itemsPk(w.tenant, w.collection)}\u0000${w.id}`;
+      if ((byKey.get(k)?.version ?? -1) < w.version) byKey.set(k, w);
+    }
+    const writes = [...byKey.values()];
     const current = new Map<string, number>();
     const gets: ItemWrite[][] = [];
     for (let i = 0; i < writes.length; i += 100) gets.push(writes.slice(i, i + 100));

@@ -256,6 +256,21 @@ describe('the durable copy never holds back a commit', () => {
   });
 });
 
+describe('duplicates on the stream (a producer retried a put that had succeeded)', () => {
+  test('a request twice in one batch is projected once and does not stall the projection consumer', async () => {
+    await stack.stopService('processors');
+    const dup = command({ kind: 'put', id: 'dup-a', data: { n: 1 } });
+    const after = command({ kind: 'put', id: 'dup-b', data: { n: 1 } });
+    // Put while no consumer runs, so both copies and the next write arrive in one batch.
+    await putOnStream(stack, dup, dup, after);
+    await startProcessorsWith(stack, { acks, wrapStore: faultyStore, wrapCheckpoints: faultyCheckpoints }, { PROCESSORS_METRICS_PORT: '0' });
+    const status = (requestId: string) => eventually(`the durable request status of ${requestId}`, async () =>
+      (await stack.doc.send(new GetCommand({ TableName: stack.env.REQUESTS_TABLE!, Key: { pk: requestsPk('acme', requestId) } }))).Item);
+    for (const c of [dup, after]) expect(JSON.parse(String((await status(c.requestId)).doc))).toMatchObject({ status: 'committed', version: 1 });
+    expect((await eventsOf(stack, 'dup-a')).map((e) => e.request_id)).toEqual([dup.requestId]);
+  });
+});
+
 /** A commit consumer that cannot commit (its database is "down"): every batch fails before deciding. */
 const stalledStore: EventStore = {
   execute: () => Promise.reject(new Error('injected: commit consumer stalled')),

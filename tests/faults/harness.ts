@@ -96,7 +96,7 @@ export async function runFaults(opts: FaultRunOptions): Promise<PhaseResult[]> {
         '202 in log exactly once': logCheck.accepted,
         'non-202 not in log': logCheck.refused,
         'one final ack, no queued after': checkAcks(all, logCheck.decided, missing),
-        'read model = fold of log': await readModelConverges(stack),
+        'read model = fold of log': await readModelConverges(stack, log),
         'no crash, no leaks': await checkLeaks(stack, baselineRss),
       };
       const refusedByStatus: Record<string, number> = {};
@@ -254,13 +254,23 @@ async function diagnoseMissing(stack: ProcessStack, p: Principal, requestIds: st
  * The read model follows the log (the projection consumer runs behind the commits, and retries
  * through the faults): it must equal the fold of the log within a minute of the load ending.
  */
-async function readModelConverges(stack: ProcessStack): Promise<CheckResult> {
+async function readModelConverges(stack: ProcessStack, log: (line: string) => void): Promise<CheckResult> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     const result = await checkReadModel(stack.pg, stack.doc, stack.redis, {
       prefix: stack.redisPrefix, itemsTable: stack.env.ITEMS_TABLE!, requestsTable: stack.env.REQUESTS_TABLE!,
     });
-    if (result.ok || Date.now() > deadline) return result;
+    if (result.ok) return result;
+    if (Date.now() > deadline) {
+      // What the consumers were doing: their checkpoints and the processors' warnings.
+      const cps = await stack.pg.query<{ consumer: string; shard_id: string; sequence_number: string; updated_at: Date }>(
+        'SELECT consumer, shard_id, sequence_number, updated_at FROM checkpoints ORDER BY consumer, shard_id',
+      );
+      log(`  checkpoints: ${cps.rows.map((r) => `${r.consumer}/${r.shard_id.slice(-3)}@${r.sequence_number.slice(-8)} ${r.updated_at.toISOString()}`).join(', ')}`);
+      const warnings = stack.services.processors.text().split('\n').filter((l) => /"level":(40|50)|warn|error/i.test(l));
+      log(`  processors' last warnings:\n${warnings.slice(-25).map((l) => `    ${l.slice(0, 600)}`).join('\n')}`);
+      return result;
+    }
     await sleep(1000);
   }
 }
