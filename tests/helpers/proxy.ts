@@ -109,20 +109,35 @@ export class TcpProxy {
     upstream.on('error', end).on('close', end);
   }
 
-  /** Forwards chunks in order; with a delay, each chunk is released no earlier than the one before it. */
+  /**
+   * Forwards chunks in order, as TCP does; with a delay, each chunk is released no earlier than
+   * the one before it. One FIFO and one timer per direction: a timer per chunk could fire out of
+   * order (two timers due in the same millisecond), and chunks written at once after the delay is
+   * switched off would overtake the ones still held; either reorders the byte stream, which no
+   * real network does, and corrupts the protocol on it.
+   */
   private pipe(from: Socket, to: Socket): void {
-    let releaseAt = 0;
+    const held: Array<{ at: number; chunk: Buffer }> = [];
+    let timer: NodeJS.Timeout | undefined;
+    const release = () => {
+      timer = undefined;
+      const now = Date.now();
+      while (held.length > 0 && held[0]!.at <= now) {
+        const { chunk } = held.shift()!;
+        if (!to.destroyed) to.write(chunk);
+      }
+      if (held.length > 0) timer = setTimeout(release, held[0]!.at - now);
+    };
     from.on('data', (chunk: Buffer) => {
-      if (this.delayMs === 0 && this.jitterMs === 0) {
+      if (held.length === 0 && this.delayMs === 0 && this.jitterMs === 0) {
         if (!to.destroyed) to.write(chunk);
         return;
       }
       const wanted = Date.now() + this.delayMs + Math.floor(Math.random() * (this.jitterMs + 1));
-      releaseAt = Math.max(releaseAt, wanted);
-      setTimeout(() => {
-        if (!to.destroyed) to.write(chunk);
-      }, releaseAt - Date.now());
+      held.push({ at: Math.max(held.at(-1)?.at ?? 0, wanted), chunk });
+      timer ??= setTimeout(release, held[0]!.at - Date.now());
     });
+    from.once('close', () => clearTimeout(timer));
   }
 
   async close(): Promise<void> {
