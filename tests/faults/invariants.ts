@@ -15,6 +15,7 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { EventType, ItemState, JsonObject } from '../../core/contracts';
 import { itemsPk, RedisKeys, requestsPk } from '../../core/keys';
 import { evolve } from '../../processors/decide';
+import type { LogRow } from '../../processors/replay/fold';
 import type { ResilientAckClient } from './ack-client';
 
 export interface WriteRecord {
@@ -90,16 +91,6 @@ export function checkAcks(writes: WriteRecord[], decided: Map<string, { status: 
   return { ok: bad.length === 0, detail: bad.length ? `${bad.length}/${n} bad: ${bad.slice(0, 3).join('; ')}` : `${n} ok` };
 }
 
-interface EventRow {
-  tenant: string;
-  collection: string;
-  item_id: string;
-  version: number;
-  type: EventType;
-  data: JsonObject | null;
-  recorded_at: Date;
-}
-
 /** Folds the whole event log and compares every item with PostgreSQL's state, DynamoDB and Redis. */
 export async function checkReadModel(
   pg: Pool,
@@ -107,7 +98,7 @@ export async function checkReadModel(
   redis: Redis,
   opts: { prefix: string; itemsTable: string; requestsTable: string },
 ): Promise<CheckResult> {
-  const events = await pg.query<EventRow>('SELECT tenant, collection, item_id, version, type, data, recorded_at FROM events ORDER BY position');
+  const events = await pg.query<LogRow>('SELECT tenant, collection, item_id, version, type, data, recorded_at FROM events ORDER BY position');
   const folded = new Map<string, ItemState>();
   const bad: string[] = [];
   for (const e of events.rows) {

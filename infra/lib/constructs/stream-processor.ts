@@ -138,22 +138,8 @@ export class StreamProcessor extends Construct {
     this.deadLetterQueue.grantSendMessages(this.fn);
 
     this.alarms.push(
-      new cloudwatch.Alarm(this, 'IteratorAge', {
-        alarmDescription: 'Processors are falling behind the stream',
-        metric: this.fn.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1) }),
-        threshold: props.iteratorAgeAlarmSeconds * 1000,
-        evaluationPeriods: 5,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'ProjectionIteratorAge', {
-        alarmDescription: 'The read model (projection consumer) is falling behind the stream',
-        metric: this.projectionFn.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1) }),
-        threshold: props.iteratorAgeAlarmSeconds * 1000,
-        evaluationPeriods: 5,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
+      this.iteratorAgeAlarm('IteratorAge', this.fn, 'Processors are falling behind the stream', props.iteratorAgeAlarmSeconds),
+      this.iteratorAgeAlarm('ProjectionIteratorAge', this.projectionFn, 'The read model (projection consumer) is falling behind the stream', props.iteratorAgeAlarmSeconds),
       new cloudwatch.Alarm(this, 'DlqDepth', {
         alarmDescription: 'Batches failed past their retries and were parked in the DLQ',
         metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),
@@ -183,5 +169,17 @@ export class StreamProcessor extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
     );
+  }
+
+  /** One consumer's records are older than the bound for five minutes: it is falling behind. */
+  private iteratorAgeAlarm(id: string, fn: lambda.IFunction, description: string, seconds: number): cloudwatch.Alarm {
+    return new cloudwatch.Alarm(this, id, {
+      alarmDescription: description,
+      metric: fn.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1) }),
+      threshold: seconds * 1000,
+      evaluationPeriods: 5,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
   }
 }
