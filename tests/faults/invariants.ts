@@ -12,7 +12,7 @@ import { BatchGetCommand } from '@aws-sdk/lib-dynamodb';
 import type { Pool } from 'pg';
 import type { Redis } from 'ioredis';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { EventType, ItemState, JsonObject } from '../../core/contracts';
+import type { ItemState, JsonObject } from '../../core/contracts';
 import { itemsPk, RedisKeys, requestsPk } from '../../core/keys';
 import { evolve } from '../../processors/decide';
 import type { LogRow } from '../../processors/replay/fold';
