@@ -15,15 +15,20 @@
  * Bounded: at most `maxBuffered` records are held; beyond that, and when a record's retry budget
  * runs out, put() rejects with 503 so the caller answers instead of hanging.
  */
-import { type KinesisClient, PutRecordsCommand, type PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
+import { PutRecordsCommand, type PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
 import type { Command } from '../core/contracts';
 import { ServiceUnavailableError } from '../core/errors';
 import { partitionKey } from '../core/keys';
 import type { Logger } from '../core/log';
 import type { CommandStream, StreamPosition } from './command-stream';
 
-/** What the batcher needs of a Kinesis client (tests wrap the real one to inject partial failures). */
-export type KinesisSender = Pick<KinesisClient, 'send'>;
+/**
+ * What the batcher needs of a Kinesis client: PutRecords. The SDK's KinesisClient fits (tests wrap
+ * it to inject partial failures), and so does the gateway's cheaper HttpKinesisSender.
+ */
+export interface KinesisSender {
+  send(command: PutRecordsCommand, options?: { abortSignal?: AbortSignal }): Promise<PutRecordsCommandOutput>;
+}
 
 export interface BatchingOptions {
   /** Longest a ready record waits for a batch to fill (only while a call is in flight, unless flushWhenIdle is off). */

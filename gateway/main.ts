@@ -14,6 +14,7 @@ import { CachingTokenVerifier } from '../read-model/token-cache';
 import { createGatewayApp } from './app';
 import { BatchingCommandStream, type KinesisSender } from './batching-stream';
 import { type IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore } from './idempotency';
+import { HttpKinesisSender } from './kinesis-http';
 import { createGatewayMetrics } from './metrics';
 import { type RateLimiter, TenantRateLimiter } from './rate-limit';
 
@@ -35,6 +36,8 @@ export const GatewayConfig = z.object({
   STREAM_MAX_BUFFERED: positiveInt(10_000),
   STREAM_MAX_CONCURRENT_CALLS: positiveInt(4),
   STREAM_RETRY_BUDGET_MS: positiveInt(2_000),
+  /** PutRecords over signed HTTP (cheaper per call, see gateway/kinesis-http.ts) or through the AWS SDK client. */
+  STREAM_CLIENT: z.enum(['http', 'sdk']).default('http'),
   STREAM_CALL_TIMEOUT_MS: positiveInt(2_000),
   /** Idempotency-Key window and the lease of an in-progress claim. */
   IDEMPOTENCY_WINDOW_S: positiveInt(24 * 3600),
@@ -76,8 +79,17 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
     )
     : undefined);
   const ownKinesis = overrides.kinesis ? undefined : createKinesis({ region: config.AWS_REGION, endpoint: config.KINESIS_ENDPOINT });
+  // The SDK client stays the source of credentials (its provider chain and refresh) even when the calls go over plain HTTP.
+  const httpKinesis = ownKinesis && config.STREAM_CLIENT === 'http'
+    ? new HttpKinesisSender({
+      endpoint: config.KINESIS_ENDPOINT ?? `https://kinesis.${config.AWS_REGION}.amazonaws.com`,
+      region: config.AWS_REGION,
+      credentials: ownKinesis.config.credentials,
+      maxSockets: config.STREAM_MAX_CONCURRENT_CALLS * 2,
+    })
+    : undefined;
   const metrics = createGatewayMetrics();
-  const stream = new BatchingCommandStream(overrides.kinesis ?? ownKinesis!, config.KINESIS_STREAM, {
+  const stream = new BatchingCommandStream(overrides.kinesis ?? httpKinesis ?? ownKinesis!, config.KINESIS_STREAM, {
     lingerMs: config.STREAM_LINGER_MS,
     flushWhenIdle: config.STREAM_FLUSH_WHEN_IDLE,
     maxRecords: config.STREAM_MAX_BATCH_RECORDS,
@@ -123,6 +135,7 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
         clearTimeout(grace);
         await idempotency.close();
         if (redis) await closeRedis(redis);
+        httpKinesis?.destroy();
         ownKinesis?.destroy();
         log.info('gateway stopped');
       })();
