@@ -3,10 +3,11 @@
  * 500 records / 5 MiB), and a put resolves only once the stream accepted its record (shard id +
  * sequence number known).
  *
- * Adaptive, Nagle-off style: when no call is in flight a record is sent at once (a lone write does
- * not wait); while a call is in flight, records gather and go out together when it returns, or
- * after at most `lingerMs` in another concurrent call. So batches form only under load, where they
- * pay for themselves. `flushWhenIdle: false` gives the plain linger (always wait up to `lingerMs`).
+ * Adaptive: under light load a record is sent at once (a lone write does not wait): when no call is
+ * in flight and none started within the last `lingerMs`. Under load, records gather for at most
+ * `lingerMs` (in another concurrent call if one is still in flight), so a call's fixed cost is
+ * shared by a linger's worth of records. So batches form only under load, where they pay for
+ * themselves. `flushWhenIdle: false` gives the plain linger (always wait up to `lingerMs`).
  *
  * Order per partition key survives partial failures: only the oldest unacknowledged record of a
  * key is ever in a call or waiting for a retry; the key's later records wait behind it. (Kinesis
@@ -90,6 +91,8 @@ export class BatchingCommandStream implements CommandStream {
   private readyBytes = 0;
   private buffered = 0;
   private calls = 0;
+  /** When the last PutRecords call started (performance.now()). */
+  private lastCallAt = -Infinity;
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   /** While a call's results are handled, successors become ready but are sent together afterwards. */
@@ -153,17 +156,24 @@ export class BatchingCommandStream implements CommandStream {
     const full = this.ready.length >= this.opts.maxRecords || this.readyBytes >= this.opts.maxBytes;
     if (full || this.closing || this.opts.lingerMs === 0) {
       this.flush();
-    } else if (this.opts.flushWhenIdle && this.calls === 0) {
+      return;
+    }
+    // Light load: nothing in flight and no call started within the linger — send now. Under load
+    // (calls closer together than the linger) records wait up to the linger, so each call's fixed
+    // cost is shared by the records of one linger window, not paid per event-loop turn.
+    const sinceLastCall = performance.now() - this.lastCallAt;
+    if (this.opts.flushWhenIdle && this.calls === 0 && sinceLastCall >= this.opts.lingerMs) {
       // End of this event-loop turn, not now: writes that arrived in the same turn share the call.
       this.immediate ??= setImmediate(() => {
         this.immediate = undefined;
         this.flush();
       });
-    } else if (!this.timer) {
+    } else if (!this.timer && !this.immediate) {
+      const wait = this.opts.flushWhenIdle && this.calls === 0 ? this.opts.lingerMs - sinceLastCall : this.opts.lingerMs;
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.flush();
-      }, this.opts.lingerMs);
+      }, Math.max(1, Math.ceil(wait)));
     }
   }
 
@@ -186,6 +196,7 @@ export class BatchingCommandStream implements CommandStream {
         batch.push(p);
       }
       this.readyBytes -= bytes;
+      this.lastCallAt = performance.now();
       void this.send(batch, bytes);
     }
   }

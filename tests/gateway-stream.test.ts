@@ -172,7 +172,7 @@ test('shutdown flushes the buffer: every pending write is answered 202 and on th
   await expect(put(g.url!, 's6', { bye: true })).rejects.toThrow();
 });
 
-test('a lone write is sent at once instead of waiting for the linger; writes arriving while a call is in flight share the next call', async () => {
+test('a lone write is sent at once instead of waiting for the linger; writes arriving right after a call share the next call', async () => {
   // The real client, counted: how many PutRecords calls carried how many records.
   const calls: number[] = [];
   const counting: KinesisSender = {
@@ -188,8 +188,8 @@ test('a lone write is sent at once instead of waiting for the linger; writes arr
   expect(Date.now() - t0).toBeLessThan(1500); // not held for the 2 s linger
   expect(calls).toEqual([1]);
 
-  // 40 writes at once: the first call goes out alone or with the few that arrived in the same turn;
-  // the rest gather while it is in flight and go out together when it returns.
+  // 40 writes at once, right after that call (within the linger): they gather and go out together
+  // instead of one call each.
   calls.length = 0;
   const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => put(g.url!, `burst-${i}`, { i })));
   expect(burst.map((r) => r.status)).toEqual(Array(40).fill(202));
