@@ -65,7 +65,8 @@ export const DEFAULT_BATCHING: BatchingOptions = {
 
 /** Observations for metrics; every hook is optional. */
 export interface BatchingObserver {
-  batch?(records: number, bytes: number, failed: number): void;
+  /** One PutRecords call returned (or failed) after `seconds`. */
+  batch?(records: number, bytes: number, failed: number, seconds: number): void;
   retry?(reason: string): void;
   depth?(buffered: number): void;
   rejected?(reason: 'full' | 'budget' | 'closing'): void;
@@ -203,6 +204,7 @@ export class BatchingCommandStream implements CommandStream {
 
   private async send(batch: Pending[], bytes: number) {
     this.calls++;
+    const started = performance.now();
     let out: PutRecordsCommandOutput | undefined;
     let callError: Error | undefined;
     try {
@@ -217,6 +219,7 @@ export class BatchingCommandStream implements CommandStream {
       callError = err as Error;
     }
     this.calls--;
+    const seconds = (performance.now() - started) / 1000;
     let failed = 0;
     this.settlingBatch = true;
     batch.forEach((p, i) => {
@@ -229,7 +232,7 @@ export class BatchingCommandStream implements CommandStream {
       }
     });
     this.settlingBatch = false;
-    this.observer.batch?.(batch.length, bytes, failed);
+    this.observer.batch?.(batch.length, bytes, failed, seconds);
     if (callError) this.log?.warn('PutRecords call failed', { records: batch.length, err: callError });
     this.schedule();
     this.checkIdle();
