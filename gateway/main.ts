@@ -15,6 +15,7 @@ import { createGatewayApp } from './app';
 import { BatchingCommandStream, type KinesisSender } from './batching-stream';
 import { type IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore } from './idempotency';
 import { HttpKinesisSender } from './kinesis-http';
+import { bufferedStdout } from './log-writer';
 import { createGatewayMetrics } from './metrics';
 import { type RateLimiter, TenantRateLimiter } from './rate-limit';
 
@@ -63,7 +64,7 @@ export interface GatewayOverrides {
 }
 
 export async function startGateway(config: GatewayConfig, overrides: GatewayOverrides = {}): Promise<RunningService> {
-  const log = overrides.log ?? createLogger(config.LOG_LEVEL, { service: 'gateway' });
+  const log = overrides.log ?? createLogger(config.LOG_LEVEL, { service: 'gateway' }, bufferedStdout());
   // Without Redis (acks and hot store given in memory), the idempotency store and rate limiter stay in process too.
   const singleNode = Boolean(overrides.acks && overrides.hot);
   const redis = singleNode ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
