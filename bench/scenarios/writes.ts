@@ -209,6 +209,8 @@ interface GatewayTotals {
   answer: Buckets;
   /** One PutRecords call (gateway_putrecords_call_seconds). */
   call: Buckets;
+  /** The gateway's event-loop delay p99 (ms) since the previous scrape (prom-client resets it on each scrape). */
+  loopLagP99: number;
 }
 
 /** Records, PutRecords calls and two latency histograms so far, from the gateway's own metrics. */
@@ -230,6 +232,7 @@ async function gatewayTotals(gwUrl: string): Promise<GatewayTotals> {
     calls: num('gateway_putrecords_batch_records_count'),
     answer: buckets('gateway_request_duration_seconds', ['route="item"', 'status="202"']),
     call: buckets('gateway_putrecords_call_seconds', []),
+    loopLagP99: Math.round(Number(/^nodejs_eventloop_lag_p99_seconds(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? NaN) * 1e5) / 100,
   };
 }
 
@@ -344,6 +347,8 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       phases.push(
         { name: `time to 202 inside the gateway ${level.name} (bucket bounds)`, value: inside.p99, unit: 'ms (p99)', latency: inside },
         { name: `PutRecords call ${level.name} (bucket bounds)`, value: call.p99, unit: 'ms (p99)', latency: call },
+        // prom-client samples the delay every 10 ms, so 10 means no delay.
+        { name: `gateway event-loop delay ${level.name} (10 ms sampling)`, value: b1.loopLagP99, unit: 'ms (p99)' },
       );
       if (g.non2xx || g.errors) notes.push(`gateway ${level.name}: ${g.non2xx} non-2xx, ${g.errors} errors`);
       ctx.progress(++done, total, `ceiling ${level.name}`);
@@ -361,7 +366,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
         { name: `machine busy during gateway ${level.name}`, value: Math.round(gm.machineBusy * 100), unit: '%' },
         { name: `machine busy during ceiling ${level.name}`, value: Math.round(cm.machineBusy * 100), unit: '%' },
       );
-      ctx.log(`${level.name}: gateway ${figures.at(-1)!.value}/s p99 ${g.latency.p99} ms (inside ≤ ${inside.p99} ms, PutRecords ≤ ${call.p99} ms; ${cpu.at(-6)!.value} µs CPU/write + kinesalite ${cpu.at(-5)!.value} µs, ${cpu.at(-3)!.value} records/call); ceiling ${base.at(-1)!.value}/s p99 ${c.latency.p99} ms (${cpu.at(-4)!.value} µs CPU/request)`);
+      ctx.log(`${level.name}: gateway ${figures.at(-1)!.value}/s p99 ${g.latency.p99} ms (inside ≤ ${inside.p99} ms, PutRecords ≤ ${call.p99} ms, loop delay p99 ${b1.loopLagP99} ms; ${cpu.at(-6)!.value} µs CPU/write + kinesalite ${cpu.at(-5)!.value} µs, ${cpu.at(-3)!.value} records/call); ceiling ${base.at(-1)!.value}/s p99 ${c.latency.p99} ms (${cpu.at(-4)!.value} µs CPU/request)`);
     }
     // Second baseline: what kinesalite takes on its own on these cores (is the emulator the bound?).
     for (const records of ctx.quick ? [25] : [5, 25, 100]) {
