@@ -81,6 +81,8 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
     : undefined);
   const ownKinesis = overrides.kinesis ? undefined : createKinesis({ region: config.AWS_REGION, endpoint: config.KINESIS_ENDPOINT });
   // The SDK client stays the source of credentials (its provider chain and refresh) even when the calls go over plain HTTP.
+  // Without KINESIS_ENDPOINT the regional endpoint of the standard partition is used; elsewhere
+  // (China, GovCloud, FIPS) set KINESIS_ENDPOINT or STREAM_CLIENT=sdk.
   const httpKinesis = ownKinesis && config.STREAM_CLIENT === 'http'
     ? new HttpKinesisSender({
       endpoint: config.KINESIS_ENDPOINT ?? `https://kinesis.${config.AWS_REGION}.amazonaws.com`,
