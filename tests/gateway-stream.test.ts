@@ -240,6 +240,26 @@ test('the per-tenant rate limit is shared by gateway instances through Redis: 42
   expect((await put(a.url!, 'other', { x: 1 })).status).toBe(202);
 });
 
+test('writes of one tenant arriving together are limited exactly as if they came one by one: each gets its own place in the bucket', async () => {
+  const g = await gateway({ RATE_LIMIT_PER_SECOND: '5', RATE_LIMIT_BURST: '2', RATE_LIMIT_BURST_WINDOW_S: '60' });
+  const t = await stack.token({ tenant: 'together', sub: 'u' });
+  const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => put(g.url!, `t${i}`, { i }, t)));
+  const admitted = answers.filter((r) => r.status === 202);
+  // 5 per second + 2 of burst; the 12 arrive within one second.
+  expect(admitted.length).toBeGreaterThanOrEqual(5);
+  expect(admitted.length).toBeLessThanOrEqual(7);
+  expect(answers.filter((r) => r.status === 429).length).toBe(12 - admitted.length);
+
+  // Room for all of them (the default 1,000 per second): one decision for the group, one place each.
+  const roomyGateway = await gateway();
+  const roomy = await stack.token({ tenant: 'roomy', sub: 'u' });
+  const many = await Promise.all(Array.from({ length: 10 }, (_, i) => put(roomyGateway.url!, `m${i}`, { i }, roomy)));
+  expect(many.map((r) => r.status)).toEqual(Array(10).fill(202));
+  const remaining = many.map((r) => Number(r.headers.get('ratelimit-remaining')));
+  expect(new Set(remaining).size).toBe(10);
+  expect(Math.max(...remaining)).toBeLessThanOrEqual(999);
+});
+
 test('each request is one structured log line (request id, tenant, status, latency) and /metrics serves Prometheus text', async () => {
   const lines: string[] = [];
   const g = await gateway({}, { log: createLogger('info', { service: 'gateway' }, (l) => lines.push(l)) });
