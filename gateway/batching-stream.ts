@@ -32,9 +32,9 @@ export interface KinesisSender {
 }
 
 export interface BatchingOptions {
-  /** Longest a ready record waits for a batch to fill (only while a call is in flight, unless flushWhenIdle is off). */
+  /** Longest a ready record waits for a batch to fill (under load only, unless flushWhenIdle is off). */
   lingerMs: number;
-  /** Send at once when no PutRecords call is in flight. */
+  /** Send at once under light load: no PutRecords call in flight and none started within `lingerMs`. */
   flushWhenIdle: boolean;
   maxRecords: number;
   maxBytes: number;

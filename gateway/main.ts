@@ -30,7 +30,7 @@ export const GatewayConfig = z.object({
   MAX_BODY_BYTES: positiveInt(64 * 1024).pipe(z.number().max(HARD_MAX_BODY_BYTES, `MAX_BODY_BYTES may be at most ${HARD_MAX_BODY_BYTES}`)),
   /** PutRecords micro-batching (see gateway/batching-stream.ts). */
   STREAM_LINGER_MS: nonNegativeInt(5),
-  /** Send at once when no PutRecords call is in flight ('false': always linger). */
+  /** Send at once under light load (no call in flight, none started within the linger); 'false': always linger. */
   STREAM_FLUSH_WHEN_IDLE: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   STREAM_MAX_BATCH_RECORDS: positiveInt(500).pipe(z.number().max(500, 'PutRecords takes at most 500 records')),
   STREAM_MAX_BATCH_BYTES: positiveInt(5 * 1024 * 1024).pipe(z.number().max(5 * 1024 * 1024, 'PutRecords takes at most 5 MiB')),
