@@ -29,6 +29,7 @@ import type { CommandStream, StreamPosition } from './command-stream';
 import type { IdempotencyScope, IdempotencyStore } from './idempotency';
 import { parseJsonBody } from './json-body';
 import type { GatewayMetrics } from './metrics';
+import { QueuedAckBatcher } from './queued-acks';
 import type { RateLimiter } from './rate-limit';
 
 export interface GatewayDeps {
@@ -76,6 +77,8 @@ export function createGatewayApp(deps: GatewayDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   const lifecycle = deps.lifecycle ?? { closing: false };
+  // The acks of one PutRecords call's writes go to the ack log in one call per principal.
+  const queuedAcks = new QueuedAckBatcher(deps.acks);
 
   // One structured line per request, plus the request metrics.
   app.use((req, res, next) => {
@@ -143,8 +146,8 @@ export function createGatewayApp(deps: GatewayDeps): express.Express {
         throw new BadRequestError('If-None-Match: * is only meaningful on PUT.');
       }
       const accepted = command.idempotencyKey
-        ? await idempotentPut(deps, command, res)
-        : await queue(deps, command);
+        ? await idempotentPut(deps, queuedAcks, command, res)
+        : await queue(deps, queuedAcks, command);
       res.locals.requestId = accepted.requestId;
       if (lifecycle.closing) res.set('Connection', 'close');
       res.status(202).location(`/v1/requests/${accepted.requestId}`).json(accepted);
@@ -190,9 +193,9 @@ async function rateLimit(deps: GatewayDeps, tenant: string, res: Response) {
 }
 
 /** Puts the command; `queued` ack and status only once the stream accepted it. */
-async function queue(deps: GatewayDeps, command: Command): Promise<WriteAccepted> {
+async function queue(deps: GatewayDeps, acks: QueuedAckBatcher, command: Command): Promise<WriteAccepted> {
   const position = await deps.stream.put(command);
-  await emitQueued(deps, command);
+  await emitQueued(deps, acks, command);
   return accepted(command.requestId, position);
 }
 
@@ -205,7 +208,7 @@ const accepted = (requestId: string, p: StreamPosition): WriteAccepted => ({
  * waits for the owner's outcome; if the owner could not queue, the next one takes over with the
  * same request id (so even an ambiguous first put cannot become a second event).
  */
-async function idempotentPut(deps: GatewayDeps, command: Command, res: Response): Promise<WriteAccepted> {
+async function idempotentPut(deps: GatewayDeps, acks: QueuedAckBatcher, command: Command, res: Response): Promise<WriteAccepted> {
   const scope: IdempotencyScope = { tenant: command.tenant, principal: command.principal, key: command.idempotencyKey! };
   const fingerprint = createHash('sha256')
     .update(JSON.stringify([command.kind, command.collection, command.id, command.ifMatch ?? null, command.ifNoneMatch ?? null, command.data ?? null]))
@@ -225,7 +228,7 @@ async function idempotentPut(deps: GatewayDeps, command: Command, res: Response)
       await deps.idempotency
         .complete(scope, { fingerprint, requestId: cmd.requestId, state: 'done', leaseUntil: 0, ...position })
         .catch((e: unknown) => deps.log.warn('idempotency completion not recorded', { requestId: cmd.requestId, err: e }));
-      await emitQueued(deps, cmd);
+      await emitQueued(deps, acks, cmd);
       return accepted(cmd.requestId, position);
     }
     const rec = claim.record;
@@ -257,10 +260,10 @@ async function store<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /** The `queued` ack and request status follow the stream's acceptance; if they fail, the write is still queued. */
-async function emitQueued(deps: GatewayDeps, cmd: Command): Promise<void> {
+async function emitQueued(deps: GatewayDeps, acks: QueuedAckBatcher, cmd: Command): Promise<void> {
   const at = new Date().toISOString();
   const results = await Promise.allSettled([
-    deps.acks.append(
+    acks.append(
       { tenant: cmd.tenant, principal: cmd.principal },
       {
         type: 'ack', stage: 'queued', requestId: cmd.requestId,

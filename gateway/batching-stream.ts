@@ -3,10 +3,11 @@
  * 500 records / 5 MiB), and a put resolves only once the stream accepted its record (shard id +
  * sequence number known).
  *
- * Adaptive, Nagle-off style: when no call is in flight a record is sent at once (a lone write does
- * not wait); while a call is in flight, records gather and go out together when it returns, or
- * after at most `lingerMs` in another concurrent call. So batches form only under load, where they
- * pay for themselves. `flushWhenIdle: false` gives the plain linger (always wait up to `lingerMs`).
+ * Adaptive: under light load a record is sent at once (a lone write does not wait): when no call is
+ * in flight and none started within the last `lingerMs`. Under load, records gather for at most
+ * `lingerMs` (in another concurrent call if one is still in flight), so a call's fixed cost is
+ * shared by a linger's worth of records. So batches form only under load, where they pay for
+ * themselves. `flushWhenIdle: false` gives the plain linger (always wait up to `lingerMs`).
  *
  * Order per partition key survives partial failures: only the oldest unacknowledged record of a
  * key is ever in a call or waiting for a retry; the key's later records wait behind it. (Kinesis
@@ -15,20 +16,25 @@
  * Bounded: at most `maxBuffered` records are held; beyond that, and when a record's retry budget
  * runs out, put() rejects with 503 so the caller answers instead of hanging.
  */
-import { type KinesisClient, PutRecordsCommand, type PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
+import { PutRecordsCommand, type PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
 import type { Command } from '../core/contracts';
 import { ServiceUnavailableError } from '../core/errors';
 import { partitionKey } from '../core/keys';
 import type { Logger } from '../core/log';
 import type { CommandStream, StreamPosition } from './command-stream';
 
-/** What the batcher needs of a Kinesis client (tests wrap the real one to inject partial failures). */
-export type KinesisSender = Pick<KinesisClient, 'send'>;
+/**
+ * What the batcher needs of a Kinesis client: PutRecords. The SDK's KinesisClient fits (tests wrap
+ * it to inject partial failures), and so does the gateway's cheaper HttpKinesisSender.
+ */
+export interface KinesisSender {
+  send(command: PutRecordsCommand, options?: { abortSignal?: AbortSignal }): Promise<PutRecordsCommandOutput>;
+}
 
 export interface BatchingOptions {
-  /** Longest a ready record waits for a batch to fill (only while a call is in flight, unless flushWhenIdle is off). */
+  /** Longest a ready record waits for a batch to fill (under load only, unless flushWhenIdle is off). */
   lingerMs: number;
-  /** Send at once when no PutRecords call is in flight. */
+  /** Send at once under light load: no PutRecords call in flight and none started within `lingerMs`. */
   flushWhenIdle: boolean;
   maxRecords: number;
   maxBytes: number;
@@ -59,7 +65,8 @@ export const DEFAULT_BATCHING: BatchingOptions = {
 
 /** Observations for metrics; every hook is optional. */
 export interface BatchingObserver {
-  batch?(records: number, bytes: number, failed: number): void;
+  /** One PutRecords call returned (or failed) after `seconds`. */
+  batch?(records: number, bytes: number, failed: number, seconds: number): void;
   retry?(reason: string): void;
   depth?(buffered: number): void;
   rejected?(reason: 'full' | 'budget' | 'closing'): void;
@@ -85,6 +92,8 @@ export class BatchingCommandStream implements CommandStream {
   private readyBytes = 0;
   private buffered = 0;
   private calls = 0;
+  /** When the last PutRecords call started (performance.now()). */
+  private lastCallAt = -Infinity;
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   /** While a call's results are handled, successors become ready but are sent together afterwards. */
@@ -148,17 +157,24 @@ export class BatchingCommandStream implements CommandStream {
     const full = this.ready.length >= this.opts.maxRecords || this.readyBytes >= this.opts.maxBytes;
     if (full || this.closing || this.opts.lingerMs === 0) {
       this.flush();
-    } else if (this.opts.flushWhenIdle && this.calls === 0) {
+      return;
+    }
+    // Light load: nothing in flight and no call started within the linger — send now. Under load
+    // (calls closer together than the linger) records wait up to the linger, so each call's fixed
+    // cost is shared by the records of one linger window, not paid per event-loop turn.
+    const sinceLastCall = performance.now() - this.lastCallAt;
+    if (this.opts.flushWhenIdle && this.calls === 0 && sinceLastCall >= this.opts.lingerMs) {
       // End of this event-loop turn, not now: writes that arrived in the same turn share the call.
       this.immediate ??= setImmediate(() => {
         this.immediate = undefined;
         this.flush();
       });
-    } else if (!this.timer) {
+    } else if (!this.timer && !this.immediate) {
+      const wait = this.opts.flushWhenIdle && this.calls === 0 ? this.opts.lingerMs - sinceLastCall : this.opts.lingerMs;
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.flush();
-      }, this.opts.lingerMs);
+      }, Math.max(1, Math.ceil(wait)));
     }
   }
 
@@ -181,12 +197,14 @@ export class BatchingCommandStream implements CommandStream {
         batch.push(p);
       }
       this.readyBytes -= bytes;
+      this.lastCallAt = performance.now();
       void this.send(batch, bytes);
     }
   }
 
   private async send(batch: Pending[], bytes: number) {
     this.calls++;
+    const started = performance.now();
     let out: PutRecordsCommandOutput | undefined;
     let callError: Error | undefined;
     try {
@@ -201,6 +219,7 @@ export class BatchingCommandStream implements CommandStream {
       callError = err as Error;
     }
     this.calls--;
+    const seconds = (performance.now() - started) / 1000;
     let failed = 0;
     this.settlingBatch = true;
     batch.forEach((p, i) => {
@@ -213,7 +232,7 @@ export class BatchingCommandStream implements CommandStream {
       }
     });
     this.settlingBatch = false;
-    this.observer.batch?.(batch.length, bytes, failed);
+    this.observer.batch?.(batch.length, bytes, failed, seconds);
     if (callError) this.log?.warn('PutRecords call failed', { records: batch.length, err: callError });
     this.schedule();
     this.checkIdle();

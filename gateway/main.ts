@@ -14,6 +14,8 @@ import { CachingTokenVerifier } from '../read-model/token-cache';
 import { createGatewayApp } from './app';
 import { BatchingCommandStream, type KinesisSender } from './batching-stream';
 import { type IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore } from './idempotency';
+import { HttpKinesisSender } from './kinesis-http';
+import { bufferedStdout } from './log-writer';
 import { createGatewayMetrics } from './metrics';
 import { type RateLimiter, TenantRateLimiter } from './rate-limit';
 
@@ -28,13 +30,15 @@ export const GatewayConfig = z.object({
   MAX_BODY_BYTES: positiveInt(64 * 1024).pipe(z.number().max(HARD_MAX_BODY_BYTES, `MAX_BODY_BYTES may be at most ${HARD_MAX_BODY_BYTES}`)),
   /** PutRecords micro-batching (see gateway/batching-stream.ts). */
   STREAM_LINGER_MS: nonNegativeInt(5),
-  /** Send at once when no PutRecords call is in flight ('false': always linger). */
+  /** Send at once under light load (no call in flight, none started within the linger); 'false': always linger. */
   STREAM_FLUSH_WHEN_IDLE: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   STREAM_MAX_BATCH_RECORDS: positiveInt(500).pipe(z.number().max(500, 'PutRecords takes at most 500 records')),
   STREAM_MAX_BATCH_BYTES: positiveInt(5 * 1024 * 1024).pipe(z.number().max(5 * 1024 * 1024, 'PutRecords takes at most 5 MiB')),
   STREAM_MAX_BUFFERED: positiveInt(10_000),
   STREAM_MAX_CONCURRENT_CALLS: positiveInt(4),
   STREAM_RETRY_BUDGET_MS: positiveInt(2_000),
+  /** PutRecords over signed HTTP (cheaper per call, see gateway/kinesis-http.ts) or through the AWS SDK client. */
+  STREAM_CLIENT: z.enum(['http', 'sdk']).default('http'),
   STREAM_CALL_TIMEOUT_MS: positiveInt(2_000),
   /** Idempotency-Key window and the lease of an in-progress claim. */
   IDEMPOTENCY_WINDOW_S: positiveInt(24 * 3600),
@@ -60,7 +64,7 @@ export interface GatewayOverrides {
 }
 
 export async function startGateway(config: GatewayConfig, overrides: GatewayOverrides = {}): Promise<RunningService> {
-  const log = overrides.log ?? createLogger(config.LOG_LEVEL, { service: 'gateway' });
+  const log = overrides.log ?? createLogger(config.LOG_LEVEL, { service: 'gateway' }, bufferedStdout());
   // Without Redis (acks and hot store given in memory), the idempotency store and rate limiter stay in process too.
   const singleNode = Boolean(overrides.acks && overrides.hot);
   const redis = singleNode ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
@@ -76,8 +80,19 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
     )
     : undefined);
   const ownKinesis = overrides.kinesis ? undefined : createKinesis({ region: config.AWS_REGION, endpoint: config.KINESIS_ENDPOINT });
+  // The SDK client stays the source of credentials (its provider chain and refresh) even when the calls go over plain HTTP.
+  // Without KINESIS_ENDPOINT the regional endpoint of the standard partition is used; elsewhere
+  // (China, GovCloud, FIPS) set KINESIS_ENDPOINT or STREAM_CLIENT=sdk.
+  const httpKinesis = ownKinesis && config.STREAM_CLIENT === 'http'
+    ? new HttpKinesisSender({
+      endpoint: config.KINESIS_ENDPOINT ?? `https://kinesis.${config.AWS_REGION}.amazonaws.com`,
+      region: config.AWS_REGION,
+      credentials: ownKinesis.config.credentials,
+      maxSockets: config.STREAM_MAX_CONCURRENT_CALLS * 2,
+    })
+    : undefined;
   const metrics = createGatewayMetrics();
-  const stream = new BatchingCommandStream(overrides.kinesis ?? ownKinesis!, config.KINESIS_STREAM, {
+  const stream = new BatchingCommandStream(overrides.kinesis ?? httpKinesis ?? ownKinesis!, config.KINESIS_STREAM, {
     lingerMs: config.STREAM_LINGER_MS,
     flushWhenIdle: config.STREAM_FLUSH_WHEN_IDLE,
     maxRecords: config.STREAM_MAX_BATCH_RECORDS,
@@ -123,6 +138,7 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
         clearTimeout(grace);
         await idempotency.close();
         if (redis) await closeRedis(redis);
+        httpKinesis?.destroy();
         ownKinesis?.destroy();
         log.info('gateway stopped');
       })();

@@ -8,6 +8,7 @@ export interface GatewayMetrics {
   latency: Histogram<'method' | 'route' | 'status'>;
   batchRecords: Histogram;
   batchBytes: Histogram;
+  callLatency: Histogram;
   retries: Counter<'reason'>;
   streamRejects: Counter<'reason'>;
   bufferDepth: Gauge;
@@ -32,6 +33,10 @@ export function createGatewayMetrics(): GatewayMetrics {
     name: 'gateway_putrecords_batch_bytes', help: 'Bytes per PutRecords call',
     buckets: [1024, 8192, 65536, 262144, 1048576, 5242880], registers: [registry],
   });
+  const callLatency = new Histogram({
+    name: 'gateway_putrecords_call_seconds', help: 'Duration of one PutRecords call (sent to answered or failed)',
+    buckets: LATENCY_BUCKETS, registers: [registry],
+  });
   const retries = new Counter({
     name: 'gateway_putrecords_retries_total', help: 'Records retried after a failed PutRecords entry or call', labelNames: ['reason'] as const, registers: [registry],
   });
@@ -43,13 +48,14 @@ export function createGatewayMetrics(): GatewayMetrics {
     name: 'gateway_idempotent_replays_total', help: 'Writes answered from an earlier request with the same Idempotency-Key', registers: [registry],
   });
   const observer: BatchingObserver = {
-    batch(records, bytes) {
+    batch(records, bytes, _failed, seconds) {
       batchRecords.observe(records);
       batchBytes.observe(bytes);
+      callLatency.observe(seconds);
     },
     retry: (reason) => retries.inc({ reason }),
     depth: (n) => bufferDepth.set(n),
     rejected: (reason) => streamRejects.inc({ reason }),
   };
-  return { registry, requests, latency, batchRecords, batchBytes, retries, streamRejects, bufferDepth, idempotentReplays, observer };
+  return { registry, requests, latency, batchRecords, batchBytes, callLatency, retries, streamRejects, bufferDepth, idempotentReplays, observer };
 }

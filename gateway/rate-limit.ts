@@ -4,9 +4,16 @@
  * from a second bucket refilled over `burstWindowSeconds`.
  * If Redis fails, an in-process limiter with the same numbers takes over (fail open per instance,
  * so a Redis outage does not stop writes).
+ *
+ * One Redis call per tenant per event-loop turn, not per write: the writes of one tenant that
+ * arrive in the same turn take their points together from the sustained bucket. If it cannot give
+ * them all, the points go back and each write takes its own point, one after another, through
+ * both buckets — so every write gets exactly the decision it would have got alone.
  */
 import type { Redis } from 'ioredis';
-import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import {
+  BurstyRateLimiter, type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes,
+} from 'rate-limiter-flexible';
 
 export interface RateLimitOptions {
   perSecond: number;
@@ -22,8 +29,17 @@ export interface RateLimiter {
   take(tenant: string): Promise<RateDecision>;
 }
 
+interface Waiting {
+  resolve(d: RateDecision): void;
+  reject(e: unknown): void;
+}
+
 export class TenantRateLimiter implements RateLimiter {
   private readonly limiter: BurstyRateLimiter;
+  private readonly sustained: RateLimiterAbstract;
+  /** Writes waiting for this turn's decision, per tenant. */
+  private waiting = new Map<string, Waiting[]>();
+  private scheduled = false;
   constructor(
     private readonly opts: RateLimitOptions,
     redis?: { client: Redis; prefix: string },
@@ -35,23 +51,64 @@ export class TenantRateLimiter implements RateLimiter {
         storeClient: redis.client, keyPrefix: `${redis.prefix}${keyPrefix}`, points, duration, insuranceLimiter: memory,
       });
     };
-    this.limiter = new BurstyRateLimiter(
-      make('rl:tenant', opts.perSecond, 1),
-      make('rl:burst', Math.max(1, opts.burst), opts.burstWindowSeconds),
-    );
+    this.sustained = make('rl:tenant', opts.perSecond, 1);
+    this.limiter = new BurstyRateLimiter(this.sustained, make('rl:burst', Math.max(1, opts.burst), opts.burstWindowSeconds));
   }
 
-  async take(tenant: string): Promise<RateDecision> {
-    const limit = this.opts.perSecond;
+  take(tenant: string): Promise<RateDecision> {
+    return new Promise((resolve, reject) => {
+      const group = this.waiting.get(tenant);
+      if (group) group.push({ resolve, reject });
+      else this.waiting.set(tenant, [{ resolve, reject }]);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.decide());
+      }
+    });
+  }
+
+  private decide() {
+    const groups = this.waiting;
+    this.waiting = new Map();
+    this.scheduled = false;
+    for (const [tenant, group] of groups) void this.decideGroup(tenant, group);
+  }
+
+  private async decideGroup(tenant: string, group: Waiting[]) {
+    try {
+      if (group.length > 1) {
+        const n = group.length;
+        const together = await this.sustained.consume(tenant, n).catch(async (rej: unknown) => {
+          if (!(rej instanceof RateLimiterRes)) throw rej;
+          await this.sustained.reward(tenant, n); // not all fit: give them back, decide one by one
+          return undefined;
+        });
+        if (together) {
+          // As if they had taken their points in arrival order.
+          group.forEach((w, i) => w.resolve(this.allowed(together.remainingPoints + (n - 1 - i), together.msBeforeNext)));
+          return;
+        }
+      }
+      for (const w of group) w.resolve(await this.takeOne(tenant));
+    } catch (err) {
+      for (const w of group) w.reject(err);
+    }
+  }
+
+  private async takeOne(tenant: string): Promise<RateDecision> {
     try {
       const res = await this.limiter.consume(tenant, 1);
-      return { allowed: true, limit, remaining: Math.max(0, res.remainingPoints), resetSeconds: Math.max(0, Math.ceil(res.msBeforeNext / 1000)) };
+      return this.allowed(res.remainingPoints, res.msBeforeNext);
     } catch (rej) {
       if (rej instanceof RateLimiterRes) {
         const resetSeconds = Math.max(1, Math.ceil(rej.msBeforeNext / 1000));
-        return { allowed: false, limit, remaining: 0, resetSeconds, retryAfterSeconds: resetSeconds };
+        return { allowed: false, limit: this.opts.perSecond, remaining: 0, resetSeconds, retryAfterSeconds: resetSeconds };
       }
       throw rej;
     }
+  }
+
+  private allowed(remaining: number, msBeforeNext: number): RateDecision {
+    return { allowed: true, limit: this.opts.perSecond, remaining: Math.max(0, remaining), resetSeconds: Math.max(0, Math.ceil(msBeforeNext / 1000)) };
   }
 }

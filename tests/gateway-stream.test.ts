@@ -2,16 +2,21 @@
  * The gateway's stream side: micro-batched PutRecords keep one item's order through partial
  * failures; the buffer and the retry budget bound every request (503 + Retry-After, never a hang);
  * shutdown answers every pending write; the per-tenant rate limit is shared through Redis;
- * one log line per request and Prometheus metrics.
+ * one log line per request and Prometheus metrics; PutRecords over signed HTTP (or the SDK);
+ * the queued acks of a batch appended together, in order.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { type KinesisClient, PutRecordsCommand, type PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
+import type { AckLog } from '../core/ack-log';
 import { createKinesis } from '../core/aws';
 import { loadConfig } from '../core/config';
 import { createLogger } from '../core/log';
+import { RedisAckLog } from '../core/redis-ack-log';
 import type { RunningService } from '../core/service';
 import type { KinesisSender } from '../gateway/batching-stream';
+import { HttpKinesisSender } from '../gateway/kinesis-http';
 import { GatewayConfig, type GatewayOverrides, startGateway } from '../gateway/main';
+import { QueuedAckBatcher } from '../gateway/queued-acks';
 import { request } from './helpers/http';
 import { inStreamOrder, readStream } from './helpers/kinesis-records';
 import { startStack, type Stack } from './helpers/stack';
@@ -172,7 +177,7 @@ test('shutdown flushes the buffer: every pending write is answered 202 and on th
   await expect(put(g.url!, 's6', { bye: true })).rejects.toThrow();
 });
 
-test('a lone write is sent at once instead of waiting for the linger; writes arriving while a call is in flight share the next call', async () => {
+test('a lone write is sent at once instead of waiting for the linger; writes arriving right after a call share the next call', async () => {
   // The real client, counted: how many PutRecords calls carried how many records.
   const calls: number[] = [];
   const counting: KinesisSender = {
@@ -188,8 +193,8 @@ test('a lone write is sent at once instead of waiting for the linger; writes arr
   expect(Date.now() - t0).toBeLessThan(1500); // not held for the 2 s linger
   expect(calls).toEqual([1]);
 
-  // 40 writes at once: the first call goes out alone or with the few that arrived in the same turn;
-  // the rest gather while it is in flight and go out together when it returns.
+  // 40 writes at once, right after that call (within the linger): they gather and go out together
+  // instead of one call each.
   calls.length = 0;
   const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => put(g.url!, `burst-${i}`, { i })));
   expect(burst.map((r) => r.status)).toEqual(Array(40).fill(202));
@@ -235,6 +240,26 @@ test('the per-tenant rate limit is shared by gateway instances through Redis: 42
   expect((await put(a.url!, 'other', { x: 1 })).status).toBe(202);
 });
 
+test('writes of one tenant arriving together are limited exactly as if they came one by one: each gets its own place in the bucket', async () => {
+  const g = await gateway({ RATE_LIMIT_PER_SECOND: '5', RATE_LIMIT_BURST: '2', RATE_LIMIT_BURST_WINDOW_S: '60' });
+  const t = await stack.token({ tenant: 'together', sub: 'u' });
+  const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => put(g.url!, `t${i}`, { i }, t)));
+  const admitted = answers.filter((r) => r.status === 202);
+  // 5 per second + 2 of burst; the 12 arrive within one second.
+  expect(admitted.length).toBeGreaterThanOrEqual(5);
+  expect(admitted.length).toBeLessThanOrEqual(7);
+  expect(answers.filter((r) => r.status === 429).length).toBe(12 - admitted.length);
+
+  // Room for all of them (the default 1,000 per second): one decision for the group, one place each.
+  const roomyGateway = await gateway();
+  const roomy = await stack.token({ tenant: 'roomy', sub: 'u' });
+  const many = await Promise.all(Array.from({ length: 10 }, (_, i) => put(roomyGateway.url!, `m${i}`, { i }, roomy)));
+  expect(many.map((r) => r.status)).toEqual(Array(10).fill(202));
+  const remaining = many.map((r) => Number(r.headers.get('ratelimit-remaining')));
+  expect(new Set(remaining).size).toBe(10);
+  expect(Math.max(...remaining)).toBeLessThanOrEqual(999);
+});
+
 test('each request is one structured log line (request id, tenant, status, latency) and /metrics serves Prometheus text', async () => {
   const lines: string[] = [];
   const g = await gateway({}, { log: createLogger('info', { service: 'gateway' }, (l) => lines.push(l)) });
@@ -252,4 +277,68 @@ test('each request is one structured log line (request id, tenant, status, laten
   expect(metrics.text).toMatch(/gateway_request_duration_seconds_bucket\{le="0.05",service="gateway",method="PUT",route="item",status="202"\} 1/);
   expect(metrics.text).toMatch(/gateway_putrecords_batch_records_count\{service="gateway"\} 1/);
   expect(metrics.text).toMatch(/gateway_buffer_depth\{service="gateway"\} 0/);
+});
+
+test('PutRecords over signed HTTP: each record is on the stream where the sender says; a failed call is an error named by the service', async () => {
+  const sender = new HttpKinesisSender({
+    endpoint: stack.env.KINESIS_ENDPOINT!, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  try {
+    const records = ['h1', 'h2', 'h3'].map((id) => ({
+      PartitionKey: `acme:notes:${id}`,
+      Data: Buffer.from(JSON.stringify({ v: 1, requestId: `http-${id}`, kind: 'put', tenant: 'acme', principal: 'alice', collection: 'notes', id, data: { id } })),
+    }));
+    const out = await sender.send(new PutRecordsCommand({ StreamName: stack.env.KINESIS_STREAM!, Records: records }));
+    expect(out.FailedRecordCount).toBe(0);
+    const onStream = new Map((await readStream(kinesis, stack.env.KINESIS_STREAM!)).map((r) => [r.command.requestId, r]));
+    out.Records!.forEach((r, i) => {
+      expect(onStream.get(`http-h${i + 1}`)).toMatchObject({ shardId: r.ShardId, sequenceNumber: r.SequenceNumber });
+    });
+    await expect(sender.send(new PutRecordsCommand({ StreamName: 'no-such-stream', Records: records }))).rejects.toMatchObject({
+      name: 'ResourceNotFoundException',
+    });
+  } finally {
+    sender.destroy();
+  }
+});
+
+test('STREAM_CLIENT=sdk puts through the AWS SDK client instead, with the same answer', async () => {
+  const g = await gateway({ STREAM_CLIENT: 'sdk' });
+  const res = await put(g.url!, 'via-sdk', { a: 1 });
+  expect(res.status).toBe(202);
+  const onStream = (await readStream(kinesis, stack.env.KINESIS_STREAM!)).find((r) => r.command.requestId === res.body.requestId);
+  expect(onStream).toMatchObject({ shardId: res.body.shardId, sequenceNumber: res.body.sequenceNumber });
+});
+
+test('the queued acks emitted in one turn are appended in one call per principal, in the order they were emitted', async () => {
+  const log = new RedisAckLog(stack.redis, stack.redisPrefix);
+  const calls: number[] = [];
+  // The real log, counted.
+  const counted: AckLog = {
+    append: (route, draft) => log.append(route, draft),
+    appendMany: (route, drafts) => {
+      calls.push(drafts.length);
+      return log.appendMany(route, drafts);
+    },
+    readAfter: (route, after, limit) => log.readAfter(route, after, limit),
+    subscribe: (l, g, s) => log.subscribe(l, g, s),
+    close: () => log.close(),
+  };
+  const batcher = new QueuedAckBatcher(counted);
+  const alice = { tenant: 'acme', principal: 'batch-alice' };
+  const bob = { tenant: 'acme', principal: 'batch-bob' };
+  const draft = (requestId: string) => ({
+    type: 'ack' as const, stage: 'queued' as const, requestId, collection: 'notes', id: requestId, at: new Date().toISOString(),
+  });
+  const acks = await Promise.all([
+    batcher.append(alice, draft('a1')), batcher.append(bob, draft('b1')), batcher.append(alice, draft('a2')), batcher.append(alice, draft('a3')),
+  ]);
+  expect(calls.sort()).toEqual([3]); // alice's three in one call; bob's single one through append
+  const [a1, b1, a2, a3] = acks;
+  expect(b1).toMatchObject({ requestId: 'b1' });
+  expect([a1!.requestId, a2!.requestId, a3!.requestId]).toEqual(['a1', 'a2', 'a3']);
+  expect(a1!.cursor).toBeLessThan(a2!.cursor);
+  expect(a2!.cursor).toBeLessThan(a3!.cursor);
+  const stored = await log.readAfter(alice, 0, 10);
+  expect(stored.kind === 'acks' && stored.acks.map((a) => a.requestId)).toEqual(['a1', 'a2', 'a3']);
 });

@@ -10,6 +10,11 @@
  * in a worker thread, kinesalite (4 shards) in a child process; Redis is the machine's.
  * Load: 127.0.0.1 only, bounded in time.
  *
+ * Where the latency is: the gateway's own histograms give, per level, the time from request to 202
+ * inside the gateway and the PutRecords call's duration. Second baseline, same run: kinesalite's own
+ * PutRecords rate without the gateway (the gateway's HTTP sender, 4 calls in flight), to tell
+ * whether the emulator on the same cores is what bounds the gateway.
+ *
  * BENCH_PROFILE_DIR=<dir>: the gateway (and kinesalite, into <dir>/kinesalite) run with `--cpu-prof`.
  * Standalone: `npx tsx bench/scenarios/writes.ts [--quick]`.
  */
@@ -19,9 +24,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
-import { CreateStreamCommand, DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
+import { CreateStreamCommand, DescribeStreamSummaryCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { signToken } from '../../core/auth';
 import { createKinesis } from '../../core/aws';
+import { HttpKinesisSender } from '../../gateway/kinesis-http';
 import { freePort, stopChild, waitForPort } from '../../scripts/local-stack';
 import type { BenchContext, Figure, ScenarioResult } from '../types';
 
@@ -194,11 +200,79 @@ async function measured(url: string, token: string, level: Level, seconds: numbe
   return { run, cpu, machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total) };
 }
 
-/** Records and PutRecords calls so far, from the gateway's own metrics. */
-async function batchTotals(gwUrl: string): Promise<{ records: number; calls: number }> {
+/** Cumulative histogram buckets (upper bound in s → count), summed over every series whose labels match. */
+type Buckets = Map<number, number>;
+interface GatewayTotals {
+  records: number;
+  calls: number;
+  /** Time to the 202 inside the gateway (gateway_request_duration_seconds, item route, 202). */
+  answer: Buckets;
+  /** One PutRecords call (gateway_putrecords_call_seconds). */
+  call: Buckets;
+  /** The gateway's event-loop delay p99 (ms) since the previous scrape (prom-client resets it on each scrape). */
+  loopLagP99: number;
+}
+
+/** Records, PutRecords calls and two latency histograms so far, from the gateway's own metrics. */
+async function gatewayTotals(gwUrl: string): Promise<GatewayTotals> {
   const text = await (await fetch(`${gwUrl}/metrics`)).text();
   const num = (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  return { records: num('gateway_putrecords_batch_records_sum'), calls: num('gateway_putrecords_batch_records_count') };
+  const buckets = (name: string, labels: string[]): Buckets => {
+    const m: Buckets = new Map();
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(`${name}_bucket{`) || !labels.every((l) => line.includes(l))) continue;
+      const le = /le="([^"]+)"/.exec(line)![1]!;
+      const bound = le === '+Inf' ? Infinity : Number(le);
+      m.set(bound, (m.get(bound) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+    }
+    return m;
+  };
+  return {
+    records: num('gateway_putrecords_batch_records_sum'),
+    calls: num('gateway_putrecords_batch_records_count'),
+    answer: buckets('gateway_request_duration_seconds', ['route="item"', 'status="202"']),
+    call: buckets('gateway_putrecords_call_seconds', []),
+    loopLagP99: Math.round(Number(/^nodejs_eventloop_lag_p99_seconds(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? NaN) * 1e5) / 100,
+  };
+}
+
+/** Percentiles (ms) from the difference of two cumulative histograms: each is its bucket's upper bound. */
+function bucketPercentiles(before: Buckets, after: Buckets): Figure['latency'] {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const counts = bounds.map((b) => (after.get(b) ?? 0) - (before.get(b) ?? 0));
+  const total = counts.at(-1) ?? 0;
+  const q = (p: number) => {
+    const i = counts.findIndex((c) => c >= p * total);
+    const b = bounds[Math.max(0, i)]!;
+    return Number.isFinite(b) ? b * 1000 : Infinity;
+  };
+  return { p50: q(0.5), p95: q(0.95), p99: q(0.99), max: q(1) };
+}
+
+/**
+ * The second baseline: kinesalite's own PutRecords rate, without the gateway, through the same
+ * HTTP sender the gateway uses: `inFlight` loops of back-to-back calls of `records` 1 KB records.
+ */
+async function kinesaliteAlone(endpoint: string, stream: string, records: number, inFlight: number, seconds: number) {
+  const sender = new HttpKinesisSender({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const data = Buffer.from(JSON.stringify({ text: 'x'.repeat(1000) }));
+  let n = 0;
+  let sent = 0;
+  const lat: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (performance.now() < end) {
+      const batch = Array.from({ length: records }, () => ({ PartitionKey: `bench:bench:i${n++ % 1000}`, Data: data }));
+      const t0 = performance.now();
+      const out = await sender.send(new PutRecordsCommand({ StreamName: stream, Records: batch }));
+      lat.push(performance.now() - t0);
+      sent += records - (out.FailedRecordCount ?? 0);
+    }
+  }));
+  sender.destroy();
+  lat.sort((a, b) => a - b);
+  const q = (p: number) => Math.round(lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]! * 100) / 100;
+  return { recordsPerSecond: Math.round(sent / seconds), latency: { p50: q(0.5), p95: q(0.95), p99: q(0.99), max: q(1) } };
 }
 
 function spawnNode(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
@@ -224,6 +298,8 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const figures: Figure[] = [];
   const base: Figure[] = [];
   const cpu: Figure[] = [];
+  const phases: Figure[] = [];
+  const alone: Figure[] = [];
   const notes: string[] = [];
   try {
     const kinesis = createKinesis({ region: 'us-east-1', endpoint: kin.endpoint });
@@ -260,11 +336,20 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     let done = 0;
     for (const level of levels) {
       ctx.progress(done, total, `gateway ${level.name}`);
-      const b0 = await batchTotals(gwUrl);
+      const b0 = await gatewayTotals(gwUrl);
       const gm = await measured(gwUrl, token, level, seconds, { gateway: gw.pid, kinesalite: kin.child.pid });
-      const b1 = await batchTotals(gwUrl);
+      const b1 = await gatewayTotals(gwUrl);
       const g = gm.run;
       figures.push(figure(`gateway ${level.name}`, g));
+      // Where the latency is: inside the gateway (request in → 202 out), and the PutRecords call within it.
+      const inside = bucketPercentiles(b0.answer, b1.answer)!;
+      const call = bucketPercentiles(b0.call, b1.call)!;
+      phases.push(
+        { name: `time to 202 inside the gateway ${level.name} (bucket bounds)`, value: inside.p99, unit: 'ms (p99)', latency: inside },
+        { name: `PutRecords call ${level.name} (bucket bounds)`, value: call.p99, unit: 'ms (p99)', latency: call },
+        // prom-client samples the delay every 10 ms, so 10 means no delay.
+        { name: `gateway event-loop delay ${level.name} (10 ms sampling)`, value: b1.loopLagP99, unit: 'ms (p99)' },
+      );
       if (g.non2xx || g.errors) notes.push(`gateway ${level.name}: ${g.non2xx} non-2xx, ${g.errors} errors`);
       ctx.progress(++done, total, `ceiling ${level.name}`);
       const cm = await measured(ceilingUrl, token, level, seconds, { ceiling: ceiling.pid });
@@ -281,7 +366,18 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
         { name: `machine busy during gateway ${level.name}`, value: Math.round(gm.machineBusy * 100), unit: '%' },
         { name: `machine busy during ceiling ${level.name}`, value: Math.round(cm.machineBusy * 100), unit: '%' },
       );
-      ctx.log(`${level.name}: gateway ${figures.at(-1)!.value}/s p99 ${g.latency.p99} ms (${cpu.at(-6)!.value} µs CPU/write + kinesalite ${cpu.at(-5)!.value} µs, ${cpu.at(-3)!.value} records/call); ceiling ${base.at(-1)!.value}/s p99 ${c.latency.p99} ms (${cpu.at(-4)!.value} µs CPU/request)`);
+      ctx.log(`${level.name}: gateway ${figures.at(-1)!.value}/s p99 ${g.latency.p99} ms (inside ≤ ${inside.p99} ms, PutRecords ≤ ${call.p99} ms, loop delay p99 ${b1.loopLagP99} ms; ${cpu.at(-6)!.value} µs CPU/write + kinesalite ${cpu.at(-5)!.value} µs, ${cpu.at(-3)!.value} records/call); ceiling ${base.at(-1)!.value}/s p99 ${c.latency.p99} ms (${cpu.at(-4)!.value} µs CPU/request)`);
+    }
+    // Second baseline: what kinesalite takes on its own on these cores (is the emulator the bound?).
+    for (const records of ctx.quick ? [25] : [5, 25, 100]) {
+      const k0 = cpuMs(kin.child.pid);
+      const k = await kinesaliteAlone(kin.endpoint, name, records, 4, ctx.quick ? 2 : 5);
+      const kcpu = cpuMs(kin.child.pid) - k0;
+      alone.push(
+        { name: `kinesalite alone: PutRecords of ${records} records, 4 in flight`, value: k.recordsPerSecond, unit: 'records/s', latency: k.latency },
+        { name: `kinesalite alone: kinesalite CPU per record (${records}/call)`, value: Math.round((kcpu * 1000) / Math.max(1, k.recordsPerSecond * (ctx.quick ? 2 : 5))), unit: 'µs' },
+      );
+      ctx.log(`kinesalite alone, ${records} records/call: ${k.recordsPerSecond} records/s, call p99 ${k.latency.p99} ms, ${alone.at(-1)!.value} µs kinesalite CPU/record`);
     }
   } finally {
     // SIGTERM: the gateway flushes and exits cleanly (and writes its CPU profile when profiling).
@@ -305,7 +401,8 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     }));
   notes.push('latency p95: autocannon p97.5 for c=N levels; true p95 for the fixed-rate level (open loop, from the scheduled send time)');
   notes.push('gateway, ceiling, kinesalite and the load generator (worker thread) each have their own event loop, but share 2 cores with Redis and other engineers: figures are noisy.');
-  return { scenario: 'writes', figures: [...figures, ...cpu], baseline: { name: 'express 202, no work', figures: base }, ratios, notes };
+  notes.push('time to 202 inside the gateway and PutRecords call: from the gateway\'s Prometheus histograms, so each percentile is its bucket\'s upper bound (1, 2.5, 5, 7.5, 10, 15, 20, 30, 50 ms …)');
+  return { scenario: 'writes', figures: [...figures, ...phases, ...cpu, ...alone], baseline: { name: 'express 202, no work', figures: base }, ratios, notes };
 }
 
 if (require.main === module) {
