@@ -37,8 +37,12 @@ export const GatewayConfig = z.object({
   STREAM_MAX_BUFFERED: positiveInt(10_000),
   STREAM_MAX_CONCURRENT_CALLS: positiveInt(4),
   STREAM_RETRY_BUDGET_MS: positiveInt(2_000),
-  /** PutRecords over signed HTTP (cheaper per call, see gateway/kinesis-http.ts) or through the AWS SDK client. */
-  STREAM_CLIENT: z.enum(['http', 'sdk']).default('http'),
+  /**
+   * PutRecords through the AWS SDK client (the default: the SDK's endpoint rules, partitions and
+   * error handling, proven against real AWS), or over HTTP signed with the SDK's own signer
+   * (gateway/kinesis-http.ts: ≈ 1.2 ms less CPU per call, tested against the emulator only).
+   */
+  STREAM_CLIENT: z.enum(['http', 'sdk']).default('sdk'),
   STREAM_CALL_TIMEOUT_MS: positiveInt(2_000),
   /** Idempotency-Key window and the lease of an in-progress claim. */
   IDEMPOTENCY_WINDOW_S: positiveInt(24 * 3600),

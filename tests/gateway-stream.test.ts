@@ -302,9 +302,9 @@ test('PutRecords over signed HTTP: each record is on the stream where the sender
   }
 });
 
-test('STREAM_CLIENT=sdk puts through the AWS SDK client instead, with the same answer', async () => {
-  const g = await gateway({ STREAM_CLIENT: 'sdk' });
-  const res = await put(g.url!, 'via-sdk', { a: 1 });
+test('STREAM_CLIENT=http puts over signed HTTP instead of the SDK client, with the same answer', async () => {
+  const g = await gateway({ STREAM_CLIENT: 'http' });
+  const res = await put(g.url!, 'via-http', { a: 1 });
   expect(res.status).toBe(202);
   const onStream = (await readStream(kinesis, stack.env.KINESIS_STREAM!)).find((r) => r.command.requestId === res.body.requestId);
   expect(onStream).toMatchObject({ shardId: res.body.shardId, sequenceNumber: res.body.sequenceNumber });
