@@ -301,7 +301,9 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     });
     children.push(readApi);
     const ceilingPort = await freePort();
-    const ceiling = spawnNode(['-e', CEILING_SERVER], { PORT: String(ceilingPort) });
+    // BENCH_CEILING_NODE_ARGS profiles the ceiling the same way (to compare where the time goes).
+    const ceilingArgs = (process.env.BENCH_CEILING_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const ceiling = spawnNode([...ceilingArgs, '-e', CEILING_SERVER], { PORT: String(ceilingPort) });
     children.push(ceiling);
     await waitForPort(readPort, () => readApi.exitCode !== null, 30_000);
     await waitForPort(ceilingPort, () => ceiling.exitCode !== null);
