@@ -305,8 +305,16 @@ export class LiveHotStore implements HotStore, HotReads {
   /** Synchronous: only with the registry record at hand (else the caller reads, which refreshes it). */
   peekItem(tenant: string, collection: string, id: string): ItemAnswer | undefined {
     const rec = this.registry.peek?.(this.projection);
-    return rec && hotReads(this.stores.hot(liveVersion(rec))).peekItem(tenant, collection, id);
+    if (rec === undefined) return undefined;
+    // The live version's store is resolved once per registry record, not on every hit.
+    if (rec !== this.peekedRec) {
+      this.peekedHot = hotReads(this.stores.hot(liveVersion(rec)));
+      this.peekedRec = rec;
+    }
+    return this.peekedHot!.peekItem(tenant, collection, id);
   }
+  private peekedRec: ProjectionRecord | undefined;
+  private peekedHot: HotReads | undefined;
   async readItem(tenant: string, collection: string, id: string): Promise<ItemAnswer | undefined> {
     return hotReads(await this.live()).readItem(tenant, collection, id);
   }

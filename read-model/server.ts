@@ -21,7 +21,11 @@ import { InvalidCursorError } from './stores';
 
 export interface ReadApiDeps {
   reader: ReadModelReader;
-  verifier: { verifyHeader(header: string | undefined): Promise<Principal> };
+  verifier: {
+    verifyHeader(header: string | undefined): Promise<Principal>;
+    /** A principal known without verifying (a cached token), or undefined: then `verifyHeader`. */
+    peekHeader?(header: string | undefined): Principal | undefined;
+  };
   log: Logger;
   /** Longest wait for `minVersion` before answering 409 (ms). */
   minVersionWaitMs?: number;
@@ -35,14 +39,34 @@ const DEFAULT_LIMIT = 20;
 const ITEM_CACHE = 'private, no-cache';
 const HEALTH = Buffer.from('{"status":"ok","service":"read-model"}');
 
+const enum Route {
+  Item = 1,
+  List = 2,
+  Request = 3,
+}
+
+/**
+ * The hot path (an item GET whose token is cached and whose answer is in the near cache) runs
+ * synchronously inside the request event, like a bare node:http handler: no async function, no
+ * promise, no microtask. Anything else (a token to verify, a Redis or DynamoDB read, a
+ * `minVersion` wait) continues asynchronously with the same rules.
+ */
 export function createReadServer(deps: ReadApiDeps): Server {
   const waitMs = deps.minVersionWaitMs ?? 2000;
   return createServer((req, res) => {
-    handle(deps, waitMs, req, res).catch((err: unknown) => sendProblem(deps, req, res, err));
+    let pending: Promise<void> | void;
+    try {
+      pending = handle(deps, waitMs, req, res);
+    } catch (err) {
+      sendProblem(deps, req, res, err);
+      return;
+    }
+    if (pending !== undefined) pending.catch((err: unknown) => sendProblem(deps, req, res, err));
   });
 }
 
-async function handle(deps: ReadApiDeps, waitMs: number, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** Answers at once when it can; otherwise returns the promise of the answer. */
+function handle(deps: ReadApiDeps, waitMs: number, req: IncomingMessage, res: ServerResponse): Promise<void> | void {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
@@ -50,21 +74,26 @@ async function handle(deps: ReadApiDeps, waitMs: number, req: IncomingMessage, r
   if (path === '/healthz') return send(res, 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, HEALTH);
   // segments: ['', 'v1', 'collections', c, 'items', id?] or ['', 'v1', 'requests', id]
   const seg = path.split('/');
-  const route = seg[1] !== 'v1' ? 0 : seg[2] === 'collections' && seg[4] === 'items' ? (seg.length === 6 ? 1 : seg.length === 5 ? 2 : 0) : seg[2] === 'requests' && seg.length === 4 ? 3 : 0;
+  const route = seg[1] !== 'v1' ? 0 : seg[2] === 'collections' && seg[4] === 'items' ? (seg.length === 6 ? Route.Item : seg.length === 5 ? Route.List : 0) : seg[2] === 'requests' && seg.length === 4 ? Route.Request : 0;
   if (route === 0) throw new NotFoundError(`No route for ${req.method} ${path}.`);
   if (req.method !== 'GET' && req.method !== 'HEAD') throw new MethodNotAllowedError(`${req.method} is not allowed on the read API.`, 'GET, HEAD');
-  const principal = await deps.verifier.verifyHeader(req.headers.authorization);
+  const authorization = req.headers.authorization;
+  const known = deps.verifier.peekHeader?.(authorization);
+  if (known !== undefined) return answer(deps, waitMs, req, res, route, seg, query, known);
+  return deps.verifier.verifyHeader(authorization).then((principal) => answer(deps, waitMs, req, res, route, seg, query, principal));
+}
 
-  if (route === 1) {
+function answer(deps: ReadApiDeps, waitMs: number, req: IncomingMessage, res: ServerResponse, route: Route, seg: string[], query: string, principal: Principal): Promise<void> | void {
+  if (route === Route.Item) {
     const collection = name(seg[3]!, 'collection');
     const id = name(seg[5]!, 'id');
     const minVersion = minVersionOf(req, query);
-    let item: ItemAnswer | undefined;
     if (minVersion === 0) {
-      // A near cache hit answers without another await.
-      item = deps.reader.peekItem(principal.tenant, collection, id) ?? (await deps.reader.getItem(principal.tenant, collection, id));
-    } else {
-      const read = await deps.reader.getItemAtLeast(principal.tenant, collection, id, minVersion, waitMs);
+      const near = deps.reader.peekItem(principal.tenant, collection, id);
+      if (near !== undefined) return sendItem(req, res, collection, id, near);
+      return deps.reader.getItem(principal.tenant, collection, id).then((item) => sendItem(req, res, collection, id, item));
+    }
+    return deps.reader.getItemAtLeast(principal.tenant, collection, id, minVersion, waitMs).then((read) => {
       if (!read.reached) {
         const currentVersion = read.item?.version ?? 0;
         throw new ConflictError(
@@ -72,43 +101,54 @@ async function handle(deps: ReadApiDeps, waitMs: number, req: IncomingMessage, r
           { currentVersion },
         );
       }
-      item = read.item;
-    }
-    if (!item || item.body === null) throw new NotFoundError(`Item ${collection}/${id} does not exist.`);
-    const etag = item.etag;
-    const inm = req.headers['if-none-match'];
-    if (inm !== undefined && matchesEtag(inm, etag)) {
-      return send(res, 304, { ETag: etag, 'Cache-Control': ITEM_CACHE, Vary: 'Authorization' }, undefined);
-    }
-    return send(res, 200, { 'Content-Type': 'application/json', ETag: etag, 'Cache-Control': ITEM_CACHE, Vary: 'Authorization' }, item.body);
+      sendItem(req, res, collection, id, read.item);
+    });
   }
+  if (route === Route.List) return list(deps, res, seg[3]!, query, principal);
+  return requestStatus(deps, res, seg[3]!, principal);
+}
 
-  if (route === 2) {
-    const collection = name(seg[3]!, 'collection');
-    const params = new URLSearchParams(query);
-    const rawLimit = params.get('limit');
-    if (rawLimit !== null && (!LIMIT.test(rawLimit) || Number(rawLimit) > 100)) {
-      throw new BadRequestError('Invalid query parameter "limit": must be an integer from 1 to 100.');
-    }
-    const limit = rawLimit === null ? DEFAULT_LIMIT : Number(rawLimit);
-    const cursor = params.get('cursor') || undefined;
-    if (cursor !== undefined && cursor.length > MAX_CURSOR) throw new BadRequestError('Invalid query parameter "cursor": The cursor is not one this API returned.');
-    let page;
-    try {
-      page = await deps.reader.listItems(principal.tenant, collection, limit, cursor);
-    } catch (err) {
-      if (err instanceof InvalidCursorError) throw new BadRequestError(`Invalid query parameter "cursor": ${err.message}`);
-      throw err;
-    }
-    const body = `{"items":[${page.items.join(',')}],"nextCursor":${page.nextCursor === null ? 'null' : `"${page.nextCursor}"`}}`;
-    return send(res, 200, { 'Content-Type': 'application/json', 'Cache-Control': ITEM_CACHE, Vary: 'Authorization' }, body);
+/** An item's answer: 404 when absent or deleted, 304 when the client's copy is current, else the stored JSON. */
+function sendItem(req: IncomingMessage, res: ServerResponse, collection: string, id: string, item: ItemAnswer | undefined): void {
+  if (item === undefined || item.body === null) throw new NotFoundError(`Item ${collection}/${id} does not exist.`);
+  const etag = item.etag;
+  const inm = req.headers['if-none-match'];
+  if (inm !== undefined && matchesEtag(inm, etag)) {
+    res.writeHead(304, ['ETag', etag, 'Cache-Control', ITEM_CACHE, 'Vary', 'Authorization']);
+    res.end();
+    return;
   }
+  // The flat [name, value, ...] form: writeHead walks it without enumerating an object's keys.
+  res.writeHead(200, ['Content-Type', 'application/json', 'ETag', etag, 'Cache-Control', ITEM_CACHE, 'Vary', 'Authorization', 'Content-Length', item.body.length]);
+  res.end(req.method === 'HEAD' ? undefined : item.body);
+}
 
-  const requestId = seg[3]!;
+async function list(deps: ReadApiDeps, res: ServerResponse, rawCollection: string, query: string, principal: Principal): Promise<void> {
+  const collection = name(rawCollection, 'collection');
+  const params = new URLSearchParams(query);
+  const rawLimit = params.get('limit');
+  if (rawLimit !== null && (!LIMIT.test(rawLimit) || Number(rawLimit) > 100)) {
+    throw new BadRequestError('Invalid query parameter "limit": must be an integer from 1 to 100.');
+  }
+  const limit = rawLimit === null ? DEFAULT_LIMIT : Number(rawLimit);
+  const cursor = params.get('cursor') || undefined;
+  if (cursor !== undefined && cursor.length > MAX_CURSOR) throw new BadRequestError('Invalid query parameter "cursor": The cursor is not one this API returned.');
+  let page;
+  try {
+    page = await deps.reader.listItems(principal.tenant, collection, limit, cursor);
+  } catch (err) {
+    if (err instanceof InvalidCursorError) throw new BadRequestError(`Invalid query parameter "cursor": ${err.message}`);
+    throw err;
+  }
+  const body = `{"items":[${page.items.join(',')}],"nextCursor":${page.nextCursor === null ? 'null' : `"${page.nextCursor}"`}}`;
+  send(res, 200, { 'Content-Type': 'application/json', 'Cache-Control': ITEM_CACHE, Vary: 'Authorization' }, body);
+}
+
+async function requestStatus(deps: ReadApiDeps, res: ServerResponse, requestId: string, principal: Principal): Promise<void> {
   if (!REQUEST_ID.test(requestId)) throw new BadRequestError('Invalid path parameter "requestId": must match ^[A-Za-z0-9_-]{1,64}$.');
   const status = await deps.reader.getRequest(principal.tenant, requestId);
   if (!status) throw new NotFoundError(`Request ${requestId} is not known.`);
-  return send(res, 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, status);
+  send(res, 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, status);
 }
 
 /** A collection or item id from the path; percent-decoding only when there is a `%`. */

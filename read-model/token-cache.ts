@@ -1,16 +1,24 @@
 /**
  * Verifying an HS256 JWT (base64 decode, HMAC, claim checks) is the largest CPU cost of a hot read.
- * A token is immutable, so once verified its principal is valid until its `exp`: a bounded LRU
+ * A token is immutable, so once verified its principal is valid until its `exp`: a bounded cache
  * keyed by the exact token string answers repeat requests without re-verifying. Only tokens that
  * passed full verification enter; entries are dropped at `exp`; a forged or altered token is a
  * different string and is verified in full.
+ *
+ * A hit is synchronous (`peekHeader`), so the read API's hot path needs no await, and it only sets
+ * a bit: eviction is CLOCK (an approximation of LRU, as in the near cache), because the Map
+ * delete + re-insert of an exact LRU cost more than the lookup itself under load.
  */
 import { bearerToken, type Principal, type TokenVerifier } from '../core/auth';
 
 interface Entry {
   principal: Principal;
   expiresAtMs: number;
+  /** Used since it last came to the front of the eviction order (CLOCK's reference bit). */
+  used: boolean;
 }
+
+const BEARER = 'Bearer ';
 
 export class CachingTokenVerifier {
   private readonly entries = new Map<string, Entry>();
@@ -21,14 +29,25 @@ export class CachingTokenVerifier {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /**
+   * The principal of a cached, unexpired token, without verifying anything; undefined otherwise
+   * (then `verifyHeader`). Only the canonical `Bearer <token>` form is looked up: any other
+   * spelling misses here and goes through the full parse, never a looser one.
+   */
+  peekHeader(header: string | undefined): Principal | undefined {
+    if (header === undefined || !header.startsWith(BEARER)) return undefined;
+    const hit = this.entries.get(header.slice(BEARER.length));
+    if (hit === undefined || hit.expiresAtMs <= this.now()) return undefined;
+    hit.used = true;
+    return hit.principal;
+  }
+
   async verifyHeader(header: string | undefined): Promise<Principal> {
     const token = bearerToken(header);
     const hit = this.entries.get(token);
     if (hit !== undefined) {
       if (hit.expiresAtMs > this.now()) {
-        // Map keeps insertion order: re-inserting makes this the most recently used entry.
-        this.entries.delete(token);
-        this.entries.set(token, hit);
+        hit.used = true;
         return hit.principal;
       }
       this.entries.delete(token);
@@ -36,14 +55,28 @@ export class CachingTokenVerifier {
     const principal = await this.verifier.verify(token);
     const exp = expiryOf(token);
     if (exp !== undefined) {
-      if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-      this.entries.set(token, { principal, expiresAtMs: exp * 1000 });
+      this.entries.delete(token);
+      this.entries.set(token, { principal, expiresAtMs: exp * 1000, used: false });
+      this.evict();
     }
     return principal;
   }
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** CLOCK: the oldest entry goes unless it was used since it came to the front; then it goes to the back. */
+  private evict(): void {
+    const now = this.now();
+    while (this.entries.size > this.maxEntries) {
+      const [token, e] = this.entries.entries().next().value!;
+      this.entries.delete(token);
+      if (e.used && e.expiresAtMs > now) {
+        e.used = false;
+        this.entries.set(token, e);
+      }
+    }
   }
 }
 

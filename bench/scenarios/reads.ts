@@ -194,18 +194,26 @@ async function loadWrk(ctx: BenchContext, label: string, url: string, seconds: n
 
 /** CPU seconds (user + system) a process used so far, from /proc (Linux; USER_HZ is 100 there). */
 function processCpuSeconds(pid: number | undefined): number {
+  const t = processCpuTimes(pid);
+  return t.user + t.system;
+}
+
+/** User and system (kernel: TCP, wake-ups of the peer) CPU seconds of a process so far. */
+function processCpuTimes(pid: number | undefined): { user: number; system: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
   } catch {
-    return NaN;
+    return { user: NaN, system: NaN };
   }
 }
 
 /** CPU per request of each party during one load run: the server, the load generator (this process), Redis. */
 interface Cost {
   serverUs: number;
+  /** The part of serverUs spent in the kernel. */
+  serverSysUs: number;
   clientUs: number;
   redisUs: number;
   /** Redis keyspace reads (hits + misses) per request. */
@@ -221,6 +229,7 @@ async function redisCounters(redis: Redis): Promise<{ cpu: number; reads: number
 /** Runs `run` and measures what it cost. Redis is the machine's shared server: bench runs hold the machine's lock. */
 async function withCost(redis: Redis, serverPid: number | undefined, run: () => Promise<Run>): Promise<Run & { cost: Cost }> {
   const server0 = processCpuSeconds(serverPid);
+  const serverSys0 = processCpuTimes(serverPid).system;
   const client0 = process.cpuUsage();
   const redis0 = await redisCounters(redis);
   const r = await run();
@@ -232,6 +241,7 @@ async function withCost(redis: Redis, serverPid: number | undefined, run: () => 
     ...r,
     cost: {
       serverUs: per(processCpuSeconds(serverPid) - server0),
+      serverSysUs: per(processCpuTimes(serverPid).system - serverSys0),
       clientUs: per(clientSeconds),
       redisUs: per(redis1.cpu - redis0.cpu),
       redisReads: Math.round(((redis1.reads - redis0.reads) / Math.max(1, r.total)) * 1000) / 1000,
@@ -301,7 +311,9 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     });
     children.push(readApi);
     const ceilingPort = await freePort();
-    const ceiling = spawnNode(['-e', CEILING_SERVER], { PORT: String(ceilingPort) });
+    // BENCH_CEILING_NODE_ARGS profiles the ceiling the same way (to compare where the time goes).
+    const ceilingArgs = (process.env.BENCH_CEILING_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const ceiling = spawnNode([...ceilingArgs, '-e', CEILING_SERVER], { PORT: String(ceilingPort) });
     children.push(ceiling);
     await waitForPort(readPort, () => readApi.exitCode !== null, 30_000);
     await waitForPort(ceilingPort, () => ceiling.exitCode !== null);
@@ -352,6 +364,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
           ] as const
         ).flatMap(([who, r]) => [
           { name: `CPU per request, ${who}: server`, value: r.cost.serverUs, unit: 'µs' },
+          { name: `CPU per request, ${who}: server, of it in the kernel`, value: r.cost.serverSysUs, unit: 'µs' },
           { name: `CPU per request, ${who}: load generator (${generator})`, value: r.cost.clientUs, unit: 'µs' },
           { name: `CPU per request, ${who}: redis-server`, value: r.cost.redisUs, unit: 'µs' },
         ]),
