@@ -79,7 +79,14 @@ export class FanOutHotStore implements HotStore {
   }
   /** A batch: each version's item writes (and, with the base's, the request statuses) in one batched call. */
   async putMany(items: ItemWrite[], requests: RequestWrite[]): Promise<void> {
-    const rec = await this.registry.get(this.projection);
+    let rec;
+    try {
+      rec = await this.registry.get(this.projection);
+    } catch (err) {
+      // Request statuses are not versioned: they do not wait for the registry (as putRequest does not).
+      await putAll(this.base, [], requests);
+      throw err;
+    }
     const writes = activeVersions(rec).map((v) => ({ store: this.stores.hot(v), items: items.map((w) => writeFor(this.projection, v, w)) }));
     const withBase = writes.find((w) => w.store === this.base);
     await Promise.all([
