@@ -145,8 +145,10 @@ export class Projector {
     const finals = requests.filter((r) => r.rank === RANK_FINAL);
     const { hot, durable } = this;
     await Promise.all([
-      // Redis: sent together, one connection pipelines them.
-      hot && Promise.all([...items.map((i) => hot.putItem(i)), ...requests.map((r) => hot.putRequest(r))]),
+      // Redis: in a few batched calls where the store has them, else one command each (sent together, one connection pipelines them).
+      hot && (hot.putMany
+        ? hot.putMany(items, requests)
+        : Promise.all([...items.map((i) => hot.putItem(i)), ...requests.map((r) => hot.putRequest(r))])),
       durable && (this.batchItems && items.length > 1 ? this.batchItems.putNewer(items) : mapLimit(items, this.concurrency, (i) => durable.putItem(i))),
       durable && (this.batchRequests && finals.length === requests.length
         ? this.batchRequests.putFinalRequests(finals)

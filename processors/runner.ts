@@ -136,14 +136,51 @@ export class StreamRunner {
 
   /** Reads a shard from its checkpoint; true once a closed shard has been read to its end. */
   private async readShard(shardId: string): Promise<boolean> {
-    const { log, metrics } = this.opts;
-    const consumer = this.opts.consumer ?? 'processors';
-    const window = this.opts.batchWindowMs ?? 0;
-    let iterator = await this.iteratorFor(shardId);
+    const iterator = await this.iteratorFor(shardId);
     if (!iterator) {
       this.finished.add(shardId);
       return true;
     }
+    // A batch's checkpoint is written while the next batch is read and handled (one PostgreSQL
+    // round trip and commit less per batch on the shard's critical path). The saves are chained, so
+    // they land in order; a failed one is a crash of this reader: it stops at its next step and
+    // resumes from the checkpoint that was saved (the records after it are replayed, harmlessly).
+    let saving: Promise<void> = Promise.resolve();
+    let saveError: { err: unknown } | undefined;
+    const saveCheckpoint = (sequenceNumber: string) => {
+      saving = saving.then(async () => {
+        if (saveError) return;
+        try {
+          await this.opts.checkpoints.save(shardId, sequenceNumber);
+        } catch (err) {
+          saveError = { err };
+        }
+      });
+    };
+    /** `wait`: until every save so far is written; else only fail fast if one failed. */
+    const checkSaved = async (wait = false) => {
+      if (!saveError && !wait) return;
+      await saving;
+      if (saveError) throw saveError.err;
+    };
+    try {
+      return await this.readBatches(shardId, iterator, saveCheckpoint, checkSaved);
+    } finally {
+      // Whatever ends this reader (stop, crash, the shard's end), its checkpoints are written first.
+      await saving;
+    }
+  }
+
+  private async readBatches(
+    shardId: string,
+    first: string,
+    saveCheckpoint: (sequenceNumber: string) => void,
+    checkSaved: (wait?: boolean) => Promise<void>,
+  ): Promise<boolean> {
+    const { log, metrics } = this.opts;
+    const consumer = this.opts.consumer ?? 'processors';
+    const window = this.opts.batchWindowMs ?? 0;
+    let iterator: string | undefined = first;
     let lastLag = 0;
     // Like Lambda's event source mapping, the next GetRecords is in flight while the handler works
     // on the current batch; it is dropped if the batch is retried (the retry re-reads from there).
@@ -153,6 +190,7 @@ export class StreamRunner {
       prefetched = undefined;
     };
     while (!this.stopping) {
+      await checkSaved();
       // Fill a batch: poll until batchSize records, the window's end, or the shard's end.
       const records: _Record[] = [];
       let next: string | undefined = iterator;
@@ -196,7 +234,8 @@ export class StreamRunner {
           // Handled here too: if delivery throws, nobody awaits it, and a rejection must not go unhandled.
           prefetched.catch(() => undefined);
         }
-        const retryFrom = await this.deliver(shardId, records);
+        const { retryFrom, doneUpTo } = await this.deliver(shardId, records);
+        if (doneUpTo) saveCheckpoint(doneUpTo);
         if (retryFrom) {
           dropPrefetch();
           metrics?.batchFailures.inc({ shard: shardId, consumer });
@@ -207,7 +246,8 @@ export class StreamRunner {
         }
       }
       if (!next) {
-        // A closed shard read to its end: its children may start.
+        // A closed shard read to its end: its children may start (once its last checkpoint is written).
+        await checkSaved(true);
         const last = records.at(-1)?.SequenceNumber ?? (await this.opts.checkpoints.get(shardId))?.sequenceNumber ?? '0';
         await this.opts.checkpoints.save(shardId, last, true);
         this.finished.add(shardId);
@@ -222,8 +262,8 @@ export class StreamRunner {
     return false;
   }
 
-  /** Hands one batch to the handler; returns the sequence number to retry from, if any. */
-  private async deliver(shardId: string, records: _Record[]): Promise<string | undefined> {
+  /** Hands one batch to the handler; returns the sequence number to retry from, if any, and the last one done (to checkpoint). */
+  private async deliver(shardId: string, records: _Record[]): Promise<{ retryFrom?: string | undefined; doneUpTo?: string | undefined }> {
     const event = toKinesisEvent({ region: this.opts.region, stream: this.opts.stream, role: 'local-runner' }, shardId, records);
     let failed: Set<string>;
     try {
@@ -236,8 +276,10 @@ export class StreamRunner {
     }
     const firstFailed = records.findIndex((r) => failed.has(r.SequenceNumber!));
     const doneUpTo = firstFailed === -1 ? records.length : firstFailed;
-    if (doneUpTo > 0) await this.opts.checkpoints.save(shardId, records[doneUpTo - 1]!.SequenceNumber!);
-    return firstFailed === -1 ? undefined : records[firstFailed]!.SequenceNumber;
+    return {
+      doneUpTo: doneUpTo > 0 ? records[doneUpTo - 1]!.SequenceNumber! : undefined,
+      retryFrom: firstFailed === -1 ? undefined : records[firstFailed]!.SequenceNumber,
+    };
   }
 
 

@@ -48,6 +48,11 @@ export interface HotStore {
   putItem(write: ItemWrite): Promise<boolean>;
   getRequest(tenant: string, requestId: string): Promise<string | undefined>;
   putRequest(write: RequestWrite): Promise<boolean>;
+  /**
+   * Optional: many guarded writes at once, with the same effect as putItem/putRequest on each (a
+   * batch's hot copy in a few calls instead of one per record).
+   */
+  putMany?(items: ItemWrite[], requests: RequestWrite[]): Promise<void>;
 }
 
 /**
@@ -90,7 +95,30 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 `;
 
-type Scripted = Redis & { guardedSet(key: string, field: string, value: string, json: string, ttl: string): Promise<number> };
+// The same guarded write for many hashes. KEYS: the hashes; ARGV: ttl seconds, then per key its
+// guard field (v|r), guard value and json.
+const GUARDED_SET_MANY = `
+for i = 1, #KEYS do
+  local a = 2 + (i - 1) * 3
+  local cur = redis.call('HGET', KEYS[i], ARGV[a])
+  if not (cur and tonumber(cur) >= tonumber(ARGV[a + 1])) then
+    redis.call('HSET', KEYS[i], ARGV[a], ARGV[a + 1], 'd', ARGV[a + 2])
+    redis.call('EXPIRE', KEYS[i], ARGV[1])
+  end
+end
+return #KEYS
+`;
+
+/**
+ * Keys per batched call: one script call blocks Redis while it runs, so a batch goes in chunks
+ * (sent together on the connection, so still one round trip) to keep other clients' reads prompt.
+ */
+const MANY_CHUNK = 100;
+
+type Scripted = Redis & {
+  guardedSet(key: string, field: string, value: string, json: string, ttl: string): Promise<number>;
+  guardedSetMany(numKeys: number, ...keysAndArgs: string[]): Promise<number>;
+};
 
 export class RedisHotStore implements HotStore, HotReads {
   private readonly keys: RedisKeys;
@@ -103,6 +131,8 @@ export class RedisHotStore implements HotStore, HotReads {
   ) {
     this.keys = new RedisKeys(prefix);
     if (!('guardedSet' in redis)) redis.defineCommand('guardedSet', { numberOfKeys: 1, lua: GUARDED_SET });
+    // Variable key count: the caller passes it first.
+    if (!('guardedSetMany' in redis)) redis.defineCommand('guardedSetMany', { lua: GUARDED_SET_MANY });
   }
 
   async getItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined> {
@@ -142,6 +172,26 @@ export class RedisHotStore implements HotStore, HotReads {
     const key = this.keys.request(w.tenant, w.requestId);
     return (await (this.redis as Scripted).guardedSet(key, 'r', String(w.rank), w.json, String(this.ttlSeconds))) === 1;
   }
+
+  /**
+   * Keys hash to many cluster slots: fine with cluster mode off (infra/lib/constructs/cache.ts);
+   * a cluster would need the chunks grouped by slot.
+   */
+  async putMany(items: ItemWrite[], requests: RequestWrite[]): Promise<void> {
+    const writes: Array<[key: string, field: string, value: string, json: string]> = [
+      ...items.map((w) => [this.keys.item(w.tenant, w.collection, w.id), 'v', String(w.version), w.json ?? ''] as [string, string, string, string]),
+      ...requests.map((w) => [this.keys.request(w.tenant, w.requestId), 'r', String(w.rank), w.json] as [string, string, string, string]),
+    ];
+    const calls: Promise<number>[] = [];
+    for (let i = 0; i < writes.length; i += MANY_CHUNK) {
+      const chunk = writes.slice(i, i + MANY_CHUNK);
+      const args: string[] = chunk.map((w) => w[0]);
+      args.push(String(this.ttlSeconds));
+      for (const [, field, value, json] of chunk) args.push(field, value, json);
+      calls.push((this.redis as Scripted).guardedSetMany(chunk.length, ...args));
+    }
+    await Promise.all(calls);
+  }
 }
 
 /** In-process hot copy for single-node runs without Redis (answers are kept ready to send: it is its own near cache). */
@@ -175,6 +225,10 @@ export class MemoryHotStore implements HotStore, HotReads {
     if (cur && cur.rank >= w.rank) return false;
     this.requests.set(k, { rank: w.rank, json: w.json });
     return true;
+  }
+  async putMany(items: ItemWrite[], requests: RequestWrite[]) {
+    for (const w of items) await this.putItem(w);
+    for (const w of requests) await this.putRequest(w);
   }
 }
 

@@ -210,6 +210,12 @@ describe('the durable copy never holds back a commit', () => {
       await putOnStream(stack, ...writes);
       for (const [i, w] of writes.entries()) expect(await finalAckOf(stack, w.requestId)).toMatchObject({ stage: 'committed', version: i + 1 });
       expect((await eventsOf(stack, 'outage')).map((e) => e.version)).toEqual([1, 2, 3]);
+      // The hot request statuses are there with the acks: they do not wait for the projection
+      // registry (kept in DynamoDB, out of reach), only the versioned item copies do.
+      for (const w of writes) {
+        const hotStatus = await stack.redis.hget(`${stack.redisPrefix}req:acme:${w.requestId}`, 'd');
+        expect(JSON.parse(hotStatus!)).toMatchObject({ status: 'committed' });
+      }
       // The durable copy is not there (and was really tried).
       await eventually('a refused DynamoDB call', async () => proxy.stats.refused + proxy.stats.reset > 0);
       const getItem = () => stack.doc.send(new GetCommand({ TableName: stack.env.ITEMS_TABLE!, Key: { pk: 'acme#notes', id: 'outage' } }));

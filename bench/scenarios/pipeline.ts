@@ -12,6 +12,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
@@ -44,6 +45,35 @@ function percentiles(xs: number[]): Percentiles {
   const s = [...xs].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
   return { p50: at(0.5), p95: at(0.95), p99: at(0.99), max: s.at(-1) ?? 0, mean: s.reduce((a, b) => a + b, 0) / Math.max(s.length, 1) };
+}
+
+/**
+ * CPU time (clock ticks) so far of the processes on this machine, grouped: the given pids by name,
+ * PostgreSQL and Redis by command name, the rest as `other`; plus the machine's busy and total
+ * ticks. Linux only (/proc); undefined elsewhere. Says which process a drain's CPU went to.
+ */
+function cpuTicks(pids: Record<string, number | undefined>): Record<string, number> | undefined {
+  if (!existsSync('/proc/stat')) return undefined;
+  const out: Record<string, number> = { PostgreSQL: 0, Redis: 0, other: 0 };
+  const named = new Map(Object.entries(pids).filter(([, v]) => v !== undefined).map(([k, v]) => [v!, k]));
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const k = named.get(Number(d)) ?? (comm.startsWith('postgres') ? 'PostgreSQL' : comm.startsWith('redis') ? 'Redis' : 'other');
+    out[k] = (out[k] ?? 0) + Number(f[11]) + Number(f[12]); // utime + stime
+  }
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  out['machine busy'] = total - cpu[3]! - cpu[4]!;
+  out['machine total'] = total;
+  return out;
 }
 
 /** kinesalite or dynalite in a child process, in memory. */
@@ -168,6 +198,8 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     });
     // Phase A: the commit consumer alone drains the backlog (in AWS the two consumers are two
     // Lambda functions on their own compute; here they would share two cores with everything else).
+    const cpuPids = { 'this process (commit consumer)': process.pid, 'Kinesis emulator': kinChild.child.pid, 'DynamoDB emulator': dynChild.child.pid };
+    const cpuBefore = cpuTicks(cpuPids);
     const start = performance.now();
     const processors = await startProcessors(loadConfig(ProcessorsConfig, { ...env, CONSUMERS: 'commit' }));
     let committedAt = 0;
@@ -187,6 +219,15 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     figures.push({ name: 'stream → committed in PostgreSQL (commit consumer)', value: Math.round(N / ((committedAt - start) / 1000)), unit: 'records/s' });
     figures.push({ name: 'stream → committed + final ack published', value: Math.round(N / ((ackedAt - start) / 1000)), unit: 'records/s' });
     series.push({ name: 'committed requests', unit: 'requests', points: committedSeries });
+    const cpuAfter = cpuTicks(cpuPids);
+    if (cpuBefore && cpuAfter) {
+      // Where the CPU of the drain went, per record committed (clock ticks are 10 ms each).
+      const d = (k: string) => (cpuAfter[k] ?? 0) - (cpuBefore[k] ?? 0);
+      figures.push({ name: 'machine CPU busy during the drain (all cores)', value: Math.round((100 * d('machine busy')) / d('machine total')), unit: '%' });
+      for (const k of ['this process (commit consumer)', 'PostgreSQL', 'Kinesis emulator', 'Redis', 'other']) {
+        figures.push({ name: `CPU per record committed: ${k}`, value: Math.round((d(k) * 10_000) / N), unit: 'µs' });
+      }
+    }
 
     // Phase B: the projection consumer, in its own process, projects the same records.
     const pStartAt = performance.now();
@@ -256,7 +297,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       baseline: { name: 'raw stores and the event store alone', figures: baseline },
       ratios: [
         { name: 'stream→PG commit / event store alone', value: +(commitRate / baseline[2]!.value).toFixed(2) },
-        { name: 'projection / DynamoDB emulator PutItem', value: +(figures[2]!.value / baseline[1]!.value).toFixed(2) },
+        { name: 'projection / DynamoDB emulator PutItem', value: +(figures.find((f) => f.name.startsWith('stream → projected'))!.value / baseline[1]!.value).toFixed(2) },
       ],
       series,
       notes,

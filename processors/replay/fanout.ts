@@ -77,6 +77,28 @@ export class FanOutHotStore implements HotStore {
   putRequest(w: RequestWrite) {
     return this.base.putRequest(w);
   }
+  /** A batch: each version's item writes (and, with the base's, the request statuses) in one batched call. */
+  async putMany(items: ItemWrite[], requests: RequestWrite[]): Promise<void> {
+    let rec;
+    try {
+      rec = await this.registry.get(this.projection);
+    } catch (err) {
+      // Request statuses are not versioned: they do not wait for the registry (as putRequest does not).
+      await putAll(this.base, [], requests);
+      throw err;
+    }
+    const writes = activeVersions(rec).map((v) => ({ store: this.stores.hot(v), items: items.map((w) => writeFor(this.projection, v, w)) }));
+    const withBase = writes.find((w) => w.store === this.base);
+    await Promise.all([
+      ...writes.map((w) => putAll(w.store, w.items, w === withBase ? requests : [])),
+      ...(withBase ? [] : [putAll(this.base, [], requests)]),
+    ]);
+  }
+}
+
+function putAll(store: HotStore, items: ItemWrite[], requests: RequestWrite[]): Promise<unknown> {
+  if (store.putMany) return store.putMany(items, requests);
+  return Promise.all([...items.map((w) => store.putItem(w)), ...requests.map((w) => store.putRequest(w))]);
 }
 
 /** The processors' stores: item writes fan out to every deployed version of the projection. */
