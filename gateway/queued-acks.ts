@@ -7,53 +7,30 @@
  */
 import type { AckLog } from '../core/ack-log';
 import type { Ack, AckDraft, AckRoute } from '../core/contracts';
+import { type Pending, PerTurnGroups } from './per-turn';
 
-interface Waiting {
-  draft: AckDraft;
-  resolve(a: Ack | null): void;
-  reject(e: unknown): void;
-}
+type Waiting = Pending<{ route: AckRoute; draft: AckDraft }, Ack | null>;
 
 export class QueuedAckBatcher {
   /** Per principal (tenant + sub), in emission order. */
-  private pending = new Map<string, { route: AckRoute; items: Waiting[] }>();
-  private scheduled = false;
+  private readonly turn = new PerTurnGroups((_key, items: Waiting[]) => this.appendGroup(items));
 
   constructor(private readonly log: AckLog) {}
 
   append(route: AckRoute, draft: AckDraft): Promise<Ack | null> {
-    return new Promise((resolve, reject) => {
-      const k = `${route.tenant}\u0000${route.principal}`;
-      let group = this.pending.get(k);
-      if (!group) this.pending.set(k, (group = { route, items: [] }));
-      group.items.push({ draft, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
+    return this.turn.add(`${route.tenant}\u0000${route.principal}`, { route, draft });
   }
 
-  private flush() {
-    const groups = this.pending;
-    this.pending = new Map();
-    this.scheduled = false;
-    for (const { route, items } of groups.values()) void this.appendGroup(route, items);
-  }
-
-  private async appendGroup(route: AckRoute, items: Waiting[]) {
+  private async appendGroup(items: Waiting[]) {
+    const { route } = items[0]!.value;
     if (this.log.appendMany && items.length > 1) {
-      try {
-        const out = await this.log.appendMany(route, items.map((w) => w.draft));
-        items.forEach((w, i) => w.resolve(out[i] ?? null));
-      } catch (err) {
-        for (const w of items) w.reject(err);
-      }
+      const out = await this.log.appendMany(route, items.map((w) => w.value.draft));
+      items.forEach((w, i) => w.resolve(out[i] ?? null));
       return;
     }
     for (const w of items) {
       try {
-        w.resolve(await this.log.append(route, w.draft));
+        w.resolve(await this.log.append(route, w.value.draft));
       } catch (err) {
         w.reject(err);
       }

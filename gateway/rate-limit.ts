@@ -14,6 +14,7 @@ import type { Redis } from 'ioredis';
 import {
   BurstyRateLimiter, type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes,
 } from 'rate-limiter-flexible';
+import { type Pending, PerTurnGroups } from './per-turn';
 
 export interface RateLimitOptions {
   perSecond: number;
@@ -29,17 +30,13 @@ export interface RateLimiter {
   take(tenant: string): Promise<RateDecision>;
 }
 
-interface Waiting {
-  resolve(d: RateDecision): void;
-  reject(e: unknown): void;
-}
+type Waiting = Pending<undefined, RateDecision>;
 
 export class TenantRateLimiter implements RateLimiter {
   private readonly limiter: BurstyRateLimiter;
   private readonly sustained: RateLimiterAbstract;
   /** Writes waiting for this turn's decision, per tenant. */
-  private waiting = new Map<string, Waiting[]>();
-  private scheduled = false;
+  private readonly turn = new PerTurnGroups((tenant, group: Waiting[]) => this.decideGroup(tenant, group));
   constructor(
     private readonly opts: RateLimitOptions,
     redis?: { client: Redis; prefix: string },
@@ -56,43 +53,24 @@ export class TenantRateLimiter implements RateLimiter {
   }
 
   take(tenant: string): Promise<RateDecision> {
-    return new Promise((resolve, reject) => {
-      const group = this.waiting.get(tenant);
-      if (group) group.push({ resolve, reject });
-      else this.waiting.set(tenant, [{ resolve, reject }]);
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.decide());
-      }
-    });
-  }
-
-  private decide() {
-    const groups = this.waiting;
-    this.waiting = new Map();
-    this.scheduled = false;
-    for (const [tenant, group] of groups) void this.decideGroup(tenant, group);
+    return this.turn.add(tenant, undefined);
   }
 
   private async decideGroup(tenant: string, group: Waiting[]) {
-    try {
-      if (group.length > 1) {
-        const n = group.length;
-        const together = await this.sustained.consume(tenant, n).catch(async (rej: unknown) => {
-          if (!(rej instanceof RateLimiterRes)) throw rej;
-          await this.sustained.reward(tenant, n); // not all fit: give them back, decide one by one
-          return undefined;
-        });
-        if (together) {
-          // As if they had taken their points in arrival order.
-          group.forEach((w, i) => w.resolve(this.allowed(together.remainingPoints + (n - 1 - i), together.msBeforeNext)));
-          return;
-        }
+    if (group.length > 1) {
+      const n = group.length;
+      const together = await this.sustained.consume(tenant, n).catch(async (rej: unknown) => {
+        if (!(rej instanceof RateLimiterRes)) throw rej;
+        await this.sustained.reward(tenant, n); // not all fit: give them back, decide one by one
+        return undefined;
+      });
+      if (together) {
+        // As if they had taken their points in arrival order.
+        group.forEach((w, i) => w.resolve(this.allowed(together.remainingPoints + (n - 1 - i), together.msBeforeNext)));
+        return;
       }
-      for (const w of group) w.resolve(await this.takeOne(tenant));
-    } catch (err) {
-      for (const w of group) w.reject(err);
     }
+    for (const w of group) w.resolve(await this.takeOne(tenant));
   }
 
   private async takeOne(tenant: string): Promise<RateDecision> {
