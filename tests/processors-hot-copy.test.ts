@@ -6,7 +6,8 @@
  */
 import { Redis } from 'ioredis';
 import { RANK_FINAL, RANK_QUEUED, RedisHotStore, type ItemWrite, type RequestWrite } from '../read-model/stores';
-import { deleteRedisPrefix, REDIS_URL, uniqueName } from './helpers/stack';
+import { REDIS_URL, uniqueName } from './helpers/stack';
+import { deleteKeysByPrefix } from '../core/redis';
 
 let redis: Redis;
 let prefix: string;
@@ -19,7 +20,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  await deleteRedisPrefix(redis, prefix);
+  await deleteKeysByPrefix(redis, prefix);
   redis.disconnect();
 });
 

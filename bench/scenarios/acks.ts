@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import type { BenchContext, Percentiles, ScenarioResult } from '../types';
+import { deleteKeysByPrefix } from '../../core/redis';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TSX = require.resolve('tsx/cjs');
@@ -172,12 +173,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     for (const c of children) if (c.connected) c.disconnect();
     await Promise.all(children.map((c) => alive(c) ? new Promise((r) => { c.once('exit', r); setTimeout(r, 5000); }) : undefined));
     for (const c of children) if (alive(c)) c.kill();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeysByPrefix(redis, prefix);
     redis.disconnect();
   }
 }

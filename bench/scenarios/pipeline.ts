@@ -27,8 +27,9 @@ import { PgEventStore } from '../../processors/event-store';
 import { ProcessorsConfig, startProcessors } from '../../processors/main';
 import { mapLimit } from '../../processors/projector';
 import { freePort, provision, ROOT, startEmulators, stopChild } from '../../scripts/local-stack';
-import { createTestDatabase, deleteRedisPrefix, dropTestDatabase, REDIS_URL, uniqueName } from '../../tests/helpers/stack';
+import { createTestDatabase, dropTestDatabase, REDIS_URL, uniqueName } from '../../tests/helpers/stack';
 import type { BenchContext, Figure, Percentiles, ScenarioResult } from '../types';
+import { deleteKeysByPrefix } from '../../core/redis';
 
 const PRINCIPALS = 50;
 const ITEMS = 5_000;
@@ -310,7 +311,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     await emulators.close();
     await Promise.all(children.map((c) => stopChild(c)));
     await dropTestDatabase(name).catch(() => undefined);
-    await deleteRedisPrefix(redis, prefix).catch(() => undefined);
+    await deleteKeysByPrefix(redis, prefix).catch(() => undefined);
     redis.disconnect();
   }
 }

@@ -22,6 +22,7 @@ import { createDocumentClient, createDynamo } from '../../core/aws';
 import { DynamoDurableStore, RedisHotStore } from '../../read-model/stores';
 import { freePort, stopChild, waitForPort } from '../../scripts/local-stack';
 import type { BenchContext, Figure, ScenarioResult, Series } from '../types';
+import { deleteKeysByPrefix } from '../../core/redis';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const dynalite = require('dynalite') as (opts: Record<string, unknown>) => Server;
@@ -388,12 +389,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     };
   } finally {
     for (const c of children) await stopChild(c);
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeysByPrefix(redis, prefix);
     redis.disconnect();
     dynamo.destroy();
     await new Promise<void>((resolve) => dyn.close(() => resolve()));

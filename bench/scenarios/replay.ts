@@ -20,6 +20,7 @@ import { logHead } from '../../processors/replay/fold';
 import { foldInto, rebuild } from '../../processors/replay/rebuild';
 import { provision, startEmulators } from '../../scripts/local-stack';
 import type { BenchContext, Figure, ScenarioResult, Series } from '../types';
+import { deleteKeysByPrefix } from '../../core/redis';
 
 const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -167,12 +168,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     await emulators.close();
     dynamo.destroy();
     kinesis.destroy();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
+    await deleteKeysByPrefix(redis, prefix);
     redis.disconnect();
     await admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
   }

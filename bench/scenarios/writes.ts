@@ -30,6 +30,7 @@ import { createKinesis } from '../../core/aws';
 import { HttpKinesisSender } from '../../gateway/kinesis-http';
 import { freePort, stopChild, waitForPort } from '../../scripts/local-stack';
 import type { BenchContext, Figure, ScenarioResult } from '../types';
+import { deleteKeysByPrefix } from '../../core/redis';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -384,12 +385,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     for (const c of children) await stopChild(c);
     await stopChild(kin.child); // SIGTERM: exits (and writes its profile when profiling)
     const redis = new Redis(REDIS_URL);
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeysByPrefix(redis, prefix);
     redis.disconnect();
   }
   const ratios = levels

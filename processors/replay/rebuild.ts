@@ -23,6 +23,7 @@ import { latestProjection, projectionAt } from './catalog';
 import { countUpTo, foldItems, foldLog, type FoldPage, type ItemKey, itemsChangedBetween, logHead } from './fold';
 import { type ProgressSink, silentProgress } from './progress';
 import { copyTable, foldStream, stateFromStore } from './stream-source';
+import { deleteKeysByPrefix } from '../../core/redis';
 
 export interface ReplayDeps {
   pool: Pool;
@@ -271,7 +272,7 @@ export async function retire(deps: ReplayDeps, name: string, n: number): Promise
   } catch (err) {
     if ((err as Error).name !== 'ResourceNotFoundException') throw err;
   }
-  if (deps.redis) await deleteKeys(deps.redis, `${v.redisPrefix}item:`);
+  if (deps.redis) await deleteKeysByPrefix(deps.redis, `${v.redisPrefix}item:`);
   deps.log(`retired ${name} v${n}: dropped table ${v.itemsTable} and Redis keys ${v.redisPrefix}item:*`);
 }
 
@@ -302,15 +303,6 @@ export async function abandon(deps: ReplayDeps, name: string): Promise<number | 
   await updateRecord(deps, name, (x) => Object.assign(x.versions[String(b.n)]!, { state: 'kept', retireAt: new Date().toISOString() }));
   await retire(deps, name, b.n);
   return b.n;
-}
-
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
 }
 
 export type { ItemKey, ProjectionVersion };

@@ -18,7 +18,8 @@ import { signToken, type TokenRequest } from '../../core/auth';
 import { createDocumentClient, createDynamo, createKinesis } from '../../core/aws';
 import { freePort, provision, ROOT, waitForPort } from '../../scripts/local-stack';
 import { TcpProxy } from './proxy';
-import { BASE_DATABASE_URL, createTestDatabase, deleteRedisPrefix, dropTestDatabase, REDIS_URL, uniqueName } from './stack';
+import { BASE_DATABASE_URL, createTestDatabase, dropTestDatabase, REDIS_URL, uniqueName } from './stack';
+import { deleteKeysByPrefix } from '../../core/redis';
 
 export type ServiceName = 'kinesis' | 'dynamodb' | 'processors' | 'read-model' | 'ack-service' | 'gateway';
 
@@ -228,7 +229,7 @@ export async function startProcessStack(label: string, opts: ProcessStackOptions
       await pg.end();
       dynamo.destroy();
       await dropTestDatabase(name);
-      await deleteRedisPrefix(redis, redisPrefix);
+      await deleteKeysByPrefix(redis, redisPrefix);
       redis.disconnect();
       rmSync(dataDir, { recursive: true, force: true });
     },

@@ -17,6 +17,7 @@ import { GatewayConfig, startGateway } from '../../gateway/main';
 import { ProcessorsConfig, startProcessors } from '../../processors/main';
 import { ReadConfig, startReadModel } from '../../read-model/main';
 import { type Emulators, provision, startEmulators } from '../../scripts/local-stack';
+import { deleteKeysByPrefix } from '../../core/redis';
 
 export const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -77,14 +78,6 @@ export async function dropTestDatabase(name: string): Promise<void> {
   await admin.end();
 }
 
-export async function deleteRedisPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
-}
 
 export function uniqueName(label: string): string {
   return `t_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase().slice(0, 30)}_${randomBytes(4).toString('hex')}`;
@@ -185,7 +178,7 @@ export async function startStack(label: string, opts: StackOptions = {}): Promis
       await emulators.close();
       dynamo.destroy();
       await dropTestDatabase(name);
-      await deleteRedisPrefix(redis, redisPrefix);
+      await deleteKeysByPrefix(redis, redisPrefix);
       redis.disconnect();
     },
   };
