@@ -112,7 +112,11 @@ test('a cached item changed, deleted or removed in Redis by another client is se
   await cached('n1', 4);
   // The hot copy expires or is evicted while DynamoDB moved on: the entry must not outlive the key.
   await durable.putItem({ tenant: 'acme', collection: 'notes', id: 'n1', version: 5, updatedAt: new Date().toISOString(), json: docOf('n1', 5, { step: 5 }) });
+  const invalidations = stats().invalidations;
   await stack.redis.del(keys.item('acme', 'notes', 'n1'));
+  // The invalidation travels on the read API's own Redis connection, beside this test's HTTP
+  // request: once it has landed, the entry is gone and the read goes to the stores.
+  await until(() => stats().invalidations > invalidations);
   expect((await read('n1')).body).toMatchObject({ version: 5, data: { step: 5 } });
 });
 
