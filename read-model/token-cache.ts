@@ -43,15 +43,9 @@ export class CachingTokenVerifier {
   }
 
   async verifyHeader(header: string | undefined): Promise<Principal> {
+    const known = this.peekHeader(header);
+    if (known !== undefined) return known;
     const token = bearerToken(header);
-    const hit = this.entries.get(token);
-    if (hit !== undefined) {
-      if (hit.expiresAtMs > this.now()) {
-        hit.used = true;
-        return hit.principal;
-      }
-      this.entries.delete(token);
-    }
     const principal = await this.verifier.verify(token);
     const exp = expiryOf(token);
     if (exp !== undefined) {
