@@ -263,6 +263,26 @@ require('node:http').createServer((req, res) => {
 }).listen(Number(process.env.PORT), '127.0.0.1');
 `;
 
+// The contract floor: bare node:http doing only what API contract v1 makes every item GET do, with
+// nothing behind it: find the path's collection and id, look at the Authorization and If-None-Match
+// headers, and answer a constant 1 KB body with the item headers the contract requires (ETag,
+// Cache-Control, Vary). No token check, no lookup. The read API can be no faster than this here.
+const CONTRACT_FLOOR_SERVER = `
+const body = Buffer.alloc(1024, 'x');
+require('node:http').createServer((req, res) => {
+  const seg = req.url.split('/');
+  const auth = req.headers.authorization;
+  const inm = req.headers['if-none-match'];
+  if (seg.length !== 6 || auth === undefined || inm === '"1"') {
+    res.writeHead(404, { 'Content-Length': 0 });
+    res.end();
+    return;
+  }
+  res.writeHead(200, ['Content-Type', 'application/json', 'ETag', '"1"', 'Cache-Control', 'private, no-cache', 'Vary', 'Authorization', 'Content-Length', body.length]);
+  res.end(body);
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
 export async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const nItems = ctx.quick ? 10_000 : 100_000;
   const seconds = ctx.quick ? 3 : 10;
@@ -316,14 +336,19 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     const ceilingArgs = (process.env.BENCH_CEILING_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const ceiling = spawnNode([...ceilingArgs, '-e', CEILING_SERVER], { PORT: String(ceilingPort) });
     children.push(ceiling);
+    const floorPort = await freePort();
+    const floor = spawnNode(['-e', CONTRACT_FLOOR_SERVER], { PORT: String(floorPort) });
+    children.push(floor);
     await waitForPort(readPort, () => readApi.exitCode !== null, 30_000);
     await waitForPort(ceilingPort, () => ceiling.exitCode !== null);
+    await waitForPort(floorPort, () => floor.exitCode !== null);
 
     const token = await signToken(secret, { tenant: TENANT, sub: 'bench', ttlSeconds: 3600 });
     const auth = { authorization: `Bearer ${token}` };
     const paths = Array.from(zipfSample(nItems, 1, 200_000), (i) => `/v1/collections/${COLLECTION}/items/i${i}`);
     const readUrl = `http://127.0.0.1:${readPort}`;
     const ceilingUrl = `http://127.0.0.1:${ceilingPort}/`;
+    const floorUrl = `http://127.0.0.1:${floorPort}`;
 
     const useWrk = wrkAvailable();
     const generator = useWrk ? 'wrk (1 thread)' : 'autocannon';
@@ -337,6 +362,8 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     // is kept for comparison.
     const baseFixed = await withCost(redis, ceiling.pid, () => load(ctx, 'ceiling, one fixed request', ceilingUrl, seconds, undefined, {}));
     const base = await withCost(redis, ceiling.pid, () => load(ctx, 'ceiling, same requests', ceilingUrl, seconds, paths, auth));
+    await load(ctx, 'warm-up contract floor', floorUrl, warmup, paths, auth);
+    const contract = await withCost(redis, floor.pid, () => load(ctx, 'contract floor, same requests', floorUrl, seconds, paths, auth));
     const sequence: Cursor = { next: 0 };
     await load(ctx, 'warm-up reads', readUrl, warmup, paths, auth, sequence);
     // Redis keyspace reads during the run = reads the near cache did not answer.
@@ -362,6 +389,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
             ['read API', reads],
             ['ceiling, same requests', base],
             ['ceiling, one fixed request', baseFixed],
+            ['contract floor, same requests', contract],
           ] as const
         ).flatMap(([who, r]) => [
           { name: `CPU per request, ${who}: server`, value: r.cost.serverUs, unit: 'µs' },
@@ -373,14 +401,16 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       ],
       baseline: {
         name: 'bare node:http, constant 1 KB',
-        figures: [fig('ceiling (same requests as the read API)', base), fig('ceiling (one fixed request, as measured before)', baseFixed)],
+        figures: [fig('ceiling (same requests as the read API)', base), fig('ceiling (one fixed request, as measured before)', baseFixed), fig('contract floor (same requests; the contract\'s item headers, no lookup)', contract)],
       },
       ratios: [
         { name: 'read API / ceiling throughput', value: Math.round(ratio * 1000) / 1000 },
         { name: 'read API / one-fixed-request ceiling throughput', value: Math.round(ratioFixed * 1000) / 1000 },
+        { name: 'contract floor / ceiling throughput', value: Math.round((contract.rps / base.rps) * 1000) / 1000 },
+        { name: 'read API / contract floor throughput', value: Math.round((reads.rps / contract.rps) * 1000) / 1000 },
       ],
       // wrk reports totals, not a per-second count: no throughput-over-time series then.
-      series: useWrk ? [] : [series('read API', reads), series('ceiling', base), series('ceiling, one fixed request', baseFixed)],
+      series: useWrk ? [] : [series('read API', reads), series('ceiling', base), series('ceiling, one fixed request', baseFixed), series('contract floor', contract)],
       notes: [
         `goal: ratio >= 0.8 and p99 <= 10 ms; got ratio ${ratio.toFixed(2)} (${ratioFixed.toFixed(2)} against the one-fixed-request ceiling), p99 ${reads.latency.p99} ms (ceiling p99 ${base.latency.p99} ms)`,
         'every GET is a hit of the near cache or of Redis (HMGET v d through ioredis auto-pipelining); JWTs come from the verified-token cache',

@@ -13,7 +13,10 @@
  * Where the latency is: the gateway's own histograms give, per level, the time from request to 202
  * inside the gateway and the PutRecords call's duration. Second baseline, same run: kinesalite's own
  * PutRecords rate without the gateway (the gateway's HTTP sender, 4 calls in flight), to tell
- * whether the emulator on the same cores is what bounds the gateway.
+ * whether the emulator on the same cores is what bounds the gateway. Third baseline, same run and
+ * same load: the stream floor (bench/servers/stream-floor.ts): express + JSON body + the gateway's
+ * own micro-batched PutRecords and nothing else, the least any gateway that answers only after the
+ * stream accepted the write must do; its ratio to the ceiling bounds what the gateway can reach here.
  *
  * BENCH_PROFILE_DIR=<dir>: the gateway (and kinesalite, into <dir>/kinesalite) run with `--cpu-prof`.
  * Standalone: `npx tsx bench/scenarios/writes.ts [--quick]`.
@@ -301,6 +304,8 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const cpu: Figure[] = [];
   const phases: Figure[] = [];
   const alone: Figure[] = [];
+  const floors: Figure[] = [];
+  const floorCpu: Figure[] = [];
   const notes: string[] = [];
   try {
     const kinesis = createKinesis({ region: 'us-east-1', endpoint: kin.endpoint });
@@ -323,17 +328,23 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     const ceilingPort = await freePort();
     const ceiling = spawnNode(['-e', CEILING_SERVER], { PORT: String(ceilingPort) });
     children.push(ceiling);
+    const floorPort = await freePort();
+    const floor = spawnNode(['--import', 'tsx', 'bench/servers/stream-floor.ts'], { PORT: String(floorPort), KINESIS_ENDPOINT: kin.endpoint, KINESIS_STREAM: name });
+    children.push(floor);
     await waitForPort(gwPort, () => gw.exitCode !== null, 30_000);
     await waitForPort(ceilingPort, () => ceiling.exitCode !== null);
+    await waitForPort(floorPort, () => floor.exitCode !== null, 30_000);
     const gwUrl = `http://127.0.0.1:${gwPort}`;
     const ceilingUrl = `http://127.0.0.1:${ceilingPort}`;
+    const floorUrl = `http://127.0.0.1:${floorPort}`;
     const token = await signToken(secret, { tenant: 'bench', sub: 'bench' });
 
     // Both servers are warmed up (JIT, connection pools) before anything is measured.
     ctx.progress(0, 1, 'warm-up');
     await load(gwUrl, token, { name: 'warm-up', connections: 10 }, warmup);
     await load(ceilingUrl, token, { name: 'warm-up', connections: 10 }, warmup);
-    const total = levels.length * 2;
+    await load(floorUrl, token, { name: 'warm-up', connections: 10 }, warmup);
+    const total = levels.length * 3;
     let done = 0;
     for (const level of levels) {
       ctx.progress(done, total, `gateway ${level.name}`);
@@ -356,6 +367,11 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       const cm = await measured(ceilingUrl, token, level, seconds, { ceiling: ceiling.pid });
       const c = cm.run;
       base.push(figure(`ceiling ${level.name}`, c));
+      ctx.progress(++done, total, `stream floor ${level.name}`);
+      const fm = await measured(floorUrl, token, level, seconds, { floor: floor.pid, kinesalite: kin.child.pid });
+      const f = fm.run;
+      floors.push(figure(`stream floor ${level.name}`, f));
+      if (f.non2xx || f.errors) notes.push(`stream floor ${level.name}: ${f.non2xx} non-2xx, ${f.errors} errors`);
       ctx.progress(++done, total);
       // CPU per answered request: what each write costs, independent of how busy the shared machine was.
       const per = (ms: number, n: number) => Math.round((ms * 1000) / Math.max(1, n));
@@ -367,7 +383,11 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
         { name: `machine busy during gateway ${level.name}`, value: Math.round(gm.machineBusy * 100), unit: '%' },
         { name: `machine busy during ceiling ${level.name}`, value: Math.round(cm.machineBusy * 100), unit: '%' },
       );
-      ctx.log(`${level.name}: gateway ${figures.at(-1)!.value}/s p99 ${g.latency.p99} ms (inside ≤ ${inside.p99} ms, PutRecords ≤ ${call.p99} ms, loop delay p99 ${b1.loopLagP99} ms; ${cpu.at(-6)!.value} µs CPU/write + kinesalite ${cpu.at(-5)!.value} µs, ${cpu.at(-3)!.value} records/call); ceiling ${base.at(-1)!.value}/s p99 ${c.latency.p99} ms (${cpu.at(-4)!.value} µs CPU/request)`);
+      floorCpu.push(
+        { name: `stream floor CPU per write ${level.name}`, value: per(fm.cpu.floor!, f.ok), unit: 'µs' },
+        { name: `kinesalite CPU per write, stream floor ${level.name}`, value: per(fm.cpu.kinesalite!, f.ok), unit: 'µs' },
+      );
+      ctx.log(`${level.name}: gateway ${figures.at(-1)!.value}/s p99 ${g.latency.p99} ms (inside ≤ ${inside.p99} ms, PutRecords ≤ ${call.p99} ms, loop delay p99 ${b1.loopLagP99} ms; ${cpu.at(-6)!.value} µs CPU/write + kinesalite ${cpu.at(-5)!.value} µs, ${cpu.at(-3)!.value} records/call); ceiling ${base.at(-1)!.value}/s p99 ${c.latency.p99} ms (${cpu.at(-4)!.value} µs CPU/request); stream floor ${floors.at(-1)!.value}/s p99 ${f.latency.p99} ms (${floorCpu.at(-2)!.value} µs CPU/write + kinesalite ${floorCpu.at(-1)!.value} µs)`);
     }
     // Second baseline: what kinesalite takes on its own on these cores (is the emulator the bound?).
     for (const records of ctx.quick ? [25] : [5, 25, 100]) {
@@ -391,14 +411,18 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const ratios = levels
     .map((l, i) => ({ l, i }))
     .filter(({ l }) => !l.rate)
-    .map(({ l, i }) => ({
-      name: `gateway/ceiling ${l.name}`,
-      value: Math.round((figures[i]!.value / Math.max(1, base[i]!.value)) * 100) / 100,
-    }));
+    .flatMap(({ l, i }) => {
+      const r = (a: Figure[], b: Figure[]) => Math.round((a[i]!.value / Math.max(1, b[i]!.value)) * 100) / 100;
+      return [
+        { name: `gateway/ceiling ${l.name}`, value: r(figures, base) },
+        { name: `stream floor/ceiling ${l.name}`, value: r(floors, base) },
+        { name: `gateway/stream floor ${l.name}`, value: r(figures, floors) },
+      ];
+    });
   notes.push('latency p95: autocannon p97.5 for c=N levels; true p95 for the fixed-rate level (open loop, from the scheduled send time)');
   notes.push('gateway, ceiling, kinesalite and the load generator (worker thread) each have their own event loop, but share 2 cores with Redis and other engineers: figures are noisy.');
   notes.push('time to 202 inside the gateway and PutRecords call: from the gateway\'s Prometheus histograms, so each percentile is its bucket\'s upper bound (1, 2.5, 5, 7.5, 10, 15, 20, 30, 50 ms …)');
-  return { scenario: 'writes', figures: [...figures, ...phases, ...cpu, ...alone], baseline: { name: 'express 202, no work', figures: base }, ratios, notes };
+  return { scenario: 'writes', figures: [...figures, ...floors, ...phases, ...cpu, ...floorCpu, ...alone], baseline: { name: 'express 202, no work', figures: base }, ratios, notes };
 }
 
 if (require.main === module) {
