@@ -34,7 +34,7 @@ const TENANT = 'bench';
 const COLLECTION = 'items';
 
 /** Key indices drawn from Zipf(s) over n keys (inverse CDF, binary search), reproducible. */
-function zipfSample(n: number, s: number, count: number): Uint32Array {
+export function zipfSample(n: number, s: number, count: number): Uint32Array {
   const cdf = new Float64Array(n);
   let sum = 0;
   for (let i = 0; i < n; i++) cdf[i] = sum += 1 / Math.pow(i + 1, s);
@@ -152,7 +152,7 @@ export function wrkAvailable(): boolean {
   }
 }
 
-async function loadWrk(ctx: BenchContext, label: string, url: string, seconds: number, paths: string[] | undefined, headers: Record<string, string>, cursor: Cursor = { next: 0 }): Promise<Run> {
+export async function loadWrk(ctx: BenchContext, label: string, url: string, seconds: number, paths: string[] | undefined, headers: Record<string, string>, cursor: Cursor = { next: 0 }): Promise<Run> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ackstream-wrk-'));
   try {
     const script = path.join(dir, 'paths.lua');
@@ -194,7 +194,7 @@ async function loadWrk(ctx: BenchContext, label: string, url: string, seconds: n
 }
 
 /** CPU seconds (user + system) a process used so far, from /proc (Linux; USER_HZ is 100 there). */
-function processCpuSeconds(pid: number | undefined): number {
+export function processCpuSeconds(pid: number | undefined): number {
   const t = processCpuTimes(pid);
   return t.user + t.system;
 }
@@ -267,7 +267,7 @@ require('node:http').createServer((req, res) => {
 // nothing behind it: find the path's collection and id, look at the Authorization and If-None-Match
 // headers, and answer a constant 1 KB body with the item headers the contract requires (ETag,
 // Cache-Control, Vary). No token check, no lookup. The read API can be no faster than this here.
-const CONTRACT_FLOOR_SERVER = `
+export const CONTRACT_FLOOR_SERVER = `
 const body = Buffer.alloc(1024, 'x');
 require('node:http').createServer((req, res) => {
   const seg = req.url.split('/');
