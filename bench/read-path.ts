@@ -20,6 +20,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { signToken, TokenVerifier } from '../core/auth';
+import { RedisKeys } from '../core/keys';
 import { createLogger } from '../core/log';
 import { answerOf, type ItemAnswer, NearCache } from '../read-model/near-cache';
 import { ReadModelReader } from '../read-model/reader';
@@ -49,16 +50,16 @@ function serve(mode: Exclude<Mode, 'floor'>, port: number, secret: string): void
     const near = new NearCache({ maxEntries: 50_000, maxBytes: 64 * 1024 * 1024 });
     near.resume();
     const hot = new RedisHotStore(new Redis({ lazyConnect: true }), 'read-path:', undefined, near);
+    const keys = new RedisKeys('read-path:');
     const body = Buffer.alloc(1100, 'y');
     for (let i = 0; i < ITEMS; i++) {
-      const key = `read-path:item:bench:items:i${i}`;
+      const key = keys.item('bench', 'items', `i${i}`);
       near.endFill(key, near.beginFill(key), answerOf(1, body));
     }
     // Every request here is a near-cache hit: the durable copy is never asked.
     const unused = new Proxy({}, { get: () => () => Promise.reject(new Error('not used by this harness')) }) as DurableStore;
-    const reader = new ReadModelReader(hot, unused, log, { breakerThreshold: 3, breakerOpenMs: 1000 });
-    if (reader.peekItem('bench', 'items', 'i0') === undefined) throw new Error('near-cache key layout changed: update bench/read-path.ts');
-    peekItem = mode === 'near' ? (t, c, i) => reader.peekItem(t, c, i) : (t, c, i) => (reader.peekItem(t, c, i) ? constant : undefined);
+    const real = new ReadModelReader(hot, unused, log, { breakerThreshold: 3, breakerOpenMs: 1000 });
+    peekItem = mode === 'near' ? (t, c, i) => real.peekItem(t, c, i) : (t, c, i) => (real.peekItem(t, c, i) ? constant : undefined);
   }
   const reader = { peekItem, getItem: (t: string, c: string, i: string) => Promise.resolve(peekItem(t, c, i)) } as unknown as ReadModelReader;
   createReadServer({ reader, verifier, log }).listen(port, '127.0.0.1');
