@@ -34,6 +34,11 @@ export interface ClientOptions {
   pingIntervalMs?: number;
   /** Observes connection life: useful for logs and tests. */
   onEvent?: (event: ClientEvent) => void;
+  /**
+   * Every ack this principal receives, once, in cursor order (also those of writes made elsewhere,
+   * e.g. by another client of the same principal): for tails and monitors.
+   */
+  onAck?: (ack: Ack) => void;
 }
 
 export type ClientEvent =
@@ -54,6 +59,8 @@ export interface Queued {
   requestId: string;
   /** Absent when the queued stage was learnt from the final ack or the REST status. */
   cursor?: number;
+  /** The queued ack, when it came over the WebSocket. */
+  ack?: Ack;
 }
 
 export interface Committed {
@@ -308,6 +315,7 @@ export class AckstreamClient {
       const ack = msg as unknown as Ack;
       if (ack.cursor <= this.cursor) return; // already seen (replay overlap)
       this.cursor = ack.cursor;
+      this.opts.onAck?.(ack);
       const p = this.pending.get(ack.requestId);
       if (p) this.apply(p, ack);
       else this.keepEarly(ack);
@@ -334,7 +342,7 @@ export class AckstreamClient {
   private apply(p: Pending, ack: Ack): void {
     if (p.done) return;
     if (ack.stage === 'queued') {
-      p.queued.resolve({ requestId: p.requestId, cursor: ack.cursor });
+      p.queued.resolve({ requestId: p.requestId, cursor: ack.cursor, ack });
       return;
     }
     this.settle(p, ack.stage, ack.version, ack.reason, ack.at, ack);
