@@ -39,6 +39,11 @@ export interface ClientOptions {
    * e.g. by another client of the same principal): for tails and monitors.
    */
   onAck?: (ack: Ack) => void;
+  /**
+   * Start from the acks after this cursor (0 = all the history the ack service keeps) instead of
+   * live only; once an ack is seen, reconnects resume from the last cursor as always.
+   */
+  after?: number;
 }
 
 export type ClientEvent =
@@ -230,7 +235,7 @@ export class AckstreamClient {
     const base = trimSlash(this.opts.ackUrl);
     const url = new URL(/\/v1\/acks$/.test(base) ? base : `${base}/v1/acks`);
     url.searchParams.set('access_token', await this.token()); // browsers cannot set headers on a WebSocket
-    const after = this.cursor > 0 ? this.cursor : undefined;
+    const after = this.cursor > 0 ? this.cursor : this.opts.after;
     if (after !== undefined) url.searchParams.set('after', String(after));
     else if (this.pending.size > 0) {
       // Never had a cursor, yet writes are waiting: acks sent while disconnected cannot be replayed.

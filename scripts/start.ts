@@ -158,7 +158,7 @@ async function main() {
  Dev token (tenant "demo", sub "dev", valid 30 days; more: npm run token -- --tenant T --sub S):
    export TOKEN=${token}
 
- 1. watch your acks:   npx wscat -c "${a}/v1/acks" -H "Authorization: Bearer $TOKEN"
+ 1. watch your acks:   npm run acks${ports.ack === 3002 ? '' : ` -- --acks ${a}`}   (another terminal; uses $TOKEN, else the dev token)
  2. write an item:     curl -i -X PUT ${g}/v1/collections/notes/items/n1 \\
                          -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
                          -d '{"title":"hello","done":false}'
