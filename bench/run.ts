@@ -1,5 +1,9 @@
 /**
  * `npm run bench [-- <scenario>...] [--quick] [--out <dir>] [--list]`
+ * `npm run bench -- --target gateway=<url>,read=<url>,acks=<ws-url> --token <jwt> [<scenario>...] [--seconds N] [--quick]`
+ *
+ * Target mode drives the scenarios that can run through the public API against that (deployed)
+ * stack instead of servers started here (bench/target.ts); the others are reported as skipped.
  *
  * Runs the scenarios found in bench/scenarios/ (one file each, exporting `run(ctx)`), one after
  * the other, then writes the run's JSON (machine + every figure), a markdown table and SVG plots.
@@ -12,6 +16,7 @@ import path from 'node:path';
 import { scenarioPlots } from './plot';
 import { Progress } from './progress';
 import { describeMachine, markdownReport, markdownTable, type RunReport } from './report';
+import { parseTarget, SKIPPED_IN_TARGET_MODE, TARGET_SCENARIOS, type BenchTarget } from './target';
 import type { BenchContext, Scenario, ScenarioResult } from './types';
 
 export const SCENARIO_DIR = path.join(__dirname, 'scenarios');
@@ -36,17 +41,32 @@ interface Args {
   quick: boolean;
   out: string | undefined;
   list: boolean;
+  /** --target gateway=..,read=..,acks=.. */
+  target: string | undefined;
+  token: string | undefined;
+  /** Target mode: seconds per load phase. */
+  seconds: number | undefined;
 }
 
 export function parseArgs(argv: string[]): Args {
-  const args: Args = { names: [], quick: false, out: undefined, list: false };
+  const args: Args = { names: [], quick: false, out: undefined, list: false, target: undefined, token: undefined, seconds: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') args.quick = true;
+    else if (a === '--target' || a === '--token' || a === '--seconds') {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      if (a === '--target') args.target = v;
+      else if (a === '--token') args.token = v;
+      else {
+        args.seconds = Number(v);
+        if (!(args.seconds > 0)) throw new Error('--seconds must be a positive number');
+      }
+    }
     else if (a === '--list') args.list = true;
     else if (a === '--out') args.out = argv[++i];
     else if (a.startsWith('--out=')) args.out = a.slice(6);
-    else if (a.startsWith('-')) throw new Error(`Unknown option ${a}; use [scenario...] [--quick] [--out <dir>] [--list].`);
+    else if (a.startsWith('-')) throw new Error(`Unknown option ${a}; use [scenario...] [--quick] [--out <dir>] [--list] [--target gateway=<url>,read=<url>,acks=<ws-url> --token <jwt> [--seconds N]].`);
     else args.names.push(a);
   }
   return args;
@@ -81,6 +101,7 @@ function mergeWithEarlier(file: string, report: RunReport): RunReport {
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
   const args = parseArgs(argv);
+  if (args.target) return mainTarget(args);
   const available = discoverScenarios();
   if (args.list) {
     process.stdout.write(`${available.join('\n')}\n`);
@@ -141,6 +162,63 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   writeFileSync(path.join(outDir, `${stem}.md`), markdownReport(report, plots));
   process.stdout.write(`\n${markdownTable(results)}\n\n`);
   process.stdout.write(`[bench] wrote ${path.relative(process.cwd(), jsonFile)}, ${stem}.md and ${plots.length} plot(s) in ${path.relative(process.cwd(), outDir) || '.'}\n`);
+  return failures.length ? 1 : 0;
+}
+
+/** Target mode: the public-API scenarios against a running stack; the rest are listed as skipped. */
+async function mainTarget(args: Args): Promise<number> {
+  let target: BenchTarget;
+  try {
+    target = parseTarget(args.target!, args.token ?? process.env.TOKEN);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 2;
+  }
+  const available = discoverScenarios();
+  const known = [...new Set([...available, ...Object.keys(TARGET_SCENARIOS)])];
+  const unknown = args.names.filter((n) => !known.includes(n));
+  if (unknown.length) {
+    process.stderr.write(`Unknown scenario(s): ${unknown.join(', ')}. Available: ${known.join(', ')}\n`);
+    return 2;
+  }
+  const names = args.names.length ? args.names : known;
+  const seconds = args.seconds ?? (args.quick ? 3 : 30);
+  // Never into bench/results/: those are this machine's figures that docs/PERFORMANCE.md embeds.
+  const outDir = path.resolve(args.out ?? path.join(os.tmpdir(), 'ackstream-bench-target'));
+  mkdirSync(outDir, { recursive: true });
+  const machine = describeMachine();
+  process.stderr.write(`[bench] target mode: gateway ${target.gatewayUrl}, read ${target.readUrl}, acks ${target.ackUrl}; ${seconds}s per load phase; load from ${machine.cpu}, ${machine.cores} cores\n`);
+  const results: ScenarioResult[] = [];
+  const failures: RunReport['failures'] = [];
+  const skipped: Array<{ scenario: string; reason: string }> = [];
+  for (const name of names) {
+    const scenario = TARGET_SCENARIOS[name];
+    if (!scenario) {
+      const reason = SKIPPED_IN_TARGET_MODE[name] ?? 'needs local internals (servers, emulators or databases it starts itself)';
+      skipped.push({ scenario: name, reason });
+      process.stderr.write(`[bench] ${name}: skipped in target mode: ${reason}\n`);
+      continue;
+    }
+    const progress = new Progress(name);
+    const ctx: BenchContext = { quick: args.quick, progress: (d, t, l) => progress.update(d, t, l), log: (line) => progress.log(line) };
+    try {
+      results.push(await withTimeout(scenario(ctx, target, { seconds, quick: args.quick }), (seconds * 5 + 120) * 1000, name));
+      progress.finish(true);
+    } catch (err) {
+      progress.finish(false);
+      const error = err instanceof Error ? err.message : String(err);
+      process.stderr.write(`[bench] ${name} failed: ${error}\n`);
+      failures.push({ scenario: name, error: error.split('\n')[0]! });
+    }
+  }
+  const stem = `${machine.date.replace(/[:.]/g, '-')}-target`;
+  const report = { machine, quick: args.quick, target: { gateway: target.gatewayUrl, read: target.readUrl, acks: target.ackUrl }, failures, skipped, results };
+  const jsonFile = path.join(outDir, `${stem}.json`);
+  writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+  const md = markdownReport(report, []) + skipped.map((s) => `\n**${s.scenario} skipped in target mode:** ${s.reason}\n`).join('');
+  writeFileSync(path.join(outDir, `${stem}.md`), md);
+  process.stdout.write(`\n${markdownTable(results)}\n\n`);
+  process.stdout.write(`[bench] wrote ${jsonFile} and ${stem}.md\n`);
   return failures.length ? 1 : 0;
 }
 
