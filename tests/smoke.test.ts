@@ -4,6 +4,8 @@
  * stack and exit non-zero, naming the step and the deviation, when something is off.
  */
 import { spawn } from 'node:child_process';
+import { createServer, request, type Server } from 'node:http';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { startStack, type Stack } from './helpers/stack';
 
@@ -81,4 +83,58 @@ test('missing flags are a usage error (exit 2), not a run', async () => {
   const { code, out } = await smoke(['--gateway', 'http://127.0.0.1:1']);
   expect(code).toBe(2);
   expect(out).toMatch(/missing --read, --acks, --token/);
+});
+
+/**
+ * One host in front of the three services, routed as the AWS load balancer's listener rules do
+ * (infra/lib/ackstream-stack.ts): writes to the gateway, GETs of items and requests to the read API,
+ * /v1/acks to the ack service, anything else (/healthz included) 404 from the balancer itself.
+ */
+function loadBalancer(): Promise<{ url: string; server: Server }> {
+  const pick = (method: string, url: string): string | undefined => {
+    const p = url.split('?')[0]!;
+    if (p === '/v1/acks' || p.startsWith('/v1/acks/')) return stack.ackUrl.replace(/^ws/, 'http');
+    if (p.startsWith('/v1/collections/') && ['PUT', 'PATCH', 'DELETE'].includes(method)) return stack.gatewayUrl;
+    if ((p.startsWith('/v1/collections/') || p.startsWith('/v1/requests/')) && ['GET', 'HEAD'].includes(method)) return stack.readUrl;
+    return undefined;
+  };
+  const server = createServer((req, res) => {
+    const to = pick(req.method!, req.url!);
+    if (!to) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found');
+      return;
+    }
+    const up = request(`${to}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode!, r.headers);
+      r.pipe(res);
+    });
+    req.pipe(up);
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const to = pick('GET', req.url!);
+    if (!to?.startsWith(stack.ackUrl.replace(/^ws/, 'http'))) return socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
+    const u = new URL(to);
+    const upstream = connect(Number(u.port), u.hostname, () => {
+      upstream.write(`${req.method} ${req.url} HTTP/1.1\r\n${Object.entries(req.headers).map(([k, v]) => `${k}: ${String(v)}`).join('\r\n')}\r\n\r\n`);
+      upstream.write(head);
+      socket.pipe(upstream).pipe(socket);
+    });
+    upstream.on('error', () => socket.destroy());
+    socket.on('error', () => upstream.destroy());
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ url: `127.0.0.1:${(server.address() as { port: number }).port}`, server })));
+}
+
+test('one host routed like the AWS load balancer (no public /healthz): the health steps are skipped, the item life passes', async () => {
+  const lb = await loadBalancer();
+  try {
+    const { code, out } = await smoke(['--gateway', `http://${lb.url}`, '--read', `http://${lb.url}`, '--acks', `ws://${lb.url}`, '--token', token]);
+    expect(out).toMatch(/skip +gateway GET \/healthz → 200 .*not routed publicly here \(404\)/);
+    expect(out).toMatch(/ok +DELETE committed ack \(WebSocket\) .*version 3/);
+    expect(out).toMatch(/smoke: PASS/);
+    expect(code).toBe(0);
+  } finally {
+    lb.server.closeAllConnections();
+    lb.server.close();
+  }
 });
