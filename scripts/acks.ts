@@ -10,8 +10,13 @@
  */
 import { parseArgs } from 'node:util';
 import { createClient, type Ack } from '../client';
+import { z } from 'zod';
 import { signToken } from '../core/auth';
+import { loadConfig, port } from '../core/config';
 import { localAuthSecret } from './local-stack';
+
+/** What the tail takes from the environment: the same ACK_PORT as `npm start`, and $TOKEN. */
+const AcksEnv = z.object({ ACK_PORT: port(3002), TOKEN: z.string().optional() });
 
 const USAGE = 'usage: npm run acks [-- --acks ws://127.0.0.1:3002] [--token <jwt>] [--after <cursor>] [--json]';
 
@@ -24,12 +29,13 @@ function line(ack: Ack): string {
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
+  const env = loadConfig(AcksEnv, process.env);
   let values;
   try {
     ({ values } = parseArgs({
       args: argv,
       options: {
-        acks: { type: 'string', default: `ws://127.0.0.1:${process.env.ACK_PORT ?? 3002}` },
+        acks: { type: 'string', default: `ws://127.0.0.1:${env.ACK_PORT}` },
         token: { type: 'string' },
         after: { type: 'string' },
         json: { type: 'boolean', default: false },
@@ -49,7 +55,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     process.stderr.write(`acks: --after must be a cursor (a whole number >= 0)\n`);
     return 2;
   }
-  let token = values.token ?? process.env.TOKEN;
+  let token = values.token ?? env.TOKEN;
   let who = 'the given token';
   if (!token) {
     // The same dev token `npm start` prints (and the same secret, kept under .data/).
