@@ -9,7 +9,7 @@ import { createLogger, type Logger } from '../core/log';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { closeRedis, createRedis } from '../core/redis';
 import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
-import { type HotStore, RedisHotStore } from '../read-model/stores';
+import { type HotStore, RedisHotStore } from '../core/read-store';
 import { CachingTokenVerifier } from '../read-model/token-cache';
 import { createGatewayApp } from './app';
 import { BatchingCommandStream, type KinesisSender } from './batching-stream';

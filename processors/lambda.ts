@@ -13,12 +13,12 @@ import { AwsEnv, LogEnv, loadConfig, positiveInt, RedisEnv, TablesEnv } from '..
 import { createLogger } from '../core/log';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { createRedis } from '../core/redis';
-import { DynamoDurableStore, RedisHotStore } from '../read-model/stores';
+import { DynamoDurableStore, DynamoRequestBatchWriter, RedisHotStore } from '../core/read-store';
 import { PgEventStore } from './event-store';
 import { createKinesisHandler, type KinesisHandler } from './handler';
 import { createProjectionHandler } from './projection-handler';
 import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
-import { consumerProjectors, DynamoRequestBatchWriter } from './projector';
+import { consumerProjectors } from './projector';
 import { fanOutStores } from './replay/fanout';
 
 const LambdaConfig = z

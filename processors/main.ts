@@ -11,7 +11,7 @@ import { createLogger, type Logger } from '../core/log';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { closeRedis, createRedis } from '../core/redis';
 import { closeOnSignals, type RunningService } from '../core/service';
-import { DynamoDurableStore, type HotStore, RedisHotStore } from '../read-model/stores';
+import { DynamoDurableStore, DynamoRequestBatchWriter, type HotStore, RedisHotStore } from '../core/read-store';
 import { type CheckpointStore, PgCheckpointStore } from './checkpoints';
 import { type EventStore, PgEventStore } from './event-store';
 import { createKinesisHandler } from './handler';
@@ -19,7 +19,7 @@ import { createProjectionHandler } from './projection-handler';
 import { ProcessorMetrics, serveMetrics } from './metrics';
 import { migrate } from './migrate';
 import { type DeadLetterQueue, LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
-import { consumerProjectors, DynamoRequestBatchWriter } from './projector';
+import { consumerProjectors } from './projector';
 import { fanOutStores } from './replay/fanout';
 import { StreamRunner } from './runner';
 

@@ -3,8 +3,8 @@
  * They are registered by name and version so a changed projection can be rebuilt side by side.
  */
 import type { Command, ItemDocument, ItemState, RequestStatus } from '../core/contracts';
-import type { ItemWrite, RequestWrite } from '../read-model/stores';
-import { RANK_FINAL, RANK_QUEUED } from '../read-model/stores';
+import type { ItemWrite, RequestWrite } from '../core/read-store';
+import { RANK_FINAL, RANK_QUEUED } from '../core/read-store';
 import type { Outcome } from './event-store';
 
 export interface ReadModelChange {

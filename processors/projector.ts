@@ -11,104 +11,9 @@
  * writer of that row would be a rank-1 `queued` write, which is itself conditional and refused
  * once the final exists.
  */
-import { BatchGetCommand, BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { itemsPk, requestsPk, updatedAtId } from '../core/keys';
-import type { DurableStore, HotStore, ItemWrite, RequestWrite } from '../read-model/stores';
-import { RANK_FINAL } from '../read-model/stores';
+import { mapLimit } from '../core/map-limit';
+import { type DurableStore, type DynamoItemBatchWriter, type HotStore, type ItemWrite, RANK_FINAL, type RequestBatchWriter } from '../core/read-store';
 import type { ReadModelChange } from './projections';
-
-/** Writes many final request statuses at once. */
-export interface RequestBatchWriter {
-  putFinalRequests(writes: RequestWrite[]): Promise<void>;
-}
-
-export class DynamoRequestBatchWriter implements RequestBatchWriter {
-  constructor(
-    private readonly doc: DynamoDBDocumentClient,
-    private readonly requestsTable: string,
-    private readonly concurrency = 8,
-  ) {}
-
-  async putFinalRequests(writes: RequestWrite[]): Promise<void> {
-    // BatchWriteItem refuses a list with one key twice ("contains duplicates"), and one request can
-    // be twice in a batch: producers retry, so the stream holds duplicates. A final status is
-    // immutable, so either copy will do; refused, the batch would be retried forever.
-    const unique = [...new Map(writes.map((w) => [requestsPk(w.tenant, w.requestId), w])).values()];
-    const chunks: RequestWrite[][] = [];
-    for (let i = 0; i < unique.length; i += 25) chunks.push(unique.slice(i, i + 25));
-    await mapLimit(chunks, this.concurrency, async (chunk) => {
-      // Same row layout as DynamoDurableStore.putRequest.
-      let pending: Record<string, unknown>[] = chunk.map((w) => ({ PutRequest: { Item: { pk: requestsPk(w.tenant, w.requestId), rank: w.rank, doc: w.json } } }));
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** attempt, 500)));
-        if (attempt > 8) throw new Error(`BatchWriteItem left ${pending.length} request statuses unprocessed`);
-        const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.requestsTable]: pending as never } }));
-        pending = (out.UnprocessedItems?.[this.requestsTable] as Record<string, unknown>[] | undefined) ?? [];
-      }
-    });
-  }
-}
-
-/**
- * Item projections by read-then-batch: BatchGetItem the current versions, then BatchWriteItem only
- * the items we hold a newer version of. Safe because each item has ONE writer at a time: its
- * partition key maps it to one shard, a shard has one reader (children start after parents), and
- * a parked item is written only by the operator's redrive while the shard holds its new writes.
- * A writer outside that rule (a rebuild running beside live traffic) must use the conditional path.
- */
-export class DynamoItemBatchWriter {
-  constructor(
-    private readonly doc: DynamoDBDocumentClient,
-    private readonly itemsTable: string,
-    private readonly concurrency = 8,
-  ) {}
-
-  async putNewer(all: ItemWrite[]): Promise<void> {
-    // One write per item, the newest (BatchGetItem and BatchWriteItem refuse duplicate keys).
-    const byKey = new Map<string, ItemWrite>();
-    for (const w of all) {
-      const k = `${itemsPk(w.tenant, w.collection)}\u0000${w.id}`;
-      if ((byKey.get(k)?.version ?? -1) < w.version) byKey.set(k, w);
-    }
-    const writes = [...byKey.values()];
-    const current = new Map<string, number>();
-    const gets: ItemWrite[][] = [];
-    for (let i = 0; i < writes.length; i += 100) gets.push(writes.slice(i, i + 100));
-    await mapLimit(gets, this.concurrency, async (chunk) => {
-      let keys: Record<string, unknown>[] = chunk.map((w) => ({ pk: itemsPk(w.tenant, w.collection), id: w.id }));
-      for (let attempt = 0; keys.length > 0; attempt++) {
-        if (attempt > 8) throw new Error('BatchGetItem left keys unprocessed');
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** attempt, 500)));
-        const out = await this.doc.send(new BatchGetCommand({
-          RequestItems: { [this.itemsTable]: { Keys: keys, ConsistentRead: true, ProjectionExpression: 'pk, id, version' } },
-        }));
-        for (const it of out.Responses?.[this.itemsTable] ?? []) current.set(`${it.pk}\u0000${it.id}`, Number(it.version));
-        keys = (out.UnprocessedKeys?.[this.itemsTable]?.Keys as Record<string, unknown>[] | undefined) ?? [];
-      }
-    });
-    const newer = writes.filter((w) => (current.get(`${itemsPk(w.tenant, w.collection)}\u0000${w.id}`) ?? 0) < w.version);
-    const puts: ItemWrite[][] = [];
-    for (let i = 0; i < newer.length; i += 25) puts.push(newer.slice(i, i + 25));
-    await mapLimit(puts, this.concurrency, async (chunk) => {
-      // Same row layout as DynamoDurableStore.putItem.
-      let pending: Record<string, unknown>[] = chunk.map((w) => {
-        const item: Record<string, unknown> = { pk: itemsPk(w.tenant, w.collection), id: w.id, version: w.version, updatedAt: w.updatedAt };
-        if (w.json === null) item.deleted = true;
-        else {
-          item.doc = w.json;
-          item.updatedAtId = updatedAtId(w.updatedAt, w.id);
-        }
-        return { PutRequest: { Item: item } };
-      });
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt > 8) throw new Error(`BatchWriteItem left ${pending.length} items unprocessed`);
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** attempt, 500)));
-        const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.itemsTable]: pending as never } }));
-        pending = (out.UnprocessedItems?.[this.itemsTable] as Record<string, unknown>[] | undefined) ?? [];
-      }
-    });
-  }
-}
 
 /**
  * Writes read-model changes to the copies it is given: both (redrive, replay), only the hot copy
@@ -238,18 +143,4 @@ export function consumerProjectors(
     commit: new InlineProjector(new Projector(null, stores.hot), new Projector(stores.durable, null, requests), inline.budgetMs, inline.maxRate),
     projection: new Projector(stores.durable, stores.hot, requests),
   };
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  });
-  await Promise.all(workers);
-  return out;
 }

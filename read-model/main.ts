@@ -15,7 +15,7 @@ import { NearCache, RedisTracking } from './near-cache';
 import { ReadModelReader } from './reader';
 import { liveStores } from './registry';
 import { createReadServer } from './server';
-import { DynamoDurableStore, type DurableStore, type HotStore, RedisHotStore } from './stores';
+import { DynamoDurableStore, type DurableStore, type HotStore, RedisHotStore } from '../core/read-store';
 import { CachingTokenVerifier } from './token-cache';
 
 export const ReadConfig = z.object({

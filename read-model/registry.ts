@@ -15,8 +15,9 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { Redis } from 'ioredis';
-import type { ItemAnswer, NearCache } from './near-cache';
-import { type DurableStore, DynamoDurableStore, type HotReads, hotReads, type HotStore, type ItemWrite, MemoryHotStore, type Page, RedisHotStore, type RequestWrite, type StoredItem } from './stores';
+import type { ItemAnswer } from '../core/read-store';
+import type { NearCache } from './near-cache';
+import { type DurableStore, DynamoDurableStore, type HotReads, hotReads, type HotStore, type ItemWrite, MemoryHotStore, type Page, RedisHotStore, type RequestWrite, type StoredItem } from '../core/read-store';
 
 /** How long a cached registry record may be used. A rebuild waits longer than this after registering a version, so every processor projects into it before the rebuild reads the log head. */
 export const REGISTRY_CACHE_MS = 1000;

@@ -14,12 +14,12 @@ import { loadConfig, runMain } from '../core/config';
 import { createLogger } from '../core/log';
 import { closeRedis, createRedis } from '../core/redis';
 import { RedisAckLog } from '../core/redis-ack-log';
-import { DynamoDurableStore, RedisHotStore } from '../read-model/stores';
+import { DynamoDurableStore, DynamoRequestBatchWriter, RedisHotStore } from '../core/read-store';
 import { PgEventStore } from '../processors/event-store';
 import { createPublisher } from '../processors/handler';
 import { ProcessorsConfig } from '../processors/main';
 import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from '../processors/parking';
-import { DynamoRequestBatchWriter, Projector } from '../processors/projector';
+import { Projector } from '../processors/projector';
 
 const USAGE = 'usage: npm run dlq -- list | redrive [requestId…] | discard [requestId…]';
 

@@ -16,7 +16,7 @@ import { AckConfig, startAckService } from '../ack-service/main';
 import { GatewayConfig, startGateway } from '../gateway/main';
 import { ProcessorsConfig, startProcessors } from '../processors/main';
 import { ReadConfig, startReadModel } from '../read-model/main';
-import { MemoryHotStore } from '../read-model/stores';
+import { MemoryHotStore } from '../core/read-store';
 import { DATA_DIR, ensurePostgres, ensureRedis, localAuthSecret, provision, ROOT, startEmulators, stopChild } from './local-stack';
 
 const SERVICES = [

@@ -25,7 +25,7 @@ import { partitionKey } from '../../core/keys';
 import { RedisAckLog } from '../../core/redis-ack-log';
 import { PgEventStore } from '../../processors/event-store';
 import { ProcessorsConfig, startProcessors } from '../../processors/main';
-import { mapLimit } from '../../processors/projector';
+import { mapLimit } from '../../core/map-limit';
 import { freePort, provision, ROOT, startEmulators, stopChild } from '../../scripts/local-stack';
 import { createTestDatabase, dropTestDatabase, REDIS_URL, uniqueName } from '../../tests/helpers/stack';
 import type { BenchContext, Figure, Percentiles, ScenarioResult } from '../types';

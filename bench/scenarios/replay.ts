@@ -14,7 +14,7 @@ import { Redis } from 'ioredis';
 import { Client, Pool } from 'pg';
 import { createDocumentClient, createDynamo, createKinesis } from '../../core/aws';
 import { DynamoProjectionRegistry, registryTableName } from '../../read-model/registry';
-import { RedisHotStore } from '../../read-model/stores';
+import { RedisHotStore } from '../../core/read-store';
 import { itemsProjection } from '../../processors/projections';
 import { logHead } from '../../processors/replay/fold';
 import { foldInto, rebuild } from '../../processors/replay/rebuild';

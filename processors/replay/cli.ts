@@ -11,7 +11,7 @@ import { createLogger } from '../../core/log';
 import { RedisAckLog } from '../../core/redis-ack-log';
 import { closeRedis, createRedis } from '../../core/redis';
 import { DynamoProjectionRegistry, registryTableName } from '../../read-model/registry';
-import { DynamoDurableStore, RedisHotStore } from '../../read-model/stores';
+import { DynamoDurableStore, RedisHotStore } from '../../core/read-store';
 import { PgEventStore } from '../event-store';
 import { createKinesisHandler } from '../handler';
 import { Projector } from '../projector';

@@ -4,7 +4,7 @@
  * a rebuild never misses a write that happens while it runs and the switch loses nothing. Each
  * version gets the document its own projection code makes. Requests are not versioned.
  */
-import type { DurableStore, HotStore, ItemWrite, Page, RequestWrite, StoredItem } from '../../read-model/stores';
+import type { DurableStore, HotStore, ItemWrite, Page, RequestWrite, StoredItem } from '../../core/read-store';
 import {
   activeVersions, CachedRegistry, liveVersion, type ProjectionRegistry, type ProjectionVersion, type VersionedWiring, versionWiring, type VersionStores,
 } from '../../read-model/registry';

@@ -17,7 +17,7 @@ import {
   type DynamoProjectionRegistry, liveVersion, type ProjectionRecord, type ProjectionVersion, RegistryConflictError, REGISTRY_SETTLE_MS,
   versionItemsTable, versionRedisPrefix, waitActive,
 } from '../../read-model/registry';
-import { DynamoDurableStore, type DurableStore } from '../../read-model/stores';
+import { DynamoDurableStore, type DurableStore } from '../../core/read-store';
 import type { Projection } from '../projections';
 import { latestProjection, projectionAt } from './catalog';
 import { countUpTo, foldItems, foldLog, type FoldPage, type ItemKey, itemsChangedBetween, logHead } from './fold';

@@ -10,7 +10,7 @@ import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Command, ItemState } from '../../core/contracts';
 import { CommandSchema } from '../../core/contracts';
-import type { DurableStore } from '../../read-model/stores';
+import type { DurableStore } from '../../core/read-store';
 import { decide } from '../decide';
 import { stateFromDocument } from './catalog';
 import { shardIterator } from './reprocess';

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { itemsPk } from '../../core/keys';
 import { liveVersion } from '../../read-model/registry';
-import { DynamoDurableStore } from '../../read-model/stores';
+import { DynamoDurableStore } from '../../core/read-store';
 import type { ItemState } from '../../core/contracts';
 import type { Projection } from '../projections';
 import { projectionAt } from './catalog';
