@@ -25,7 +25,7 @@ import type { Logger } from '../core/log';
 import type { BatchEntry, BatchOutcome, EventStore, Outcome } from './event-store';
 import type { ProcessorMetrics } from './metrics';
 import type { ParkingLot, Publish } from './parking';
-import { projectOutcome } from './projections';
+import { projectOutcome } from '../core/projections';
 import type { BatchProjector } from './projector';
 
 export interface HandlerDeps {

@@ -19,7 +19,7 @@ import { createKinesisHandler, type KinesisHandler } from './handler';
 import { createProjectionHandler } from './projection-handler';
 import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
 import { consumerProjectors } from './projector';
-import { fanOutStores } from './replay/fanout';
+import { fanOutStores } from '../core/projections';
 
 const LambdaConfig = z
   .object({
@@ -76,7 +76,7 @@ async function build(): Promise<Handlers> {
   const durable = new DynamoDurableStore(doc, config.ITEMS_TABLE, config.REQUESTS_TABLE);
   const store = new PgEventStore(pool);
   const dlq = config.DLQ_URL ? new SqsDeadLetterQueue(createSqs({ region: config.AWS_REGION }), config.DLQ_URL) : new LogDeadLetterQueue(log);
-  // Item writes fan out to every deployed version of the projection (processors/replay/fanout.ts),
+  // Item writes fan out to every deployed version of the projection (core/projections/fan-out.ts),
   // always through conditional puts: a rebuild writes the same tables, so read-then-batch is not safe.
   const versioned = fanOutStores({ doc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX,
     base: { durable, hot: new RedisHotStore(redis, config.REDIS_PREFIX) } });

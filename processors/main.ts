@@ -20,7 +20,7 @@ import { ProcessorMetrics, serveMetrics } from './metrics';
 import { migrate } from './migrate';
 import { type DeadLetterQueue, LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
 import { consumerProjectors } from './projector';
-import { fanOutStores } from './replay/fanout';
+import { fanOutStores } from '../core/projections';
 import { StreamRunner } from './runner';
 
 export const ProcessorsConfig = z.object({
@@ -79,7 +79,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   const metricsServer = await serveMetrics(metrics, config.PROCESSORS_METRICS_PORT, log);
   const doc = createDocumentClient(dynamo);
 
-  // Item writes fan out to every deployed version of the projection (processors/replay/fanout.ts),
+  // Item writes fan out to every deployed version of the projection (core/projections/fan-out.ts),
   // always through conditional puts: a rebuild writes the same tables, so read-then-batch is not safe.
   const versioned = fanOutStores({ doc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base: { durable, hot } });
   const store = overrides.wrapStore ? overrides.wrapStore(pgStore) : pgStore;

@@ -17,7 +17,7 @@ import type { Logger } from '../core/log';
 import type { BatchEntry, BatchOutcome, Outcome } from './event-store';
 import { type KinesisHandler, MalformedRecordError, parseCommand } from './handler';
 import type { ProcessorMetrics } from './metrics';
-import { projectOutcome } from './projections';
+import { projectOutcome } from '../core/projections';
 import type { BatchProjector } from './projector';
 
 export interface OutcomeLookup {

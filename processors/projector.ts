@@ -13,7 +13,7 @@
  */
 import { mapLimit } from '../core/map-limit';
 import { type DurableStore, type DynamoItemBatchWriter, type HotStore, type ItemWrite, RANK_FINAL, type RequestBatchWriter } from '../core/read-store';
-import type { ReadModelChange } from './projections';
+import type { ReadModelChange } from '../core/projections';
 
 /**
  * Writes read-model changes to the copies it is given: both (redrive, replay), only the hot copy

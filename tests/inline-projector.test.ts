@@ -5,7 +5,7 @@
  * by tests/processors.test.ts, including a DynamoDB outage).
  */
 import { InlineProjector, type BatchProjector } from '../processors/projector';
-import type { ReadModelChange } from '../processors/projections';
+import type { ReadModelChange } from '../core/projections';
 
 class Recorder implements BatchProjector {
   readonly applied: ReadModelChange[][] = [];

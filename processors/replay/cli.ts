@@ -10,12 +10,12 @@ import { AwsEnv, LogEnv, loadConfig, RedisEnv, StreamEnv, TablesEnv } from '../.
 import { createLogger } from '../../core/log';
 import { RedisAckLog } from '../../core/redis-ack-log';
 import { closeRedis, createRedis } from '../../core/redis';
-import { DynamoProjectionRegistry, registryTableName } from '../../read-model/registry';
+import { DynamoProjectionRegistry, registryTableName } from '../../core/projections';
 import { DynamoDurableStore, RedisHotStore } from '../../core/read-store';
 import { PgEventStore } from '../event-store';
 import { createKinesisHandler } from '../handler';
 import { Projector } from '../projector';
-import { fanOutStores } from './fanout';
+import { fanOutStores } from '../../core/projections';
 import { createProgress } from './progress';
 import { abandon, rebuild, type ReplayDeps, retire, sweepRetirements, switchTo } from './rebuild';
 import { reprocess } from './reprocess';

@@ -12,7 +12,7 @@ import type { Command, ItemState } from '../../core/contracts';
 import { CommandSchema } from '../../core/contracts';
 import type { DurableStore } from '../../core/read-store';
 import { decide } from '../decide';
-import { stateFromDocument } from './catalog';
+import { stateFromDocument } from '../../core/projections';
 import { shardIterator } from './reprocess';
 
 export interface StreamSourceOptions {

@@ -3,8 +3,8 @@
  * older or newer code versions that deployed versions still use are registered here, so a
  * processor projects each deployed version with the code it was built with.
  */
-import type { ItemDocument, ItemState } from '../../core/contracts';
-import { PROJECTIONS, type Projection } from '../projections';
+import type { ItemDocument, ItemState } from '../contracts';
+import { PROJECTIONS, type Projection } from './definitions';
 
 const extra = new Map<string, Map<number, Projection>>();
 

@@ -2,10 +2,13 @@
  * Projections: pure functions from a decided command (or a folded event) to read-model writes.
  * They are registered by name and version so a changed projection can be rebuilt side by side.
  */
-import type { Command, ItemDocument, ItemState, RequestStatus } from '../core/contracts';
-import type { ItemWrite, RequestWrite } from '../core/read-store';
-import { RANK_FINAL, RANK_QUEUED } from '../core/read-store';
-import type { Outcome } from './event-store';
+import type { Command, ItemDocument, ItemState, Rejection, RequestStatus } from '../contracts';
+import { type ItemWrite, RANK_FINAL, RANK_QUEUED, type RequestWrite } from '../read-store';
+
+/** A command's decision as the projections see it (processors' Outcome, without how it was reached). */
+export type DecidedOutcome =
+  | { status: 'committed'; version: number; decidedAt: string; state: ItemState }
+  | { status: 'rejected'; reason: Rejection; decidedAt: string };
 
 export interface ReadModelChange {
   item?: ItemWrite;
@@ -45,7 +48,7 @@ export function requestStatusWrite(tenant: string, status: RequestStatus): Reque
 }
 
 /** The read-model writes that follow a decided command. */
-export function projectOutcome(cmd: Command, outcome: Outcome, projection: Projection = itemsProjection): ReadModelChange {
+export function projectOutcome(cmd: Command, outcome: DecidedOutcome, projection: Projection = itemsProjection): ReadModelChange {
   const status: RequestStatus =
     outcome.status === 'committed'
       ? { requestId: cmd.requestId, status: 'committed', collection: cmd.collection, id: cmd.id, version: outcome.version, at: outcome.decidedAt }

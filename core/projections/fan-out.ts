@@ -4,12 +4,12 @@
  * a rebuild never misses a write that happens while it runs and the switch loses nothing. Each
  * version gets the document its own projection code makes. Requests are not versioned.
  */
-import type { DurableStore, HotStore, ItemWrite, Page, RequestWrite, StoredItem } from '../../core/read-store';
-import {
-  activeVersions, CachedRegistry, liveVersion, type ProjectionRegistry, type ProjectionVersion, type VersionedWiring, versionWiring, type VersionStores,
-} from '../../read-model/registry';
-import { itemsProjection } from '../projections';
+import type { DurableStore, HotStore, ItemWrite, Page, RequestWrite, StoredItem } from '../read-store';
 import { projectionAt, stateFromDocument } from './catalog';
+import { itemsProjection } from './definitions';
+import { CachedRegistry, type ProjectionVersion } from './registry';
+import { VersionRouting } from './routing';
+import { type VersionedWiring, versionWiring } from './version-stores';
 
 type Kind = 'durable' | 'hot';
 
@@ -20,15 +20,13 @@ function writeFor(projection: string, v: ProjectionVersion, w: ItemWrite): ItemW
   return p.item(stateFromDocument(w.tenant, w.collection, w.id, w.version, w.updatedAt, w.json));
 }
 
-async function fanOut(
-  registry: ProjectionRegistry, projection: string, stores: VersionStores, kind: Kind, w: ItemWrite,
-): Promise<boolean> {
-  const rec = await registry.get(projection);
-  const live = rec.live;
+/** Writes `w` to every active version; answers what the live version's guarded write answered. */
+async function fanOut(route: VersionRouting, kind: Kind, w: ItemWrite): Promise<boolean> {
+  const { live, versions } = await route.active();
   const results = await Promise.all(
-    activeVersions(rec).map(async (v) => {
-      const store = kind === 'durable' ? stores.durable(v) : stores.hot(v);
-      return [v.n, await store.putItem(writeFor(projection, v, w))] as const;
+    versions.map(async (v) => {
+      const store = kind === 'durable' ? route.stores.durable(v) : route.stores.hot(v);
+      return [v.n, await store.putItem(writeFor(route.projection, v, w))] as const;
     }),
   );
   return results.find(([n]) => n === live)?.[1] ?? false;
@@ -36,19 +34,17 @@ async function fanOut(
 
 export class FanOutDurableStore implements DurableStore {
   constructor(
-    private readonly registry: ProjectionRegistry,
-    private readonly projection: string,
-    private readonly stores: VersionStores,
+    private readonly route: VersionRouting,
     private readonly base: DurableStore,
   ) {}
   async getItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined> {
-    return this.stores.durable(liveVersion(await this.registry.get(this.projection))).getItem(tenant, collection, id);
+    return (await this.route.liveDurable()).getItem(tenant, collection, id);
   }
   putItem(w: ItemWrite): Promise<boolean> {
-    return fanOut(this.registry, this.projection, this.stores, 'durable', w);
+    return fanOut(this.route, 'durable', w);
   }
   async listItems(tenant: string, collection: string, limit: number, cursor: string | undefined): Promise<Page> {
-    return this.stores.durable(liveVersion(await this.registry.get(this.projection))).listItems(tenant, collection, limit, cursor);
+    return (await this.route.liveDurable()).listItems(tenant, collection, limit, cursor);
   }
   getRequest(tenant: string, requestId: string) {
     return this.base.getRequest(tenant, requestId);
@@ -60,16 +56,14 @@ export class FanOutDurableStore implements DurableStore {
 
 export class FanOutHotStore implements HotStore {
   constructor(
-    private readonly registry: ProjectionRegistry,
-    private readonly projection: string,
-    private readonly stores: VersionStores,
+    private readonly route: VersionRouting,
     private readonly base: HotStore,
   ) {}
   async getItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined> {
-    return this.stores.hot(liveVersion(await this.registry.get(this.projection))).getItem(tenant, collection, id);
+    return (await this.route.liveHot()).getItem(tenant, collection, id);
   }
   putItem(w: ItemWrite): Promise<boolean> {
-    return fanOut(this.registry, this.projection, this.stores, 'hot', w);
+    return fanOut(this.route, 'hot', w);
   }
   getRequest(tenant: string, requestId: string) {
     return this.base.getRequest(tenant, requestId);
@@ -79,15 +73,15 @@ export class FanOutHotStore implements HotStore {
   }
   /** A batch: each version's item writes (and, with the base's, the request statuses) in one batched call. */
   async putMany(items: ItemWrite[], requests: RequestWrite[]): Promise<void> {
-    let rec;
+    let active;
     try {
-      rec = await this.registry.get(this.projection);
+      active = await this.route.active();
     } catch (err) {
       // Request statuses are not versioned: they do not wait for the registry (as putRequest does not).
       await putAll(this.base, [], requests);
       throw err;
     }
-    const writes = activeVersions(rec).map((v) => ({ store: this.stores.hot(v), items: items.map((w) => writeFor(this.projection, v, w)) }));
+    const writes = active.versions.map((v) => ({ store: this.route.stores.hot(v), items: items.map((w) => writeFor(this.route.projection, v, w)) }));
     const withBase = writes.find((w) => w.store === this.base);
     await Promise.all([
       ...writes.map((w) => putAll(w.store, w.items, w === withBase ? requests : [])),
@@ -104,9 +98,10 @@ function putAll(store: HotStore, items: ItemWrite[], requests: RequestWrite[]): 
 /** The processors' stores: item writes fan out to every deployed version of the projection. */
 export function fanOutStores(w: VersionedWiring): { durable: DurableStore; hot: HotStore } {
   const { registry, stores, projection } = versionWiring(w);
-  const cached = new CachedRegistry(registry, { strict: true });
+  // Strictly cached: a version registered for building is seen within the cache TTL, or the write fails (and is retried).
+  const route = new VersionRouting(new CachedRegistry(registry, { strict: true }), projection, stores);
   return {
-    durable: new FanOutDurableStore(cached, projection, stores, w.base.durable),
-    hot: new FanOutHotStore(cached, projection, stores, w.base.hot),
+    durable: new FanOutDurableStore(route, w.base.durable),
+    hot: new FanOutHotStore(route, w.base.hot),
   };
 }
