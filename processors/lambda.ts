@@ -14,11 +14,11 @@ import { createLogger } from '../core/log';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { createRedis } from '../core/redis';
 import { DynamoDurableStore, DynamoRequestBatchWriter, RedisHotStore } from '../core/read-store';
-import { PgEventStore } from './event-store';
-import { createKinesisHandler, type KinesisHandler } from './handler';
-import { createProjectionHandler } from './projection-handler';
+import { PgCommandStore } from './command-store';
+import { createKinesisHandler, type KinesisHandler } from './commit-consumer';
+import { createProjectionHandler } from './projection-consumer';
 import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
-import { consumerProjectors } from './projector';
+import { consumerProjectors } from './projection-writer';
 import { fanOutStores } from '../core/projections';
 
 const LambdaConfig = z
@@ -74,7 +74,7 @@ async function build(): Promise<Handlers> {
   const redis = createRedis(config.REDIS_URL, redisToken);
   const doc = createDocumentClient(createDynamo({ region: config.AWS_REGION }));
   const durable = new DynamoDurableStore(doc, config.ITEMS_TABLE, config.REQUESTS_TABLE);
-  const store = new PgEventStore(pool);
+  const store = new PgCommandStore(pool);
   const dlq = config.DLQ_URL ? new SqsDeadLetterQueue(createSqs({ region: config.AWS_REGION }), config.DLQ_URL) : new LogDeadLetterQueue(log);
   // Item writes fan out to every deployed version of the projection (core/projections/fan-out.ts),
   // always through conditional puts: a rebuild writes the same tables, so read-then-batch is not safe.

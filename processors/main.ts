@@ -13,13 +13,13 @@ import { closeRedis, createRedis } from '../core/redis';
 import { closeOnSignals, type RunningService } from '../core/service';
 import { DynamoDurableStore, DynamoRequestBatchWriter, type HotStore, RedisHotStore } from '../core/read-store';
 import { type CheckpointStore, PgCheckpointStore } from './checkpoints';
-import { type EventStore, PgEventStore } from './event-store';
-import { createKinesisHandler } from './handler';
-import { createProjectionHandler } from './projection-handler';
+import { type CommandStore, PgCommandStore } from './command-store';
+import { createKinesisHandler } from './commit-consumer';
+import { createProjectionHandler } from './projection-consumer';
 import { ProcessorMetrics, serveMetrics } from './metrics';
 import { migrate } from './migrate';
 import { type DeadLetterQueue, LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
-import { consumerProjectors } from './projector';
+import { consumerProjectors } from './projection-writer';
 import { fanOutStores } from '../core/projections';
 import { StreamRunner } from './runner';
 
@@ -54,7 +54,7 @@ export interface ProcessorsOverrides {
   hot?: HotStore;
   log?: Logger;
   /** Fault injection in tests: wrap the real adapters (e.g. to throw once after the commit). */
-  wrapStore?: (store: EventStore) => EventStore;
+  wrapStore?: (store: CommandStore) => CommandStore;
   wrapAcks?: (acks: AckLog) => AckLog;
   wrapCheckpoints?: (checkpoints: CheckpointStore) => CheckpointStore;
   dlq?: DeadLetterQueue;
@@ -74,7 +74,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   const kinesis = createKinesis({ region: config.AWS_REGION, endpoint: config.KINESIS_ENDPOINT });
   const sqs = config.DLQ_URL ? createSqs({ region: config.AWS_REGION, endpoint: config.SQS_ENDPOINT }) : undefined;
   const dlq = overrides.dlq ?? (sqs ? new SqsDeadLetterQueue(sqs, config.DLQ_URL!) : new LogDeadLetterQueue(log));
-  const pgStore = new PgEventStore(pool);
+  const pgStore = new PgCommandStore(pool);
   const metrics = new ProcessorMetrics(true);
   const metricsServer = await serveMetrics(metrics, config.PROCESSORS_METRICS_PORT, log);
   const doc = createDocumentClient(dynamo);

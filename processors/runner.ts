@@ -21,7 +21,7 @@ import {
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
 import type { Logger } from '../core/log';
 import type { CheckpointStore } from './checkpoints';
-import type { KinesisHandler } from './handler';
+import type { KinesisHandler } from './commit-consumer';
 import type { ProcessorMetrics } from './metrics';
 
 export interface RunnerOptions {

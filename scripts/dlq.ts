@@ -15,11 +15,11 @@ import { createLogger } from '../core/log';
 import { closeRedis, createRedis } from '../core/redis';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { DynamoDurableStore, DynamoRequestBatchWriter, RedisHotStore } from '../core/read-store';
-import { PgEventStore } from '../processors/event-store';
-import { createPublisher } from '../processors/handler';
+import { PgCommandStore } from '../processors/command-store';
+import { createPublisher } from '../processors/commit-consumer';
 import { ProcessorsConfig } from '../processors/main';
 import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from '../processors/parking';
-import { Projector } from '../processors/projector';
+import { Projector } from '../processors/projection-writer';
 
 const USAGE = 'usage: npm run dlq -- list | redrive [requestId…] | discard [requestId…]';
 
@@ -54,7 +54,7 @@ export async function runDlq(argv: string[], env: NodeJS.ProcessEnv, out: DlqOut
   const pool = new Pool({ connectionString: config.DATABASE_URL, max: 2 });
   const sqs = config.DLQ_URL ? createSqs({ region: config.AWS_REGION, endpoint: config.SQS_ENDPOINT }) : undefined;
   const queue = sqs ? new SqsDeadLetterQueue(sqs, config.DLQ_URL!) : undefined;
-  const store = new PgEventStore(pool);
+  const store = new PgCommandStore(pool);
   const parking = new ParkingLot(store, queue ?? new LogDeadLetterQueue(log), config.MAX_ATTEMPTS, log);
   const redis = command === 'list' ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
   const dynamo = createDynamo({ region: config.AWS_REGION, endpoint: config.DYNAMODB_ENDPOINT });

@@ -7,7 +7,7 @@
  */
 import { toKinesisEvent } from '../runner';
 import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, ListShardsCommand, type _Record, type Shard } from '@aws-sdk/client-kinesis';
-import type { KinesisHandler } from '../handler';
+import type { KinesisHandler } from '../commit-consumer';
 import type { ProgressSink } from './progress';
 
 export interface ReprocessOptions {

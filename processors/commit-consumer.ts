@@ -22,14 +22,14 @@ import type { KinesisStreamBatchResponse, KinesisStreamEvent, KinesisStreamRecor
 import type { AckLog } from '../core/ack-log';
 import { type AckDraft, type Command, CommandSchema } from '../core/contracts';
 import type { Logger } from '../core/log';
-import type { BatchEntry, BatchOutcome, EventStore, Outcome } from './event-store';
+import type { BatchEntry, BatchOutcome, CommandStore, Outcome } from './command-store';
 import type { ProcessorMetrics } from './metrics';
 import type { ParkingLot, Publish } from './parking';
 import { projectOutcome } from '../core/projections';
-import type { BatchProjector } from './projector';
+import type { BatchProjector } from './projection-writer';
 
 export interface HandlerDeps {
-  store: EventStore;
+  store: CommandStore;
   projector: BatchProjector;
   acks: AckLog;
   log: Logger;

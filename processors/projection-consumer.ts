@@ -14,11 +14,11 @@
  */
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
 import type { Logger } from '../core/log';
-import type { BatchEntry, BatchOutcome, Outcome } from './event-store';
-import { type KinesisHandler, MalformedRecordError, parseCommand } from './handler';
+import type { BatchEntry, BatchOutcome, Outcome } from './command-store';
+import { type KinesisHandler, MalformedRecordError, parseCommand } from './commit-consumer';
 import type { ProcessorMetrics } from './metrics';
 import { projectOutcome } from '../core/projections';
-import type { BatchProjector } from './projector';
+import type { BatchProjector } from './projection-writer';
 
 export interface OutcomeLookup {
   lookupBatch(entries: BatchEntry[]): Promise<Array<BatchOutcome | undefined>>;
