@@ -14,7 +14,10 @@ export const AckConfig = z.object({
   ACK_PORT: port(3002),
   HOST: z.string().default('127.0.0.1'),
   HEARTBEAT_MS: positiveInt(30_000),
-  REPLAY_PAGE_SIZE: positiveInt(500),
+  /** Acks read per page when a connection resumes from its cursor (`?after=`). Default 500. */
+  RESUME_PAGE_SIZE: z.coerce.number().int().positive().optional(),
+  /** Deprecated alias of RESUME_PAGE_SIZE (its name before "replay" came to mean only rebuilds); RESUME_PAGE_SIZE wins. */
+  REPLAY_PAGE_SIZE: z.coerce.number().int().positive().optional(),
   /** Per principal and instance; more upgrades get 429. */
   MAX_CONNECTIONS_PER_PRINCIPAL: positiveInt(20),
   /** Per connection: unread bytes past this close it with 1013 (slow client). */
@@ -30,7 +33,7 @@ export async function startAckService(config: AckConfig, overrides: { acks?: Ack
   const redis = overrides.acks ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
   const acks = overrides.acks ?? new RedisAckLog(redis!, config.REDIS_PREFIX, retentionFrom(config));
   const ack = new AckServer({
-    acks, log, verifier: new TokenVerifier(config.AUTH_SECRET), heartbeatMs: config.HEARTBEAT_MS, replayPageSize: config.REPLAY_PAGE_SIZE,
+    acks, log, verifier: new TokenVerifier(config.AUTH_SECRET), heartbeatMs: config.HEARTBEAT_MS, resumePageSize: config.RESUME_PAGE_SIZE ?? config.REPLAY_PAGE_SIZE ?? 500,
     maxConnectionsPerPrincipal: config.MAX_CONNECTIONS_PER_PRINCIPAL,
     maxBufferedBytes: config.MAX_BUFFERED_BYTES,
     maxMessageBytes: config.MAX_MESSAGE_BYTES,

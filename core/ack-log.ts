@@ -6,7 +6,7 @@
  * - cursors grow per principal (tenant + sub);
  * - a `queued` ack appended after the request's final ack is dropped, so no client can see
  *   `queued` after `committed`/`rejected`;
- * - a final ack appended twice (a replayed record) is not stored twice: the stored one is returned
+ * - a final ack appended twice (a redelivered record) is not stored twice: the stored one is returned
  *   and published again with its original cursor, so live clients that missed it get it and the
  *   others drop it as already seen.
  */

@@ -153,7 +153,7 @@ export function createKinesisHandler(deps: HandlerDeps): KinesisHandler {
 
   const count = (outcomes: BatchOutcome[]) => {
     if (!metrics) return;
-    for (const o of outcomes) metrics.records.inc({ outcome: o.replayed ? 'replayed' : o.status });
+    for (const o of outcomes) metrics.records.inc({ outcome: o.redelivered ? 'redelivered' : o.status });
   };
 
   /** Commits, projects and acks a run of commands; -1 or the index (into `seg`) of the first unfinished one. */

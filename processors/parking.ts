@@ -9,9 +9,9 @@
  * Later writes to a parked item are HELD (our choice over rejecting them with `item_parked`): the
  * store appends them to `parked` behind the poison record and sends no final ack yet, so nothing
  * is applied out of order and nothing the client sent is thrown away. `npm run dlq -- redrive`
- * replays an item's parked writes in their original order (stopping at the first one that still
+ * re-applies an item's parked writes in their original order (stopping at the first one that still
  * fails); `discard` drops them, recording each as `rejected` with `item_parked` and acking that.
- * Malformed records (not a command at all) cannot be retried or replayed: they go straight to
+ * Malformed records (not a command at all) cannot be retried or redelivered: they go straight to
  * the dead-letter queue.
  */
 import {
@@ -262,7 +262,7 @@ export class ParkingLot {
         await c.query('DELETE FROM parked WHERE id = $1', [r.id]);
         return prior.rowCount !== 0;
       });
-      if (!decidedBefore) await publish([{ cmd }], [{ status: 'rejected', reason, decidedAt, replayed: false }]);
+      if (!decidedBefore) await publish([{ cmd }], [{ status: 'rejected', reason, decidedAt, redelivered: false }]);
       progress(++done, rows.length, r.requestId);
     }
     return done;

@@ -144,7 +144,7 @@ export class StreamRunner {
     // A batch's checkpoint is written while the next batch is read and handled (one PostgreSQL
     // round trip and commit less per batch on the shard's critical path). The saves are chained, so
     // they land in order; a failed one is a crash of this reader: it stops at its next step and
-    // resumes from the checkpoint that was saved (the records after it are replayed, harmlessly).
+    // resumes from the checkpoint that was saved (the records after it are delivered again, harmlessly).
     let saving: Promise<void> = Promise.resolve();
     let saveError: { err: unknown } | undefined;
     const saveCheckpoint = (sequenceNumber: string) => {

@@ -1,7 +1,7 @@
 /**
  * The read model's two stores: a hot copy (Redis) and a durable copy (DynamoDB). Documents are
  * stored as the exact JSON the API answers with, so a read never re-serialises them. Every write
- * is version-guarded: an older version never overwrites a newer one, so replays and races are
+ * is version-guarded: an older version never overwrites a newer one, so redeliveries and races are
  * harmless.
  *
  * What a write and a stored item look like (shared by every port and adapter in core/read-store/).

@@ -7,14 +7,14 @@ import type { PoolClient } from 'pg';
 import type { Command, Rejection } from '../../core/contracts';
 import type { DecidedOutcome } from '../../core/projections';
 
-/** A command's outcome; `replayed`: decided before (a redelivered record), not now. */
-export type Outcome = DecidedOutcome & { replayed: boolean };
+/** A command's outcome; `redelivered`: decided before (a redelivered record), not now. */
+export type Outcome = DecidedOutcome & { redelivered: boolean };
 
 /** Not applied: an earlier write of the same item is parked, so this one waits behind it. */
 export interface Held {
   status: 'held';
   behind: string;
-  replayed: boolean;
+  redelivered: boolean;
 }
 export type BatchOutcome = Outcome | Held;
 

@@ -18,7 +18,7 @@ import { decide } from '../../decide';
 import type { BatchEntry, BatchOutcome, BatchResult, CommandStore, Outcome, ParkedInsert, ParkingStore } from '../port';
 import {
   appendDecisions, cmdKey, eachInSavepoint, type EventRowJson, eventRow, insertParked, type ItemRow, type ItemRowJson, itemStateRow,
-  loadContext, type PriorRow, recordRequest, replayedOutcome, requestRow, type RequestRowJson, toState, transaction,
+  loadContext, type PriorRow, recordRequest, redeliveredOutcome, requestRow, type RequestRowJson, toState, transaction,
 } from './event-log';
 
 export class PgCommandStore implements CommandStore, ParkingStore {
@@ -56,7 +56,7 @@ export class PgCommandStore implements CommandStore, ParkingStore {
   }
 
   /**
-   * Read-only: the outcome each entry already has (as `executeBatch` would replay it, with the
+   * Read-only: the outcome each entry already has (as `executeBatch` would answer it again, with the
    * item's current state), `held` for a parked or held request, `undefined` for one not decided yet.
    * The projection consumer uses it to project what the commit consumer decided.
    */
@@ -65,8 +65,8 @@ export class PgCommandStore implements CommandStore, ParkingStore {
     const { prior, parkedItems, parkedReqs, states } = await loadContext(this.pool, entries, false);
     return entries.map(({ cmd }) => {
       const p = prior.get(cmd.requestId);
-      if (p) return replayedOutcome(p, states.get(cmdKey(cmd)));
-      if (parkedReqs.has(cmd.requestId)) return { status: 'held', behind: parkedItems.get(cmdKey(cmd)) ?? cmd.requestId, replayed: true };
+      if (p) return redeliveredOutcome(p, states.get(cmdKey(cmd)));
+      if (parkedReqs.has(cmd.requestId)) return { status: 'held', behind: parkedItems.get(cmdKey(cmd)) ?? cmd.requestId, redelivered: true };
       return undefined;
     });
   }
@@ -105,22 +105,22 @@ export class PgCommandStore implements CommandStore, ParkingStore {
       const key = cmdKey(cmd);
       const again = decidedHere.get(cmd.requestId);
       if (again) {
-        outcomes.push({ ...again, replayed: true } as BatchOutcome);
+        outcomes.push({ ...again, redelivered: true } as BatchOutcome);
         continue;
       }
       const p = prior.get(cmd.requestId);
       let out: BatchOutcome;
       if (p) {
-        out = replayedOutcome(p, states.get(key));
+        out = redeliveredOutcome(p, states.get(key));
       } else if (parkedReqs.has(cmd.requestId)) {
-        out = { status: 'held', behind: parkedItems.get(key) ?? cmd.requestId, replayed: true };
+        out = { status: 'held', behind: parkedItems.get(key) ?? cmd.requestId, redelivered: true };
       } else if (parkedItems.has(key)) {
-        out = { status: 'held', behind: parkedItems.get(key)!, replayed: false };
+        out = { status: 'held', behind: parkedItems.get(key)!, redelivered: false };
         held.push({ entry: e, kind: 'held', error: `held behind parked request ${out.behind}` });
       } else {
         const decision = decide(cmd, states.get(key));
         if (decision.kind === 'reject') {
-          out = { status: 'rejected', reason: decision.reason, decidedAt, replayed: false };
+          out = { status: 'rejected', reason: decision.reason, decidedAt, redelivered: false };
           rq.push(requestRow(cmd, 'rejected', null, decision.reason, decidedAt));
         } else {
           const next: ItemState = {
@@ -131,10 +131,10 @@ export class PgCommandStore implements CommandStore, ParkingStore {
           touched.add(key);
           ev.push(eventRow(cmd, decision.version, decision.type, decision.eventData, decidedAt));
           rq.push(requestRow(cmd, 'committed', decision.version, null, decidedAt));
-          out = { status: 'committed', version: decision.version, decidedAt, state: next, replayed: false };
+          out = { status: 'committed', version: decision.version, decidedAt, state: next, redelivered: false };
         }
       }
-      if (!out.replayed) decidedHere.set(cmd.requestId, out);
+      if (!out.redelivered) decidedHere.set(cmd.requestId, out);
       outcomes.push(out);
     }
 
@@ -161,7 +161,7 @@ export class PgCommandStore implements CommandStore, ParkingStore {
       const first = p.rows[0];
       if (first) {
         const added = await insertParked(client, [{ entry: e, kind: 'held', error: `held behind parked request ${first.request_id}` }]);
-        return { status: 'held', behind: first.request_id, replayed: added === 0 };
+        return { status: 'held', behind: first.request_id, redelivered: added === 0 };
       }
     }
 
@@ -175,7 +175,7 @@ export class PgCommandStore implements CommandStore, ParkingStore {
 
     if (decision.kind === 'reject') {
       await recordRequest(client, cmd, 'rejected', null, decision.reason, decidedAt);
-      return { status: 'rejected', reason: decision.reason, decidedAt, replayed: false };
+      return { status: 'rejected', reason: decision.reason, decidedAt, redelivered: false };
     }
 
     const next: ItemState = {
@@ -184,10 +184,10 @@ export class PgCommandStore implements CommandStore, ParkingStore {
     };
     await appendDecisions(client, [eventRow(cmd, decision.version, decision.type, decision.eventData, decidedAt)], [itemStateRow(next)],
       [requestRow(cmd, 'committed', decision.version, null, decidedAt)]);
-    return { status: 'committed', version: decision.version, decidedAt, state: next, replayed: false };
+    return { status: 'committed', version: decision.version, decidedAt, state: next, redelivered: false };
   }
 
-  /** A request decided before (a replayed record): its outcome, with the item's current state to re-project. */
+  /** A request decided before (a redelivered record): its outcome, with the item's current state to re-project. */
   private async priorOutcome(client: PoolClient, cmd: Command): Promise<Outcome | undefined> {
     const res = await client.query<PriorRow>(
       'SELECT request_id, status, version, reason, decided_at FROM requests WHERE request_id = $1',
@@ -197,13 +197,13 @@ export class PgCommandStore implements CommandStore, ParkingStore {
     if (!prior) return undefined;
     const decidedAt = prior.decided_at.toISOString();
     if (prior.status === 'rejected') {
-      return { status: 'rejected', reason: prior.reason!, decidedAt, replayed: true };
+      return { status: 'rejected', reason: prior.reason!, decidedAt, redelivered: true };
     }
     const row = await client.query<ItemRow>(
       'SELECT version, deleted, data, updated_at FROM items WHERE tenant = $1 AND collection = $2 AND item_id = $3',
       [cmd.tenant, cmd.collection, cmd.id],
     );
-    return { status: 'committed', version: prior.version!, decidedAt, state: toState(cmd, row.rows[0]!), replayed: true };
+    return { status: 'committed', version: prior.version!, decidedAt, state: toState(cmd, row.rows[0]!), redelivered: true };
   }
 }
 

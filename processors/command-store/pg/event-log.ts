@@ -103,11 +103,11 @@ export async function loadContext(client: Pool | PoolClient, entries: BatchEntry
   return { prior, parkedItems, parkedReqs, states };
 }
 
-/** A decided request's outcome, replayed; a committed one carries the item's current state (never older). */
-export function replayedOutcome(p: PriorRow, state: ItemState | undefined): Outcome {
+/** A decided request's outcome, redelivered; a committed one carries the item's current state (never older). */
+export function redeliveredOutcome(p: PriorRow, state: ItemState | undefined): Outcome {
   return p.status === 'rejected'
-    ? { status: 'rejected', reason: p.reason!, decidedAt: p.decided_at.toISOString(), replayed: true }
-    : { status: 'committed', version: p.version!, decidedAt: p.decided_at.toISOString(), state: state!, replayed: true };
+    ? { status: 'rejected', reason: p.reason!, decidedAt: p.decided_at.toISOString(), redelivered: true }
+    : { status: 'committed', version: p.version!, decidedAt: p.decided_at.toISOString(), state: state!, redelivered: true };
 }
 
 /** Records a decision for a request without an event (a rejection, or an operator's discard of a parked write). */
