@@ -8,7 +8,7 @@ import { RedisAckLog } from '../core/redis-ack-log';
 import { closeRedis, createRedis } from '../core/redis';
 import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
 import { AckServer, createAckHttpServer } from './server';
-import { ConsoleEnv, mountConsole } from './console';
+import { ConsoleEnv, createConsole } from './console';
 
 export const AckConfig = z.object({
   ACK_PORT: port(3002),
@@ -40,9 +40,10 @@ export async function startAckService(config: AckConfig, overrides: { acks?: Ack
     closeGraceMs: config.CLOSE_GRACE_MS,
   });
   await ack.start();
-  const server = createAckHttpServer(ack);
+  // The operator console (GET /console): ack-service/console/.
+  const operatorConsole = createConsole({ connectionCount: () => ack.connectionCount(), acks, config, log });
+  const server = createAckHttpServer(ack, [operatorConsole]);
   answerClientErrorsWithProblems(server);
-  mountConsole(server, { connectionCount: () => ack.connectionCount(), acks, config, log }); // operator console (GET /console): ack-service/console.ts
   await new Promise<void>((resolve, reject) => server.listen(config.ACK_PORT, config.HOST, resolve).on('error', reject));
   const actual = (server.address() as { port: number }).port;
   log.info('ack service listening', { port: actual });

@@ -8,7 +8,7 @@
  * 1001 server shutting down, 1011 ack history unreadable. Unknown message types are answered with an
  * `error` message and the connection stays open.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { AckLog } from '../core/ack-log';
@@ -407,9 +407,22 @@ function rejectUpgrade(socket: Duplex, problem: ProblemError): void {
 }
 
 /** An HTTP server for /healthz and /metrics with the ack WebSocket on upgrade. */
-export function createAckHttpServer(ack: AckServer): Server {
+/** A path prefix the HTTP server hands to a handler of its own (the operator console: ack-service/console/). */
+export interface Mount {
+  /** Answers `prefix` and `prefix/*`. */
+  prefix: string;
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  close(): Promise<void>;
+}
+
+export function createAckHttpServer(ack: AckServer, mounts: readonly Mount[] = []): Server {
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const mount = mounts.find((m) => path === m.prefix || path.startsWith(`${m.prefix}/`));
+    if (mount) {
+      mount.handle(req, res);
+      return;
+    }
     if (req.method === 'GET' && path === '/metrics') {
       ack.metrics.registry.metrics().then(
         (text) => res.writeHead(200, { 'Content-Type': ack.metrics.registry.contentType }).end(text),
@@ -422,5 +435,8 @@ export function createAckHttpServer(ack: AckServer): Server {
     res.writeHead(problem ? 404 : 200, { 'Content-Type': problem ? 'application/problem+json' : 'application/json' }).end(body);
   });
   server.on('upgrade', (req, socket, head) => ack.handleUpgrade(req, socket, head));
+  server.on('close', () => {
+    for (const m of mounts) void m.close();
+  });
   return server;
 }
