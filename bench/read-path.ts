@@ -27,7 +27,7 @@ import { NearCache } from '../read-model/near-cache';
 import { ReadModelReader } from '../read-model/reader';
 import { createReadServer } from '../read-model/server';
 import { type DurableStore, RedisHotStore } from '../core/read-store';
-import { CachingTokenVerifier } from '../read-model/token-cache';
+import { CachingTokenVerifier } from '../core/token-cache';
 import { freePort, stopChild, waitForPort } from '../scripts/local-stack';
 import { CONTRACT_FLOOR_SERVER, loadWrk, processCpuSeconds, wrkAvailable, zipfSample } from './scenarios/reads';
 

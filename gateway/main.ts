@@ -10,7 +10,7 @@ import { RedisAckLog } from '../core/redis-ack-log';
 import { closeRedis, createRedis } from '../core/redis';
 import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
 import { type HotStore, RedisHotStore } from '../core/read-store';
-import { CachingTokenVerifier } from '../read-model/token-cache';
+import { CachingTokenVerifier } from '../core/token-cache';
 import { createGatewayApp } from './app';
 import { BatchingCommandStream, type KinesisSender } from './batching-stream';
 import { type IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore } from './idempotency';

@@ -16,7 +16,7 @@ import { ReadModelReader } from './reader';
 import { liveStores } from '../core/projections';
 import { createReadServer } from './server';
 import { DynamoDurableStore, type DurableStore, type HotStore, RedisHotStore } from '../core/read-store';
-import { CachingTokenVerifier } from './token-cache';
+import { CachingTokenVerifier } from '../core/token-cache';
 
 export const ReadConfig = z.object({
   READ_PORT: port(3001),

@@ -40,18 +40,28 @@ const listen = (server: Server, port: number) =>
     server.listen(port, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
   });
 
+/** The Kinesis emulator with the stack's settings; `dir`: where its data persists (none: in memory). */
+export function kinesisEmulator(dir?: string): Server {
+  return kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100, ...(dir ? { path: dir } : {}) });
+}
+
+/** The DynamoDB emulator with the stack's settings; `dir`: where its data persists (none: in memory). */
+export function dynamoEmulator(dir?: string): Server {
+  return dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...(dir ? { path: dir } : {}) });
+}
+
 const closeServer = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
 
 /** Starts the three AWS emulators in this process; `dataDir` makes Kinesis and DynamoDB data persistent. */
 export async function startEmulators(opts: { dataDir?: string; kinesisPort?: number; dynamoPort?: number; sqsPort?: number } = {}): Promise<Emulators> {
   const persist = (name: string) => {
-    if (!opts.dataDir) return {};
+    if (!opts.dataDir) return undefined;
     const dir = path.join(opts.dataDir, name);
     mkdirSync(dir, { recursive: true });
-    return { path: dir };
+    return dir;
   };
-  const kin = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100, ...persist('kinesis') });
-  const dyn = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...persist('dynamodb') });
+  const kin = kinesisEmulator(persist('kinesis'));
+  const dyn = dynamoEmulator(persist('dynamodb'));
   const kPort = await listen(kin, opts.kinesisPort ?? 0);
   const dPort = await listen(dyn, opts.dynamoPort ?? 0);
   // fauxqs is an ES module and keeps queues in memory: it runs as a child process (parked records

@@ -80,7 +80,7 @@ function cpuTicks(pids: Record<string, number | undefined>): Record<string, numb
 /** kinesalite or dynalite in a child process, in memory. */
 async function emulatorChild(kind: 'kinesis' | 'dynamodb'): Promise<{ endpoint: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tests/helpers/emulator-child.ts'), kind, String(port), 'memory'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/emulator-child.ts'), kind, String(port), 'memory'], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
