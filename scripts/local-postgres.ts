@@ -20,8 +20,6 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
-import { loadConfig } from '../core/config';
 
 /** An error the user can act on: its message is one line saying what and how to fix it. */
 export class LocalSetupError extends Error {
@@ -34,8 +32,8 @@ export interface LocalPostgresOptions {
   port: number;
   /** The package's `native/` directory (bin/, lib/, share/); default: the installed platform package. */
   binaries?: string;
-  /** As root: where unreachable binaries and data are placed (default ACKSTREAM_PG_RUNTIME_DIR or /var/lib/ackstream). */
-  runtimeDir?: string;
+  /** As root: where unreachable binaries and data are placed (`npm start`: ACKSTREAM_PG_RUNTIME_DIR, default /var/lib/ackstream). */
+  runtimeDir: string;
   /** The system user PostgreSQL runs as when started by root. */
   systemUser?: string;
   superuser?: string;
@@ -57,9 +55,6 @@ export interface LocalPostgres {
 /** File name, in the requested data directory's parent, of the note saying where the data went. */
 export const RELOCATED_NOTE = 'pg-location';
 
-/** As root: where PostgreSQL's files go when the system user cannot reach them where they are. */
-export const LocalPostgresEnv = z.object({ ACKSTREAM_PG_RUNTIME_DIR: z.string().min(1).default('/var/lib/ackstream') });
-
 const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
 
 export async function startLocalPostgres(o: LocalPostgresOptions): Promise<LocalPostgres> {
@@ -72,7 +67,7 @@ export async function startLocalPostgres(o: LocalPostgresOptions): Promise<Local
   if (isRoot()) {
     const user = o.systemUser ?? 'postgres';
     runAs = { user, ...systemAccount(user) };
-    const runtimeDir = path.resolve(o.runtimeDir ?? loadConfig(LocalPostgresEnv, process.env).ACKSTREAM_PG_RUNTIME_DIR);
+    const runtimeDir = path.resolve(o.runtimeDir);
     if (!canRun(path.join(binaries, 'bin', 'initdb'), runAs)) {
       binaries = placeBinaries(binaries, runtimeDir, runAs);
     }
