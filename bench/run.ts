@@ -13,8 +13,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
-import { loadConfig } from '../core/config';
+import { cliEnv } from '../scripts/cli-env';
 import { scenarioPlots } from './plot';
 import { Progress } from './progress';
 import { describeMachine, markdownReport, markdownTable, type RunReport } from './report';
@@ -171,7 +170,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
 async function mainTarget(args: Args): Promise<number> {
   let target: BenchTarget;
   try {
-    target = parseTarget(args.target!, args.token ?? loadConfig(z.object({ TOKEN: z.string().optional() }), process.env).TOKEN);
+    target = parseTarget(args.target!, args.token ?? cliEnv().TOKEN);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     return 2;

@@ -10,13 +10,9 @@
  */
 import { parseArgs } from 'node:util';
 import { createClient, type Ack } from '../client';
-import { z } from 'zod';
 import { signToken } from '../core/auth';
-import { loadConfig, port } from '../core/config';
+import { cliEnv } from './cli-env';
 import { localAuthSecret } from './local-stack';
-
-/** What the tail takes from the environment: the same ACK_PORT as `npm start`, and $TOKEN. */
-const AcksEnv = z.object({ ACK_PORT: port(3002), TOKEN: z.string().optional() });
 
 const USAGE = 'usage: npm run acks [-- --acks ws://127.0.0.1:3002] [--token <jwt>] [--after <cursor>] [--json]';
 
@@ -29,7 +25,7 @@ function line(ack: Ack): string {
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
-  const env = loadConfig(AcksEnv, process.env);
+  const env = cliEnv();
   let values;
   try {
     ({ values } = parseArgs({

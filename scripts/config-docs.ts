@@ -11,6 +11,7 @@ import { GatewayConfig } from '../gateway/main';
 import { LambdaConfig, ProcessorsConfig } from '../processors/config';
 import { ReplayConfig } from '../processors/replay/cli';
 import { ReadConfig } from '../read-model/main';
+import { CliEnv } from './cli-env';
 import { LocalStackEnv } from './local-stack';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -25,6 +26,7 @@ const SCHEMAS: Array<{ title: string; entry: string; schema: z.ZodType; sources:
   { title: 'Read API', entry: 'read-model/main.ts', schema: ReadConfig, sources: ['read-model/main.ts'] },
   { title: 'Replay CLI (rebuilds)', entry: 'processors/replay/cli.ts', schema: ReplayConfig, sources: ['processors/replay/cli.ts', 'processors/config.ts'] },
   { title: 'Local stack (npm start, reset, token; tests, bench)', entry: 'scripts/local-stack.ts, scripts/start.ts', schema: LocalStackEnv, sources: ['scripts/local-stack.ts'] },
+  { title: 'Client CLIs (npm run acks, smoke, bench --target)', entry: 'scripts/acks.ts, scripts/smoke.ts, bench/run.ts', schema: CliEnv, sources: ['scripts/cli-env.ts'] },
 ];
 
 /** The shared fragments every schema may merge (core/config.ts, core/ack-log.ts): looked up after a schema's own sources. */

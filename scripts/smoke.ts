@@ -14,8 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
-import { z } from 'zod';
-import { loadConfig } from '../core/config';
+import { cliEnv } from './cli-env';
 import { createClient, HttpProblemError, type Ack, type AckstreamClient, type ClientEvent, type WriteHandle } from '../client';
 
 export interface SmokeOptions {
@@ -391,7 +390,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const token = values.token ?? loadConfig(z.object({ TOKEN: z.string().optional() }), process.env).TOKEN;
+  const token = values.token ?? cliEnv().TOKEN;
   const missing = (['gateway', 'read', 'acks'] as const).filter((k) => !values[k]);
   if (!token) missing.push('token' as never);
   if (missing.length) {
