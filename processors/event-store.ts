@@ -14,6 +14,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Command, ItemState, JsonObject, Rejection } from '../core/contracts';
 import { decide } from './decide';
+import { deterministicRejection } from './failures';
 
 export type Outcome =
   | { status: 'committed'; version: number; decidedAt: string; state: ItemState; replayed: boolean }
@@ -163,7 +164,7 @@ export class PgEventStore implements EventStore {
     try {
       return { outcomes: await this.transaction((c) => this.batchIn(c, entries)) };
     } catch (err) {
-      if (entries.length === 1) return { outcomes: [], failure: { index: 0, error: err } };
+      if (entries.length === 1 && !deterministicRejection(err)) return { outcomes: [], failure: { index: 0, error: err } };
       // Find the failing command: redo one command per savepoint (the fast attempt committed nothing).
       return this.transaction((c) => this.oneByOne(c, entries));
     }
@@ -219,7 +220,17 @@ export class PgEventStore implements EventStore {
         await client.query('RELEASE SAVEPOINT cmd');
       } catch (error) {
         await client.query('ROLLBACK TO SAVEPOINT cmd');
-        return { outcomes, failure: { index: i, error } };
+        // Content the database can never store: rejected (a final ack), not retried or parked.
+        const reason = deterministicRejection(error);
+        if (!reason) return { outcomes, failure: { index: i, error } };
+        const decidedAt = new Date().toISOString();
+        try {
+          await recordRequest(client, entries[i]!.cmd, 'rejected', null, reason, decidedAt);
+        } catch {
+          await client.query('ROLLBACK TO SAVEPOINT cmd');
+          return { outcomes, failure: { index: i, error } };
+        }
+        outcomes.push({ status: 'rejected', reason, decidedAt, replayed: false });
       }
     }
     return { outcomes };
