@@ -65,14 +65,6 @@ export interface DocumentViolation {
   position?: number;
 }
 
-/** Raised where a violation must travel as an error (each edge maps it once: 400, close 1007, rejected ack). */
-export class DocumentRuleError extends Error {
-  override name = 'DocumentRuleError';
-  constructor(readonly violation: DocumentViolation) {
-    super(violation.message);
-  }
-}
-
 const escapeToken = (t: string) => t.replace(/~/g, '~0').replace(/\//g, '~1');
 export function toPointer(path: ReadonlyArray<string | number>): string {
   return path.map((p) => `/${escapeToken(String(p))}`).join('');
@@ -435,4 +427,39 @@ export function checkDocumentValue(value: unknown, limits: Partial<DocumentLimit
     if (bytes > limits.maxBytes) return out('max-size', [], `${bytes} bytes of JSON, over the ${limits.maxBytes}-byte limit for a stored document`);
   }
   return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query strings (the read API's parameters, the ack service's upgrade URL)
+
+/**
+ * A query string under the same rules: strict percent-decoding to well-formed UTF-8 (no silent
+ * U+FFFD), no U+0000, no parameter given twice (which one would win is a guess). The violation's
+ * pointer is `/<parameter name>`.
+ */
+export function parseQuery(query: string): Map<string, string> | DocumentViolation {
+  const out = new Map<string, string>();
+  if (query === '') return out;
+  for (const part of query.split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const rawName = eq === -1 ? part : part.slice(0, eq);
+    const rawValue = eq === -1 ? '' : part.slice(eq + 1);
+    let name: string;
+    let value: string;
+    try {
+      name = decodeURIComponent(rawName.replace(/\+/g, ' '));
+      value = decodeURIComponent(rawValue.replace(/\+/g, ' '));
+    } catch {
+      const shown = clip(rawName);
+      return { rule: 'utf-8', pointer: `/${escapeToken(shown)}`, message: `Query parameter "${shown}" is not well-formed percent-encoded UTF-8 (rule utf-8).` };
+    }
+    const bad = stringRule(name) ?? stringRule(value);
+    if (bad) return { rule: bad, pointer: toPointer([name]), message: `Query parameter ${clip(JSON.stringify(name))} ${STRING_MESSAGES[bad]} (rule ${bad}).` };
+    if (out.has(name)) {
+      return { rule: 'duplicate-key', pointer: toPointer([name]), message: `Query parameter ${clip(JSON.stringify(name))} is given more than once (rule duplicate-key).` };
+    }
+    out.set(name, value);
+  }
+  return out;
 }
