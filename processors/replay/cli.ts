@@ -16,7 +16,7 @@ import { PgCommandStore } from '../command-store';
 import { createKinesisHandler } from '../commit-consumer';
 import { Projector } from '../projection-writer';
 import { fanOutStores } from '../../core/projections';
-import { createProgress } from './progress';
+import { createProgress } from '../../core/progress';
 import { abandon, rebuild, type ReplayDeps, retire, sweepRetirements, switchTo } from './rebuild';
 import { reprocess } from './reprocess';
 import { formatStatus, status } from './status';

@@ -21,7 +21,7 @@ import { DynamoDurableStore, type DurableStore } from '../../core/read-store';
 import type { Projection } from '../../core/projections';
 import { latestProjection, projectionAt } from '../../core/projections';
 import { countUpTo, foldItems, foldLog, type FoldPage, type ItemKey, itemsChangedBetween, logHead } from './fold';
-import { type ProgressSink, silentProgress } from './progress';
+import { type ProgressSink, silentProgress } from '../../core/progress';
 import { copyTable, foldStream, stateFromStore } from './stream-source';
 import { deleteKeysByPrefix } from '../../core/redis';
 
