@@ -14,6 +14,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import type { AckLog } from '../core/ack-log';
 import { type Principal, type TokenVerifier } from '../core/auth';
 import type { Ack, AckRoute } from '../core/contracts';
+import { parseDocumentText, parseQuery } from '../core/document';
 import { BadRequestError, NotFoundError, ProblemError, toProblemError, TooManyRequestsError, UnauthorizedError } from '../core/errors';
 import type { Logger } from '../core/log';
 import { AckMetrics } from './metrics';
@@ -180,7 +181,9 @@ export class AckServer {
   private async authorize(req: IncomingMessage): Promise<{ principal: Principal; after: number | undefined; key: string }> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== ACK_PATH) throw new NotFoundError(`No WebSocket endpoint at ${url.pathname}; use ${ACK_PATH}.`);
-    const queryToken = url.searchParams.get('access_token');
+    const query = parseQuery(url.search.slice(1));
+    if (!(query instanceof Map)) throw new BadRequestError(`Invalid query string: ${query.message}`, { rule: query.rule, pointer: query.pointer });
+    const queryToken = query.get('access_token');
     const principal = queryToken
       ? await this.deps.verifier.verify(queryToken)
       : req.headers.authorization
@@ -188,9 +191,9 @@ export class AckServer {
         : (() => {
             throw new UnauthorizedError('Missing token: send "Authorization: Bearer <token>" or ?access_token=<token>.');
           })();
-    const afterRaw = url.searchParams.get('after');
+    const afterRaw = query.get('after');
     let after: number | undefined;
-    if (afterRaw !== null) {
+    if (afterRaw !== undefined) {
       if (!/^(0|[1-9][0-9]{0,15})$/.test(afterRaw)) throw new BadRequestError('Query parameter "after" must be a cursor (a non-negative integer).');
       after = Number(afterRaw);
     }
@@ -343,14 +346,15 @@ export class AckServer {
       ws.close(CLOSE.messageTooBig, `Message of ${data.length} bytes is over the ${this.maxMessage}-byte limit.`);
       return;
     }
-    let msg: unknown;
-    try {
-      msg = JSON.parse(data.toString('utf8'));
-    } catch {
+    // The document rules hold for frames too (core/document.ts): ws has already refused bad UTF-8 (1007).
+    const parsed = parseDocumentText(data.toString('utf8'));
+    if ('violation' in parsed) {
       this.metrics.badInput.inc({ code: String(CLOSE.invalidPayload) });
-      ws.close(CLOSE.invalidPayload, 'Messages must be JSON text.');
+      const v = parsed.violation;
+      ws.close(CLOSE.invalidPayload, v.rule === 'syntax' ? 'Messages must be JSON text.' : closeReason(`Message breaks rule ${v.rule} at ${v.pointer || '/'}`));
       return;
     }
+    const msg = parsed.value;
     const type = msg !== null && typeof msg === 'object' ? (msg as { type?: unknown }).type : undefined;
     if (type === 'ping') {
       ws.send(JSON.stringify({ type: 'pong', cursor: conn.lastCursor }));
@@ -395,6 +399,17 @@ export class AckServer {
     }
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
+}
+
+/** A close reason fits in 123 bytes of UTF-8 (RFC 6455), cut on a character boundary. */
+function closeReason(text: string): string {
+  if (Buffer.byteLength(text) <= 123) return text;
+  let out = '';
+  for (const ch of text) {
+    if (Buffer.byteLength(out + ch) > 120) break;
+    out += ch;
+  }
+  return `${out}…`;
 }
 
 function rejectUpgrade(socket: Duplex, problem: ProblemError): void {

@@ -14,8 +14,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import os from 'node:os';
 import path from 'node:path';
 import { cliEnv } from '../scripts/cli-env';
+import { createProgress } from '../core/progress';
 import { scenarioPlots } from './plot';
-import { Progress } from './progress';
 import { describeMachine, markdownReport, markdownTable, type RunReport } from './report';
 import { parseTarget, SKIPPED_IN_TARGET_MODE, TARGET_SCENARIOS, type BenchTarget } from './target';
 import type { BenchContext, Scenario, ScenarioResult } from './types';
@@ -126,12 +126,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   const results: ScenarioResult[] = [];
   const failures: RunReport['failures'] = [];
   for (const name of names) {
-    const progress = new Progress(name);
-    const ctx: BenchContext = {
-      quick: args.quick,
-      progress: (done, total, label) => progress.update(done, total, label),
-      log: (line) => progress.log(line),
-    };
+    const { ctx, finish } = scenarioContext(name, args.quick);
     try {
       // require, not import(): the project is CommonJS, and this also works under `node --require tsx/cjs` (profiling).
       // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -140,9 +135,9 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       // Scenarios bound themselves; this only stops a hung one from holding the whole run.
       const result = await withTimeout(mod.run(ctx), args.quick ? 60_000 : 20 * 60_000, name);
       results.push({ ...result, scenario: result.scenario || name });
-      progress.finish(true);
+      finish(true);
     } catch (err) {
-      progress.finish(false);
+      finish(false);
       const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
       process.stderr.write(`${error}\n`);
       failures.push({ scenario: name, error: error.split('\n')[0]! });
@@ -200,13 +195,12 @@ async function mainTarget(args: Args): Promise<number> {
       process.stderr.write(`[bench] ${name}: skipped in target mode: ${reason}\n`);
       continue;
     }
-    const progress = new Progress(name);
-    const ctx: BenchContext = { quick: args.quick, progress: (d, t, l) => progress.update(d, t, l), log: (line) => progress.log(line) };
+    const { ctx, finish } = scenarioContext(name, args.quick);
     try {
       results.push(await withTimeout(scenario(ctx, target, { seconds, quick: args.quick }), (seconds * 5 + 120) * 1000, name));
-      progress.finish(true);
+      finish(true);
     } catch (err) {
-      progress.finish(false);
+      finish(false);
       const error = err instanceof Error ? err.message : String(err);
       process.stderr.write(`[bench] ${name} failed: ${error}\n`);
       failures.push({ scenario: name, error: error.split('\n')[0]! });
@@ -232,4 +226,14 @@ if (require.main === module) {
       process.exit(2);
     },
   );
+}
+
+/** One scenario's progress line and context, the same in local and target mode. */
+function scenarioContext(name: string, quick: boolean): { ctx: BenchContext; finish: (ok: boolean) => void } {
+  const started = Date.now();
+  const progress = createProgress({ label: `[bench] ${name}`, unit: '' }); // scenarios count in mixed units
+  return {
+    ctx: { quick, progress: (done, total, label) => progress.update(done, total, label), log: (line) => progress.log(line) },
+    finish: (ok) => progress.log(`${ok ? 'done' : 'FAILED'} in ${((Date.now() - started) / 1000).toFixed(1)}s`),
+  };
 }

@@ -10,7 +10,8 @@
  * Uses only fetch, URL, timers and the standard WebSocket API, so it runs in browsers and Node.
  */
 import type { Ack, JsonObject, RequestStatus, WriteAccepted } from '../core/contracts';
-import { ClientClosedError, HttpProblemError, WriteRejectedError } from './errors';
+import { checkDocumentValue, MAX_DOCUMENT_BYTES } from '../core/document';
+import { ClientClosedError, HttpProblemError, InvalidDocumentError, WriteRejectedError } from './errors';
 import { OPEN, resolveWebSocket, type MinimalWebSocket, type WebSocketConstructor } from './websocket';
 
 export interface ClientOptions {
@@ -195,6 +196,12 @@ export class AckstreamClient {
 
   private async write(method: string, collection: string, id: string, body: JsonObject | undefined, contentType: string | undefined, o: WriteOptions): Promise<WriteHandle> {
     if (this.closed) throw new ClientClosedError();
+    // JSON.stringify would silently turn NaN into null, drop undefined members, or send a lone
+    // surrogate the gateway refuses: check the document rules first, so nothing is sent for it.
+    if (body !== undefined) {
+      const violation = checkDocumentValue(body, { maxBytes: MAX_DOCUMENT_BYTES });
+      if (violation) throw new InvalidDocumentError(violation);
+    }
     // The first write waits for the socket, so its acks are seen live. Later writes do not wait for a
     // reconnect: the resume from the cursor replays their acks (or, failing that, REST status does).
     if (this.opens === 0) await this.connect();

@@ -32,6 +32,20 @@ export class HttpProblemError extends AckstreamError {
   }
 }
 
+/**
+ * The document breaks the document contract (README, "Documents"), found before sending: nothing
+ * was sent. `rule` and `pointer` (RFC 6901) are the same the gateway's 400 would name.
+ */
+export class InvalidDocumentError extends AckstreamError {
+  readonly rule: string;
+  readonly pointer: string;
+  constructor(violation: { rule: string; pointer: string; message: string }) {
+    super(violation.message);
+    this.rule = violation.rule;
+    this.pointer = violation.pointer;
+  }
+}
+
 /** The client was closed while the write was still waiting for its ack. */
 export class ClientClosedError extends AckstreamError {
   constructor(readonly requestId?: string) {

@@ -18,7 +18,14 @@ export const Tenant = z.string().regex(TENANT_PATTERN, 'must match ^[A-Za-z0-9_.
 export const Subject = z.string().regex(SUBJECT_PATTERN, 'must be 1-256 printable ASCII characters');
 
 export type JsonObject = { [key: string]: unknown };
-export const JsonObjectSchema = z.record(z.string(), z.unknown());
+/**
+ * A JSON object, passed through as it is: z.record would rebuild it with `out[key] = value`, and
+ * a member named `__proto__` would become a prototype and vanish (core/document.ts).
+ */
+export const JsonObjectSchema = z.custom<JsonObject>(
+  (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
+  { message: 'must be a JSON object' },
+);
 
 export const CommandKind = z.enum(['put', 'patch', 'delete']);
 export type CommandKind = z.infer<typeof CommandKind>;
@@ -61,6 +68,8 @@ export const RejectionCode = z.enum([
   'not_found',
   'item_parked',
   'invalid_command',
+  /** The document breaks the document contract (core/document.ts) or the database refuses its content: it can never succeed. */
+  'invalid_document',
 ]);
 export type RejectionCode = z.infer<typeof RejectionCode>;
 

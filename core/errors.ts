@@ -41,6 +41,12 @@ export class BadRequestError extends ProblemError {
     super(400, 'bad-request', 'Bad Request', detail, {}, extensions);
   }
 }
+/** JSON that breaks the document contract (core/document.ts): names the rule and the JSON Pointer of the place. */
+export class InvalidDocumentError extends ProblemError {
+  constructor(detail: string, violation: { rule: string; pointer: string }) {
+    super(400, 'invalid-document', 'Invalid Document', detail, {}, { rule: violation.rule, pointer: violation.pointer });
+  }
+}
 export class UnauthorizedError extends ProblemError {
   constructor(detail: string) {
     super(401, 'unauthorized', 'Unauthorized', detail, { 'WWW-Authenticate': 'Bearer' });

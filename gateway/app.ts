@@ -27,7 +27,7 @@ import { requestStatusWrite } from '../core/projections';
 import type { HotStore } from '../core/read-store';
 import type { CommandStream, StreamPosition } from './command-stream';
 import type { IdempotencyScope, IdempotencyStore } from './idempotency';
-import { parseJsonBody } from './json-body';
+import { bodyText, parseJsonBody } from './json-body';
 import type { GatewayMetrics } from './metrics';
 import { QueuedAckBatcher } from './queued-acks';
 import type { RateLimiter } from './rate-limit';
@@ -293,7 +293,7 @@ function requireContentType(req: Request, kind: Exclude<CommandKind, 'delete'>) 
 }
 
 function readObject(body: unknown): Record<string, unknown> {
-  const text = Buffer.isBuffer(body) ? body.toString('utf8') : '';
+  const text = Buffer.isBuffer(body) ? bodyText(body) : '';
   if (!text.trim()) throw new BadRequestError('The request body is empty: a JSON object is required.');
   const value = parseJsonBody(text);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {

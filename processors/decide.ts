@@ -3,6 +3,7 @@
  * the event to append and the next state, or a rejection with its reason.
  */
 import type { Command, EventType, ItemState, JsonObject, Rejection } from '../core/contracts';
+import { checkDocumentValue, DOCUMENT_LIMITS, getMember, setMember } from '../core/document';
 
 export type Decision =
   | { kind: 'accept'; type: EventType; eventData: JsonObject | null; version: number; deleted: boolean; data: JsonObject | null }
@@ -30,10 +31,19 @@ export function decide(cmd: Command, state: ItemState | undefined): Decision {
   // Versions keep counting across a delete, so a re-created item never reuses an old version.
   const version = (state?.version ?? 0) + 1;
   switch (cmd.kind) {
-    case 'put':
+    case 'put': {
+      const bad = documentRejection(cmd.data ?? {}, 'document');
+      if (bad) return bad;
       return { kind: 'accept', type: 'ItemPut', eventData: cmd.data ?? {}, version, deleted: false, data: cmd.data ?? {} };
+    }
     case 'patch': {
+      // The patch itself (a record put straight on the stream skipped the gateway's check), then
+      // the merged document: a patch can grow it past the member or size limits.
+      const badPatch = documentRejection(cmd.data ?? {}, 'merge patch');
+      if (badPatch) return badPatch;
       const data = applyMergePatch(state?.data ?? {}, cmd.data ?? {});
+      const bad = documentRejection(data, 'document after this merge patch');
+      if (bad) return bad;
       return { kind: 'accept', type: 'ItemPatched', eventData: cmd.data ?? {}, version, deleted: false, data };
     }
     case 'delete':
@@ -53,17 +63,30 @@ export function evolve(state: ItemState | undefined, event: { type: EventType; d
   }
 }
 
-/** JSON Merge Patch (RFC 7396) of an object by an object. */
+/**
+ * The document contract (core/document.ts), enforced here too: the processors must not depend on
+ * the gateway having checked a record. A document that breaks it can never be stored exactly:
+ * `rejected` with `invalid_document`, never retried or parked.
+ */
+function documentRejection(doc: JsonObject, what: string): Decision | undefined {
+  const v = checkDocumentValue(doc, DOCUMENT_LIMITS);
+  return v && reject('invalid_document', `The ${what} breaks the document contract. ${v.message}`);
+}
+
+/**
+ * JSON Merge Patch (RFC 7396) of an object by an object. Members are defined, never assigned,
+ * and read as own members only, so `__proto__` or `constructor` are ordinary names here.
+ */
 export function applyMergePatch(target: JsonObject, patch: JsonObject): JsonObject {
   const out: JsonObject = { ...target };
   for (const [key, value] of Object.entries(patch)) {
     if (value === null) {
       delete out[key];
     } else if (isObject(value)) {
-      const base = out[key];
-      out[key] = applyMergePatch(isObject(base) ? base : {}, value);
+      const base = getMember(out, key);
+      setMember(out, key, applyMergePatch(isObject(base) ? base : {}, value));
     } else {
-      out[key] = value;
+      setMember(out, key, value);
     }
   }
   return out;

@@ -22,10 +22,10 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { KinesisStreamRecord } from 'aws-lambda';
-import { DatabaseError } from 'pg';
 import { type Command, CommandSchema } from '../core/contracts';
 import type { Logger } from '../core/log';
 import type { BatchEntry, BatchOutcome, ParkingStore } from './command-store';
+import { classifyFailure } from './failures';
 
 export interface DeadLetter {
   kind: 'poison' | 'malformed';
@@ -117,15 +117,9 @@ export class LogDeadLetterQueue implements DeadLetterQueue {
 }
 
 // SQLSTATE classes caused by the data of one command: data exception, integrity (except races), syntax/access.
-const POISON_CLASSES = new Set(['22', '23', '42', '2B', 'P0']);
-const RACE_CODES = new Set(['23505']); // unique violation: a concurrent writer, fixed by a retry
-
-/** Whether an error comes from the record itself (worth counting towards parking) rather than the infrastructure. */
+/** Whether a failure is worth counting towards parking (processors/failures.ts says which are which). */
 export function isRecordError(err: unknown): boolean {
-  if (err instanceof DatabaseError && typeof err.code === 'string') {
-    return POISON_CLASSES.has(err.code.slice(0, 2)) && !RACE_CODES.has(err.code);
-  }
-  return err instanceof TypeError || err instanceof RangeError;
+  return classifyFailure(err) !== 'transient';
 }
 
 export interface ParkedRow {

@@ -13,6 +13,7 @@
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { Principal } from '../core/auth';
 import { NAME_PATTERN } from '../core/contracts';
+import { parseQuery } from '../core/document';
 import { BadRequestError, ConflictError, MethodNotAllowedError, NotFoundError, ProblemError, toProblemError } from '../core/errors';
 import type { Logger } from '../core/log';
 import type { ReadModelReader } from './reader';
@@ -125,8 +126,8 @@ function sendItem(req: IncomingMessage, res: ServerResponse, collection: string,
 
 async function list(deps: ReadApiDeps, res: ServerResponse, rawCollection: string, query: string, principal: Principal): Promise<void> {
   const collection = name(rawCollection, 'collection');
-  const params = new URLSearchParams(query);
-  const rawLimit = params.get('limit');
+  const params = queryParams(query);
+  const rawLimit = params.get('limit') ?? null;
   if (rawLimit !== null && (!LIMIT.test(rawLimit) || Number(rawLimit) > 100)) {
     throw new BadRequestError('Invalid query parameter "limit": must be an integer from 1 to 100.');
   }
@@ -151,6 +152,13 @@ async function requestStatus(deps: ReadApiDeps, res: ServerResponse, requestId: 
   send(res, 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, status);
 }
 
+/** The query string under the document rules (core/document.ts): strict UTF-8, no U+0000, no parameter twice. */
+function queryParams(query: string): Map<string, string> {
+  const params = parseQuery(query);
+  if (params instanceof Map) return params;
+  throw new BadRequestError(`Invalid query string: ${params.message}`, { rule: params.rule, pointer: params.pointer });
+}
+
 /** A collection or item id from the path; percent-decoding only when there is a `%`. */
 function name(raw: string, what: string): string {
   let value = raw;
@@ -168,9 +176,9 @@ function name(raw: string, what: string): string {
 /** `?minVersion=N` or `X-Min-Version: N` (the larger if both); 0 = no wait. */
 function minVersionOf(req: IncomingMessage, query: string): number {
   let v = 0;
-  if (query.includes('minVersion')) {
-    const raw = new URLSearchParams(query).get('minVersion');
-    if (raw !== null) v = version(raw, 'query parameter "minVersion"');
+  if (query !== '') {
+    const raw = queryParams(query).get('minVersion');
+    if (raw !== undefined) v = version(raw, 'query parameter "minVersion"');
   }
   const header = req.headers['x-min-version'];
   if (header !== undefined) v = Math.max(v, version(Array.isArray(header) ? header.join(',') : header, 'header "X-Min-Version"'));

@@ -4,7 +4,7 @@
  * beat the HTTP 202.
  */
 import { WebSocket } from 'ws';
-import { createClient, HttpProblemError, WriteRejectedError, type ClientEvent, type ClientOptions } from '../client';
+import { createClient, HttpProblemError, InvalidDocumentError, WriteRejectedError, type ClientEvent, type ClientOptions } from '../client';
 import { RedisKeys } from '../core/keys';
 import { startStack, type Stack } from './helpers/stack';
 
@@ -86,6 +86,28 @@ test('a write the gateway refuses throws HttpProblemError with the problem; noth
   expect(err).toBeInstanceOf(HttpProblemError);
   expect(err).toMatchObject({ status: 400, problem: { type: 'urn:ackstream:problem:bad-request' } });
   c.close();
+});
+
+test('a document that breaks the document rules throws InvalidDocumentError before anything is sent', async () => {
+  const sent: string[] = [];
+  const { c: spy } = await client('sdk-document', { fetch: ((url: string, init: RequestInit) => {
+    sent.push(url);
+    return fetch(url, init);
+  }) as typeof fetch });
+  for (const [data, rule, pointer] of [
+    [{ n: NaN }, 'number-range', '/n'], // JSON.stringify would send null
+    [{ a: [{ s: '\ud800' }] }, 'lone-surrogate', '/a/0/s'],
+    [{ u: undefined }, 'not-json', '/u'], // JSON.stringify would drop the member
+  ] as const) {
+    const err = await spy.put('notes', 'sdk-doc', data as never).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidDocumentError);
+    expect(err).toMatchObject({ rule, pointer });
+  }
+  expect(sent.filter((u) => u.includes('/items/'))).toEqual([]);
+  // Prototype-named members are data: sent and committed.
+  const ok = await spy.put('notes', 'sdk-doc', JSON.parse('{"__proto__":{"x":1},"constructor":1}') as never);
+  await expect(ok.committed).resolves.toMatchObject({ version: 1 });
+  spy.close();
 });
 
 test('after the connection drops, the client reconnects with ?after=<cursor> and the missed acks arrive', async () => {

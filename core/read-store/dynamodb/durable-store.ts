@@ -1,6 +1,7 @@
 /** The durable copy in DynamoDB: an items table (with the `byUpdatedAt` listing index) and a requests table. */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { decodeUtf8, parseDocumentText } from '../../document';
 import { itemsPk, requestsPk } from '../../keys';
 import { type DurableStore, InvalidCursorError } from '../durable-store';
 import type { ItemWrite, Page, RequestWrite, StoredItem } from '../writes';
@@ -98,7 +99,10 @@ function encodeCursor(key: Record<string, unknown>): string {
 
 function decodeCursor(cursor: string, pk: string): Record<string, unknown> {
   try {
-    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    // Under the document rules (core/document.ts): a cursor holding a lone surrogate or U+0000 is not ours.
+    const text = decodeUtf8(Buffer.from(cursor, 'base64url'));
+    const doc = typeof text === 'string' ? parseDocumentText(text, { maxDepth: 1 }) : undefined;
+    const parsed = doc && 'value' in doc ? doc.value : undefined;
     // Key attributes may not be empty in DynamoDB: an empty part would be a 500, not a bad cursor.
     if (Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === 'string' && typeof parsed[1] === 'string' && parsed[0] && parsed[1]) {
       return { pk, updatedAtId: parsed[0], id: parsed[1] };

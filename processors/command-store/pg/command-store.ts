@@ -15,6 +15,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Command, ItemState, Rejection } from '../../../core/contracts';
 import { decide } from '../../decide';
+import { deterministicRejection } from '../../failures';
 import type { BatchEntry, BatchOutcome, BatchResult, CommandStore, Outcome, ParkedInsert, ParkingStore } from '../port';
 import {
   appendDecisions, cmdKey, eachInSavepoint, type EventRowJson, eventRow, insertParked, type ItemRow, type ItemRowJson, itemStateRow,
@@ -49,7 +50,7 @@ export class PgCommandStore implements CommandStore, ParkingStore {
     try {
       return { outcomes: await this.transaction((c) => this.batchIn(c, entries)) };
     } catch (err) {
-      if (entries.length === 1) return { outcomes: [], failure: { index: 0, error: err } };
+      if (entries.length === 1 && !deterministicRejection(err)) return { outcomes: [], failure: { index: 0, error: err } };
       // Find the failing command: redo one command per savepoint (the fast attempt committed nothing).
       return this.transaction((c) => this.oneByOne(c, entries));
     }
@@ -75,8 +76,27 @@ export class PgCommandStore implements CommandStore, ParkingStore {
     return transaction(this.pool, work);
   }
 
-  private oneByOne(client: PoolClient, entries: BatchEntry[]): Promise<BatchResult> {
-    return this.inSavepoints(client, entries, true);
+  /**
+   * Content the database can never store (processors/failures.ts) is rejected with
+   * `invalid_document` (a final ack) and the batch goes on; any other failure stops it there.
+   */
+  private async oneByOne(client: PoolClient, entries: BatchEntry[]): Promise<BatchResult> {
+    const outcomes: BatchOutcome[] = [];
+    let rest = entries;
+    while (rest.length) {
+      const r = await this.inSavepoints(client, rest, true);
+      outcomes.push(...r.outcomes);
+      if (!r.failure) break;
+      const failed = outcomes.length;
+      const reason = deterministicRejection(r.failure.error);
+      if (!reason) return { outcomes, failure: { index: failed, error: r.failure.error } };
+      const decidedAt = new Date().toISOString();
+      const rec = await eachInSavepoint(client, [rest[r.failure.index]!], (e) => recordRequest(client, e.cmd, 'rejected', null, reason, decidedAt));
+      if (rec.failure) return { outcomes, failure: { index: failed, error: r.failure.error } };
+      outcomes.push({ status: 'rejected', reason, decidedAt, redelivered: false });
+      rest = rest.slice(r.failure.index + 1);
+    }
+    return { outcomes };
   }
 
   executeInOrder(tx: PoolClient, entries: BatchEntry[]): Promise<BatchResult> {
