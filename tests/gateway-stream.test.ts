@@ -274,7 +274,8 @@ test('each request is one structured log line (request id, tenant, status, laten
   const metrics = await request(`${g.url}/metrics`);
   expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
   expect(metrics.text).toMatch(/ackstream_gateway_requests_total\{method="PUT",route="item",status="202",service="gateway"\} 1/);
-  expect(metrics.text).toMatch(/ackstream_gateway_request_duration_seconds_bucket\{le="0.05",service="gateway",method="PUT",route="item",status="202"\} 1/);
+  // The count, not a fast bucket: how long one request took on a busy machine is not the contract here.
+  expect(metrics.text).toMatch(/ackstream_gateway_request_duration_seconds_count\{service="gateway",method="PUT",route="item",status="202"\} 1/);
   expect(metrics.text).toMatch(/ackstream_gateway_putrecords_batch_records_count\{service="gateway"\} 1/);
   expect(metrics.text).toMatch(/ackstream_gateway_buffer_depth\{service="gateway"\} 0/);
 });
