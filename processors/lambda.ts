@@ -20,6 +20,7 @@ import { createProjectionHandler } from './projection-handler';
 import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
 import { consumerProjectors, DynamoRequestBatchWriter } from './projector';
 import { fanOutStores } from './replay/fanout';
+import { DynamoProjectionWatermark } from '../read-model/watermark';
 
 const LambdaConfig = z
   .object({
@@ -98,6 +99,7 @@ async function build(): Promise<Handlers> {
       lookup: store,
       projector: projectors.projection,
       log,
+      watermark: new DynamoProjectionWatermark(doc, config.REQUESTS_TABLE),
     }),
   };
 }

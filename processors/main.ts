@@ -22,6 +22,7 @@ import { type DeadLetterQueue, LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueu
 import { consumerProjectors, DynamoRequestBatchWriter } from './projector';
 import { fanOutStores } from './replay/fanout';
 import { StreamRunner } from './runner';
+import { DynamoProjectionWatermark } from '../read-model/watermark';
 
 export const ProcessorsConfig = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
@@ -129,6 +130,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
         projector: projectors.projection,
         log,
         metrics,
+        watermark: new DynamoProjectionWatermark(doc, config.REQUESTS_TABLE),
       }),
     })
     : undefined;

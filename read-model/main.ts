@@ -13,6 +13,7 @@ import { closeRedis } from '../core/redis';
 import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
 import { NearCache, RedisTracking } from './near-cache';
 import { ReadModelReader } from './reader';
+import { DynamoProjectionWatermark } from './watermark';
 import { liveStores } from './registry';
 import { createReadServer } from './server';
 import { DynamoDurableStore, type DurableStore, type HotStore, RedisHotStore } from './stores';
@@ -21,7 +22,7 @@ import { CachingTokenVerifier } from './token-cache';
 export const ReadConfig = z.object({
   READ_PORT: port(3001),
   HOST: z.string().default('127.0.0.1'),
-  /** Longest wait for `minVersion` / `X-Min-Version` before a 409. */
+  /** Longest wait for `minVersion` / `X-Min-Version` (items) and `consistentWith` (listings) before a 409. */
   READ_MIN_VERSION_WAIT_MS: positiveInt(2000),
   /** A Redis read slower than this counts as a failure and the read goes to DynamoDB. */
   READ_REDIS_TIMEOUT_MS: positiveInt(250),
@@ -119,6 +120,7 @@ export async function startReadModel(config: ReadConfig, overrides: ReadOverride
   const reader = new ReadModelReader(live.hot, live.durable, log, {
     breakerThreshold: config.READ_BREAKER_THRESHOLD,
     breakerOpenMs: config.READ_BREAKER_OPEN_MS,
+    ...(rawDoc ? { watermark: new DynamoProjectionWatermark(rawDoc, config.REQUESTS_TABLE) } : {}),
   });
   const verifier = new CachingTokenVerifier(new TokenVerifier(config.AUTH_SECRET), config.READ_TOKEN_CACHE_SIZE);
   const server = createReadServer({ reader, verifier, log, minVersionWaitMs: config.READ_MIN_VERSION_WAIT_MS });

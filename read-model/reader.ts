@@ -7,6 +7,7 @@
 import { ServiceUnavailableError } from '../core/errors';
 import type { Logger } from '../core/log';
 import { answerOf, type ItemAnswer } from './near-cache';
+import type { ProjectionWatermark, StreamPosition } from './watermark';
 import { type DurableStore, type HotReads, hotReads, type HotStore, InvalidCursorError, type Page, RANK_FINAL, RANK_QUEUED, type StoredItem } from './stores';
 
 export interface ReaderOptions {
@@ -14,6 +15,8 @@ export interface ReaderOptions {
   breakerThreshold?: number;
   /** How long an open breaker skips its store before one trial call. */
   breakerOpenMs?: number;
+  /** How far the projection consumer got (listings with `consistentWith`). */
+  watermark?: ProjectionWatermark;
 }
 
 /** Counts consecutive failures; open = skip the store until `openMs` passed, then let one call try. */
@@ -70,6 +73,7 @@ export class ReadModelReader {
   readonly hotBreaker: CircuitBreaker;
   readonly durableBreaker: CircuitBreaker;
   private readonly hotReads: HotReads;
+  private readonly watermark: ProjectionWatermark | undefined;
 
   constructor(
     private readonly hot: HotStore,
@@ -80,6 +84,7 @@ export class ReadModelReader {
     this.hotBreaker = new CircuitBreaker(opts.breakerThreshold ?? 3, opts.breakerOpenMs ?? 1000);
     this.durableBreaker = new CircuitBreaker(opts.breakerThreshold ?? 3, opts.breakerOpenMs ?? 1000);
     this.hotReads = hotReads(hot);
+    this.watermark = opts.watermark;
   }
 
   /** The item from the near cache, synchronously, or undefined (then `getItem`). */
@@ -140,6 +145,23 @@ export class ReadModelReader {
     return this.flight(`l\u0000${tenant}\u0000${collection}\u0000${limit}\u0000${cursor ?? ''}`, () =>
       this.fromDurable(() => this.durable.listItems(tenant, collection, limit, cursor)),
     );
+  }
+
+  /**
+   * A listing that includes every write at or before `after` (read-model/watermark.ts): waits, with
+   * a short backoff, until the projection consumer has passed them all, then lists with a strongly
+   * consistent read. `undefined` when it did not within `waitMs`.
+   */
+  async listItemsAfter(tenant: string, collection: string, limit: number, cursor: string | undefined, after: StreamPosition[], waitMs: number): Promise<Page | undefined> {
+    const watermark = this.watermark;
+    if (!watermark) throw new Error('listing consistency needs a projection watermark (ReaderOptions.watermark)');
+    const deadline = Date.now() + waitMs;
+    for (let delay = 5; !(await this.fromDurable(() => watermark.reached(after))); delay = Math.min(delay * 2, 100)) {
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      await new Promise((r) => setTimeout(r, Math.min(delay, left)));
+    }
+    return this.fromDurable(() => this.durable.listItems(tenant, collection, limit, cursor, true));
   }
 
   /** One durable read per key at a time, then a version-guarded refill of the hot copy. */

@@ -81,7 +81,8 @@ export function hotReads(store: HotStore): HotReads {
 export interface DurableStore {
   getItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined>;
   putItem(write: ItemWrite): Promise<boolean>;
-  listItems(tenant: string, collection: string, limit: number, cursor: string | undefined): Promise<Page>;
+  /** `consistent`: a strongly consistent read (a listing asked for with `consistentWith`). */
+  listItems(tenant: string, collection: string, limit: number, cursor: string | undefined, consistent?: boolean): Promise<Page>;
   getRequest(tenant: string, requestId: string): Promise<string | undefined>;
   putRequest(write: RequestWrite): Promise<boolean>;
 }
@@ -267,7 +268,7 @@ export class DynamoDurableStore implements DurableStore {
    * Newest first (updatedAt, then id, descending: a total order, so pages never overlap). One item
    * more than asked is read, so `nextCursor` is null exactly on the last page.
    */
-  async listItems(tenant: string, collection: string, limit: number, cursor: string | undefined): Promise<Page> {
+  async listItems(tenant: string, collection: string, limit: number, cursor: string | undefined, consistent = false): Promise<Page> {
     const pk = itemsPk(tenant, collection);
     const out = await this.doc.send(
       new QueryCommand({
@@ -277,6 +278,7 @@ export class DynamoDurableStore implements DurableStore {
         ExpressionAttributeValues: { ':pk': pk },
         ProjectionExpression: 'id, updatedAtId, doc',
         ScanIndexForward: false,
+        ...(consistent ? { ConsistentRead: true } : {}),
         Limit: limit + 1,
         ...(cursor ? { ExclusiveStartKey: decodeCursor(cursor, pk) } : {}),
       }),

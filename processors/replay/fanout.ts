@@ -47,8 +47,8 @@ export class FanOutDurableStore implements DurableStore {
   putItem(w: ItemWrite): Promise<boolean> {
     return fanOut(this.registry, this.projection, this.stores, 'durable', w);
   }
-  async listItems(tenant: string, collection: string, limit: number, cursor: string | undefined): Promise<Page> {
-    return this.stores.durable(liveVersion(await this.registry.get(this.projection))).listItems(tenant, collection, limit, cursor);
+  async listItems(tenant: string, collection: string, limit: number, cursor: string | undefined, consistent?: boolean): Promise<Page> {
+    return this.stores.durable(liveVersion(await this.registry.get(this.projection))).listItems(tenant, collection, limit, cursor, consistent);
   }
   getRequest(tenant: string, requestId: string) {
     return this.base.getRequest(tenant, requestId);
