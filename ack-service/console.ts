@@ -18,7 +18,8 @@ import { type Principal, TokenVerifier } from '../core/auth';
 import type { Ack } from '../core/contracts';
 import { ForbiddenError, MethodNotAllowedError, NotFoundError, type ProblemError, toProblemError, UnauthorizedError } from '../core/errors';
 import type { Logger } from '../core/log';
-import { bucketDelta, buckets, type LabelFilter, parsePrometheus, quantile, rate, type Scrape, sum } from './prometheus';
+import * as panels from './console/panels';
+import { type LabelFilter, parsePrometheus, type Scrape, sum } from './prometheus';
 
 export const ConsoleEnv = z.object({
   /** Comma-separated Prometheus endpoints to read; default: the local `npm start` ports. */
@@ -52,7 +53,7 @@ const SCRAPE_TIMEOUT_MS = 800;
 const WINDOW_MS = 60_000;
 
 type Stage = 'queued' | 'committed' | 'rejected';
-type Latency = { p50: number; p95: number; p99: number; max?: number } | null;
+type Latency = panels.Latency;
 
 /** Acks as the ack log sees them, for every tenant: per-second counts and queued→committed latency. */
 class AckWatch {
@@ -167,29 +168,14 @@ class MetricsReader {
   }
 }
 
-const WRITE_METHODS = new Set(['PUT', 'PATCH', 'DELETE']);
-const isWrite: LabelFilter = (l) => WRITE_METHODS.has((l.method ?? '').toUpperCase());
-const isAcceptedWrite: LabelFilter = (l) => isWrite(l) && (l.status ?? l.code ?? '').startsWith('2');
-const HOT = /^(redis|hot|hit|cache)$/i;
-const COLD = /^(dynamodb|durable|miss|dynamo)$/i;
-
-function histogramLatency(prev: Scrape | undefined, cur: Scrape | undefined, family: string, filter?: LabelFilter): Latency {
-  const delta = bucketDelta(buckets(prev, family, filter), buckets(cur, family, filter));
-  if (!delta) return null;
-  const q = (x: number) => quantile(x, delta);
-  const p50 = q(0.5);
-  if (p50 === undefined) return null;
-  return { p50: p50 * 1000, p95: q(0.95)! * 1000, p99: q(0.99)! * 1000 };
-}
-
 /** Builds the console's numbers; every figure is null ("n/a") when nothing reports it. */
 export function buildSnapshot(m: { prev: Scrape | undefined; cur: Scrape | undefined }, watch: AckWatch, localConnections: number) {
-  const { prev, cur } = m;
+  const { cur } = m;
   const shardLag: Array<{ shard: string; millisBehind: number | null; iteratorAgeMs: number | null }> = [];
   // One row per shard and stream consumer (commit, projections): their lags differ by design.
   const shards = new Map<string, { shard: string; consumer: string | undefined }>();
   for (const s of cur?.samples ?? []) {
-    if (!s.labels.shard || !/behind|lag|iterator_age/.test(s.name)) continue;
+    if (!s.labels.shard || (s.name !== panels.METRICS.millisBehind && s.name !== panels.METRICS.iteratorAge)) continue;
     const consumer = s.labels.consumer;
     shards.set(`${s.labels.shard}\u0000${consumer ?? ''}`, { shard: s.labels.shard, consumer });
   }
@@ -198,42 +184,30 @@ export function buildSnapshot(m: { prev: Scrape | undefined; cur: Scrape | undef
     const only: LabelFilter = (l) => l.shard === shard && l.consumer === consumer;
     shardLag.push({
       shard: consumer && consumer !== 'processors' ? `${shard} (${consumer})` : shard,
-      millisBehind: sum(cur, /millis_behind|_lag_ms$|_lag$/, only) ?? null,
-      iteratorAgeMs: sum(cur, /iterator_age/, only) ?? null,
+      millisBehind: sum(cur, panels.METRICS.millisBehind, only) ?? null,
+      iteratorAgeMs: sum(cur, panels.METRICS.iteratorAge, only) ?? null,
     });
   }
-  const readsBy = (re: RegExp) => (l: Record<string, string>) => Object.entries(l).some(([k, v]) => k !== 'service' && re.test(v));
-  const readFamily = /^(ackstream_)?read(s|_model|_api)?_.*(lookups|hits|source|reads|requests)_total$/;
-  const hot = rate(prev, cur, readFamily, readsBy(HOT)) ?? sum(cur, readFamily, readsBy(HOT));
-  const cold = rate(prev, cur, readFamily, readsBy(COLD)) ?? sum(cur, readFamily, readsBy(COLD));
-  const hits = sum(cur, /^(ackstream_)?read.*hot_hits_total$/);
-  const misses = sum(cur, /^(ackstream_)?read.*hot_misses_total$/);
-  const hitRatio = hot !== undefined && cold !== undefined && hot + cold > 0
-    ? hot / (hot + cold)
-    : hits !== undefined && misses !== undefined && hits + misses > 0 ? hits / (hits + misses) : null;
-  const replay = (cur?.samples ?? [])
-    .filter((s) => /replay|rebuild/.test(s.name) && !/_bucket$|_sum$|_count$/.test(s.name))
-    .map((s) => ({ name: s.name, labels: s.labels, value: s.value }));
   const ackRates = watch.rates();
-  const openMetric = sum(cur, /^(ackstream_)?acks?_connections_open$|^(ackstream_)?websockets?_open$/);
+  const openMetric = sum(cur, panels.METRICS.ackConnections);
   return {
     at: new Date().toISOString(),
-    writesPerS: rate(prev, cur, /^(ackstream_)?gateway_requests_total$/, isAcceptedWrite) ?? rate(prev, cur, /^(ackstream_)?(gateway_)?writes_total$/) ?? null,
+    writesPerS: panels.writesPerS(m),
     acksPerS: {
       queued: ackRates.queued,
       committed: ackRates.committed,
       rejected: ackRates.rejected,
-      pushed: rate(prev, cur, /^(ackstream_)?acks_pushed_total$/) ?? null,
+      pushed: panels.counterRate(m, panels.METRICS.acksPushed) ?? null,
     },
     ackTotals: { ...watch.totals },
-    processorRecordsPerS: rate(prev, cur, /^(ackstream_)?processor_records_total$/) ?? null,
-    queuedLatencyMs: histogramLatency(prev, cur, 'gateway_request_duration_seconds', isWrite) ?? histogramLatency(prev, cur, 'ackstream_gateway_request_duration_seconds', isWrite),
+    processorRecordsPerS: panels.processorRecordsPerS(m),
+    queuedLatencyMs: panels.queuedLatencyMs(m),
     committedLatencyMs: watch.committedLatency(),
     shardLag,
-    dlqDepth: sum(cur, /(dlq|dead_letter).*(depth|messages|size)|parked_(records|messages|depth)$/) ?? null,
+    dlqDepth: panels.dlqDepth(m),
     openWebSockets: { value: openMetric ?? localConnections, source: openMetric !== undefined ? 'metrics' : 'this instance' },
-    readHitRatio: hitRatio,
-    replay,
+    readHitRatio: panels.readHitRatio(m),
+    replay: panels.replay(m),
   };
 }
 

@@ -23,6 +23,9 @@ import { consumerProjectors, DynamoRequestBatchWriter } from './projector';
 import { fanOutStores } from './replay/fanout';
 import { StreamRunner } from './runner';
 import { DynamoProjectionWatermark } from '../read-model/watermark';
+import { trackDeadLetterQueue, trackProjections } from './operator-metrics';
+import { projectionNames } from './replay/catalog';
+import { defaultRecord, DynamoProjectionRegistry, registryTableName } from '../read-model/registry';
 
 export const ProcessorsConfig = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
@@ -79,6 +82,13 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   const metrics = new ProcessorMetrics(true);
   const metricsServer = await serveMetrics(metrics, config.PROCESSORS_METRICS_PORT, log);
   const doc = createDocumentClient(dynamo);
+  // For the operator console: DLQ depth and projection versions / rebuild progress, read at scrape time.
+  if (sqs && config.DLQ_URL) trackDeadLetterQueue(metrics.registry, sqs, config.DLQ_URL, log);
+  const projections = new DynamoProjectionRegistry(doc, registryTableName(config.ITEMS_TABLE), { itemsTable: config.ITEMS_TABLE, redisPrefix: config.REDIS_PREFIX });
+  trackProjections(metrics.registry, async () => {
+    const stored = await projections.list();
+    return projectionNames().map((n) => stored.find((r) => r.name === n) ?? defaultRecord(n, { itemsTable: config.ITEMS_TABLE, redisPrefix: config.REDIS_PREFIX }));
+  }, log);
 
   // Item writes fan out to every deployed version of the projection (processors/replay/fanout.ts),
   // always through conditional puts: a rebuild writes the same tables, so read-then-batch is not safe.

@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../core/log';
 import { closeRedis } from '../core/redis';
 import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
 import { NearCache, RedisTracking } from './near-cache';
+import { createReadMetrics } from './metrics';
 import { ReadModelReader } from './reader';
 import { DynamoProjectionWatermark } from './watermark';
 import { liveStores } from './registry';
@@ -117,13 +118,15 @@ export async function startReadModel(config: ReadConfig, overrides: ReadOverride
   const live = rawDoc
     ? liveStores({ doc: rawDoc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base: { durable: baseDurable, hot }, near })
     : { durable: baseDurable, hot };
+  const metrics = createReadMetrics();
   const reader = new ReadModelReader(live.hot, live.durable, log, {
     breakerThreshold: config.READ_BREAKER_THRESHOLD,
     breakerOpenMs: config.READ_BREAKER_OPEN_MS,
     ...(rawDoc ? { watermark: new DynamoProjectionWatermark(rawDoc, config.REQUESTS_TABLE) } : {}),
+    metrics,
   });
   const verifier = new CachingTokenVerifier(new TokenVerifier(config.AUTH_SECRET), config.READ_TOKEN_CACHE_SIZE);
-  const server = createReadServer({ reader, verifier, log, minVersionWaitMs: config.READ_MIN_VERSION_WAIT_MS });
+  const server = createReadServer({ reader, verifier, log, metrics: metrics.registry, minVersionWaitMs: config.READ_MIN_VERSION_WAIT_MS });
   server.keepAliveTimeout = 65_000; // longer than typical load balancer idle timeouts
   answerClientErrorsWithProblems(server);
   await new Promise<void>((resolve, reject) => server.listen(config.READ_PORT, config.HOST, resolve).on('error', reject));

@@ -7,6 +7,7 @@
 import { ServiceUnavailableError } from '../core/errors';
 import type { Logger } from '../core/log';
 import { answerOf, type ItemAnswer } from './near-cache';
+import type { ReadMetrics } from './metrics';
 import type { ProjectionWatermark, StreamPosition } from './watermark';
 import { type DurableStore, type HotReads, hotReads, type HotStore, InvalidCursorError, type Page, RANK_FINAL, RANK_QUEUED, type StoredItem } from './stores';
 
@@ -17,6 +18,8 @@ export interface ReaderOptions {
   breakerOpenMs?: number;
   /** How far the projection consumer got (listings with `consistentWith`). */
   watermark?: ProjectionWatermark;
+  /** Counts where item reads were answered from (GET /metrics). */
+  metrics?: ReadMetrics;
 }
 
 /** Counts consecutive failures; open = skip the store until `openMs` passed, then let one call try. */
@@ -74,6 +77,7 @@ export class ReadModelReader {
   readonly durableBreaker: CircuitBreaker;
   private readonly hotReads: HotReads;
   private readonly watermark: ProjectionWatermark | undefined;
+  private readonly metrics: ReadMetrics | undefined;
 
   constructor(
     private readonly hot: HotStore,
@@ -85,11 +89,14 @@ export class ReadModelReader {
     this.durableBreaker = new CircuitBreaker(opts.breakerThreshold ?? 3, opts.breakerOpenMs ?? 1000);
     this.hotReads = hotReads(hot);
     this.watermark = opts.watermark;
+    this.metrics = opts.metrics;
   }
 
   /** The item from the near cache, synchronously, or undefined (then `getItem`). */
   peekItem(tenant: string, collection: string, id: string): ItemAnswer | undefined {
-    return this.hotBreaker.open ? undefined : this.hotReads.peekItem(tenant, collection, id);
+    const near = this.hotBreaker.open ? undefined : this.hotReads.peekItem(tenant, collection, id);
+    if (near !== undefined) this.metrics?.hits.inc({ tier: 'near' });
+    return near;
   }
 
   async getItem(tenant: string, collection: string, id: string): Promise<ItemAnswer | undefined> {
@@ -123,7 +130,11 @@ export class ReadModelReader {
   /** Redis (which may fill the near cache), then the durable copy on a miss. */
   private async readItem(tenant: string, collection: string, id: string): Promise<ItemAnswer | undefined> {
     const cached = await this.tryHot(() => this.hotReads.readItem(tenant, collection, id));
-    if (cached !== NO_HOT && cached) return cached;
+    if (cached !== NO_HOT && cached) {
+      this.metrics?.hits.inc({ tier: 'redis' });
+      return cached;
+    }
+    this.metrics?.misses.inc();
     return this.loadItem(tenant, collection, id);
   }
 

@@ -15,6 +15,7 @@ import type { Principal } from '../core/auth';
 import { NAME_PATTERN } from '../core/contracts';
 import { BadRequestError, ConflictError, MethodNotAllowedError, NotFoundError, ProblemError, toProblemError } from '../core/errors';
 import type { Logger } from '../core/log';
+import type { Registry } from '../core/metrics';
 import type { ReadModelReader } from './reader';
 import type { ItemAnswer } from './near-cache';
 import { InvalidCursorError } from './stores';
@@ -28,6 +29,8 @@ export interface ReadApiDeps {
     peekHeader?(header: string | undefined): Principal | undefined;
   };
   log: Logger;
+  /** Served on `GET /metrics` (Prometheus text), like the other services. */
+  metrics?: Registry;
   /** Longest wait for `minVersion` (items) or `consistentWith` (listings) before answering 409 (ms). */
   minVersionWaitMs?: number;
 }
@@ -74,6 +77,10 @@ function handle(deps: ReadApiDeps, waitMs: number, req: IncomingMessage, res: Se
   const path = q === -1 ? url : url.slice(0, q);
   const query = q === -1 ? '' : url.slice(q + 1);
   if (path === '/healthz') return send(res, 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, HEALTH);
+  if (path === '/metrics' && deps.metrics) {
+    const registry = deps.metrics;
+    return registry.metrics().then((text) => send(res, 200, { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' }, text));
+  }
   // segments: ['', 'v1', 'collections', c, 'items', id?] or ['', 'v1', 'requests', id]
   const seg = path.split('/');
   const route = seg[1] !== 'v1' ? 0 : seg[2] === 'collections' && seg[4] === 'items' ? (seg.length === 6 ? Route.Item : seg.length === 5 ? Route.List : 0) : seg[2] === 'requests' && seg.length === 4 ? Route.Request : 0;
