@@ -17,7 +17,7 @@
  */
 import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, type _Record } from '@aws-sdk/client-kinesis';
 import { z } from 'zod';
-import type { KinesisHandler } from './handler';
+import type { KinesisHandler } from './commit-consumer';
 import type { DeadLetter } from './parking';
 import { toKinesisEvent } from './runner';
 

@@ -10,7 +10,7 @@
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../core/log';
-import type { ProjectionRecord } from '../read-model/registry';
+import type { ProjectionRecord } from '../core/projections';
 
 export function trackDeadLetterQueue(registry: Registry, sqs: SQSClient, queueUrl: string, log: Logger): void {
   new Gauge({

@@ -17,9 +17,9 @@ import { BadRequestError, ConflictError, MethodNotAllowedError, NotFoundError, P
 import type { Logger } from '../core/log';
 import type { Registry } from '../core/metrics';
 import type { ReadModelReader } from './reader';
-import type { ItemAnswer } from './near-cache';
-import { InvalidCursorError } from './stores';
-import { InvalidTokenError, parseTokens, type StreamPosition } from './watermark';
+import type { ItemAnswer } from '../core/read-store';
+import { InvalidCursorError } from '../core/read-store';
+import { InvalidTokenError, parseTokens, type StreamPosition } from '../core/read-store';
 
 export interface ReadApiDeps {
   reader: ReadModelReader;

@@ -12,20 +12,17 @@
  * Uses the processors' configuration (DATABASE_URL, DLQ_URL, SQS/DynamoDB/Kinesis endpoints, Redis):
  * the environment's when it sets DATABASE_URL, else the running `npm start`'s (scripts/local-settings.ts).
  */
-import { Pool } from 'pg';
 import type { AckLog } from '../core/ack-log';
 import { createDocumentClient, createDynamo, createKinesis, createSqs } from '../core/aws';
 import { loadConfig, runMain } from '../core/config';
 import { createLogger } from '../core/log';
+import { RedisHotStore } from '../core/read-store';
 import { closeRedis, createRedis } from '../core/redis';
 import { RedisAckLog } from '../core/redis-ack-log';
-import { DynamoDurableStore, RedisHotStore } from '../read-model/stores';
-import { PgEventStore } from '../processors/event-store';
-import { createKinesisHandler, createPublisher } from '../processors/handler';
-import { ProcessorsConfig } from '../processors/main';
+import { createParkingLot, createPool, redriveHandler, redrivePublisher } from '../processors/composition';
+import { ProcessorsConfig } from '../processors/config';
 import { batchId, describeBatch, type OnFailureRecord, redriveBatch } from '../processors/on-failure';
-import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from '../processors/parking';
-import { DynamoRequestBatchWriter, Projector } from '../processors/projector';
+import { LogDeadLetterQueue, SqsDeadLetterQueue } from '../processors/parking';
 import { DATA_DIR } from './local-stack';
 import { operatorEnv } from './local-settings';
 
@@ -63,11 +60,11 @@ export async function runDlq(argv: string[], env: NodeJS.ProcessEnv, out: DlqOut
   }
   const config = loadConfig(ProcessorsConfig, env);
   const log = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, { service: 'dlq' });
-  const pool = new Pool({ connectionString: config.DATABASE_URL, max: 2 });
+  // The CLI's pool keeps its own small size (PG_POOL_DEFAULTS.cli), whatever PG_POOL_SIZE the processors use.
+  const pool = createPool(config.DATABASE_URL, 'cli', undefined, log);
   const sqs = config.DLQ_URL ? createSqs({ region: config.AWS_REGION, endpoint: config.SQS_ENDPOINT }) : undefined;
   const queue = sqs ? new SqsDeadLetterQueue(sqs, config.DLQ_URL!) : undefined;
-  const store = new PgEventStore(pool);
-  const parking = new ParkingLot(store, queue ?? new LogDeadLetterQueue(log), config.MAX_ATTEMPTS, log);
+  const parking = createParkingLot(pool, config, queue ?? new LogDeadLetterQueue(log), log);
   const redis = command === 'list' ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
   const dynamo = createDynamo({ region: config.AWS_REGION, endpoint: config.DYNAMODB_ENDPOINT });
   const kinesis = command === 'redrive' ? createKinesis({ region: config.AWS_REGION, endpoint: config.KINESIS_ENDPOINT }) : undefined;
@@ -93,14 +90,10 @@ export async function runDlq(argv: string[], env: NodeJS.ProcessEnv, out: DlqOut
       }
       return 0;
     }
-    const doc = createDocumentClient(dynamo);
     const acks = acksOverride ?? new RedisAckLog(redis!, config.REDIS_PREFIX);
-    const projector = new Projector(
-      new DynamoDurableStore(doc, config.ITEMS_TABLE, config.REQUESTS_TABLE),
-      new RedisHotStore(redis!, config.REDIS_PREFIX),
-      new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE),
-    );
-    const publish = createPublisher({ projector, acks, log });
+    const doc = createDocumentClient(dynamo);
+    const hot = new RedisHotStore(redis!, config.REDIS_PREFIX);
+    const publish = redrivePublisher({ config, doc, hot, acks, log });
     const filter = ids.length ? { requestIds: ids } : {};
     const before = (await parking.list()).filter((r) => !ids.length || ids.includes(r.requestId)).map((r) => r.requestId);
     const batches: OnFailureRecord[] = queue
@@ -119,7 +112,7 @@ export async function runDlq(argv: string[], env: NodeJS.ProcessEnv, out: DlqOut
         if (res.stillParked > 0) code = 1;
       }
       // The commit handler (with parking: a record that keeps failing is parked, not retried forever).
-      const handler = createKinesisHandler({ store, projector, acks, log, parking });
+      const handler = redriveHandler({ config, pool, doc, hot, acks, parking, log });
       for (const b of batches) {
         const id = batchId(b);
         try {

@@ -1,5 +1,5 @@
 /** The pure parts of replay: folding log rows, progress lines, CLI arguments, canonical JSON, registry caching. */
-import { CachedRegistry, defaultRecord, type ProjectionRecord } from '../read-model/registry';
+import { CachedRegistry, defaultRecord, type ProjectionRecord } from '../core/projections';
 import { foldRows, type LogRow } from '../processors/replay/fold';
 import { createProgress, formatEta, progressLine } from '../processors/replay/progress';
 import { parseArgs, parseDuration, UsageError } from '../processors/replay/cli';

@@ -2,7 +2,8 @@
  * The console's figures, each from one metric a service exports, matched by its exact name (one
  * naming scheme, `ackstream_<service>_…`): no name patterns that could pick up a neighbour.
  */
-import { bucketDelta, buckets, type LabelFilter, quantile, type Scrape, sum } from '../prometheus';
+import type { Latency } from './ack-watch';
+import { bucketDelta, buckets, type LabelFilter, quantile, type Scrape, sum } from './prometheus';
 
 export const METRICS = {
   /** gateway: HTTP requests by method, route, status. */
@@ -28,7 +29,6 @@ export const METRICS = {
 } as const;
 
 type Window = { prev: Scrape | undefined; cur: Scrape | undefined };
-export type Latency = { p50: number; p95: number; p99: number; max?: number } | null;
 
 const isAcceptedWrite: LabelFilter = (l) => ['PUT', 'PATCH', 'DELETE'].includes(l.method ?? '') && l.status === '202';
 

@@ -19,7 +19,7 @@ import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { signToken } from '../../core/auth';
 import { createDocumentClient, createDynamo } from '../../core/aws';
-import { DynamoDurableStore, RedisHotStore } from '../../read-model/stores';
+import { DynamoDurableStore, RedisHotStore } from '../../core/read-store';
 import { freePort, stopChild, waitForPort } from '../../scripts/local-stack';
 import type { BenchContext, Figure, ScenarioResult, Series } from '../types';
 import { deleteKeysByPrefix } from '../../core/redis';

@@ -10,12 +10,12 @@ import { AwsEnv, LogEnv, loadConfig, RedisEnv, StreamEnv, TablesEnv } from '../.
 import { createLogger } from '../../core/log';
 import { RedisAckLog } from '../../core/redis-ack-log';
 import { closeRedis, createRedis } from '../../core/redis';
-import { DynamoProjectionRegistry, registryTableName } from '../../read-model/registry';
-import { DynamoDurableStore, RedisHotStore } from '../../read-model/stores';
-import { PgEventStore } from '../event-store';
-import { createKinesisHandler } from '../handler';
-import { Projector } from '../projector';
-import { fanOutStores } from './fanout';
+import { DynamoProjectionRegistry, registryTableName } from '../../core/projections';
+import { DynamoDurableStore, RedisHotStore } from '../../core/read-store';
+import { PgCommandStore } from '../command-store';
+import { createKinesisHandler } from '../commit-consumer';
+import { Projector } from '../projection-writer';
+import { fanOutStores } from '../../core/projections';
 import { createProgress } from './progress';
 import { abandon, rebuild, type ReplayDeps, retire, sweepRetirements, switchTo } from './rebuild';
 import { reprocess } from './reprocess';
@@ -164,7 +164,7 @@ export async function runReplay(argv: string[], env: NodeJS.ProcessEnv = process
         const log = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, { service: 'replay' }, (l) => io.err.write(l));
         const base = { durable: new DynamoDurableStore(doc, config.ITEMS_TABLE, config.REQUESTS_TABLE), hot: new RedisHotStore(redis, config.REDIS_PREFIX) };
         const versioned = fanOutStores({ doc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base });
-        const handler = createKinesisHandler({ store: new PgEventStore(pool), projector: new Projector(versioned.durable, versioned.hot), acks: new RedisAckLog(redis, config.REDIS_PREFIX), log });
+        const handler = createKinesisHandler({ store: new PgCommandStore(pool), projector: new Projector(versioned.durable, versioned.hot), acks: new RedisAckLog(redis, config.REDIS_PREFIX), log });
         const kinesis = createKinesis({ region: config.AWS_REGION, endpoint: config.KINESIS_ENDPOINT });
         try {
           const res = await reprocess({

@@ -16,10 +16,10 @@ import type { ItemState } from '../../core/contracts';
 import {
   type DynamoProjectionRegistry, liveVersion, type ProjectionRecord, type ProjectionVersion, RegistryConflictError, REGISTRY_SETTLE_MS,
   versionItemsTable, versionRedisPrefix, waitActive,
-} from '../../read-model/registry';
-import { DynamoDurableStore, type DurableStore } from '../../read-model/stores';
-import type { Projection } from '../projections';
-import { latestProjection, projectionAt } from './catalog';
+} from '../../core/projections';
+import { DynamoDurableStore, type DurableStore } from '../../core/read-store';
+import type { Projection } from '../../core/projections';
+import { latestProjection, projectionAt } from '../../core/projections';
 import { countUpTo, foldItems, foldLog, type FoldPage, type ItemKey, itemsChangedBetween, logHead } from './fold';
 import { type ProgressSink, silentProgress } from './progress';
 import { copyTable, foldStream, stateFromStore } from './stream-source';
