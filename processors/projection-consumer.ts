@@ -12,7 +12,7 @@
  * delay), so per-item order holds and nothing is skipped; a parked or held record is left to
  * the operator's redrive, which projects what it applies.
  *
- * After each projected run it advances the projection watermark (read-model/watermark.ts) to the
+ * After each projected run it advances the projection watermark (core/read-store/watermark.ts) to the
  * run's last record per shard: listings asked for with a consistency token wait on it.
  */
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';

@@ -159,7 +159,7 @@ export class ReadModelReader {
   }
 
   /**
-   * A listing that includes every write at or before `after` (read-model/watermark.ts): waits, with
+   * A listing that includes every write at or before `after` (core/read-store/watermark.ts): waits, with
    * a short backoff, until the projection consumer has passed them all, then lists with a strongly
    * consistent read. `undefined` when it did not within `waitMs`.
    */
