@@ -7,7 +7,7 @@
  * the range from the stream and processes it, discard deletes the letter.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PutRecordCommand } from '@aws-sdk/client-kinesis';
@@ -21,7 +21,7 @@ import type { OnFailureRecord } from '../processors/on-failure';
 import { SqsDeadLetterQueue } from '../processors/parking';
 import { runDlq } from '../scripts/dlq';
 import { freePort, ROOT } from '../scripts/local-stack';
-import { SHARED_KEYS } from '../scripts/local-settings';
+import { operatorEnv, SHARED_KEYS } from '../scripts/local-settings';
 import { command, finalAckOf, requestRow } from './helpers/processors';
 import { createTestDatabase, dropTestDatabase, REDIS_URL, startStack, type Stack, uniqueName } from './helpers/stack';
 
@@ -232,5 +232,33 @@ describe('on-failure records of the event source mapping in the dead-letter queu
     expect(await runDlq(['discard', `shardId-000000000009/${gone.KinesisBatchInfo.startSequenceNumber}`], stack.env, discard)).toBe(0);
     expect(discard.lines).toContain('Discard: 1 batch letter(s) deleted; their ranges were not re-read (a write in them that never committed keeps no final ack).');
     expect((await dlq.peekAll()).map((q) => q.type === 'batch' && q.batch.KinesisBatchInfo.shardId)).toEqual(['shardId-000000000000']);
+  });
+});
+
+describe('which settings an operator CLI uses', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'ackstream-settings-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const write = (pid: number) => writeFileSync(path.join(dir, 'local-stack.json'), JSON.stringify({
+    pid, startedAt: '2026-12-04T00:00:00.000Z', singleNode: false, env: { DATABASE_URL: 'postgres://local/db', REDIS_URL: 'redis://127.0.0.1:63790', LOG_LEVEL: 'info' },
+  }));
+
+  test('the running stack\'s file fills what the environment leaves unset; what it sets wins', () => {
+    write(process.pid);
+    expect(operatorEnv({ LOG_LEVEL: 'warn', REDIS_URL: undefined }, dir)).toEqual({ DATABASE_URL: 'postgres://local/db', REDIS_URL: 'redis://127.0.0.1:63790', LOG_LEVEL: 'warn' });
+  });
+
+  test('with DATABASE_URL set, the environment alone is used (a deployed stack), file or not', () => {
+    write(process.pid);
+    const env = { DATABASE_URL: 'postgres://deployed/db' };
+    expect(operatorEnv(env, dir)).toBe(env);
+  });
+
+  test('a file left by a stack that is gone (kill -9) is refused in one line', () => {
+    write(2 ** 22 + 12345); // above the largest pid Linux can give (2^22): no such process
+    expect(() => operatorEnv({}, dir)).toThrow(/^The local stack that wrote .*local-stack\.json \(pid \d+, started 2026-12-04T00:00:00\.000Z\) is no longer running: start the local stack with `npm start`/);
   });
 });
