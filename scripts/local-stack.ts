@@ -8,17 +8,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, type Server } from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import {
-  CreateTableCommand,
-  type DynamoDBClient,
-  DescribeTableCommand,
-  ResourceInUseException,
-} from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateStreamCommand, DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { AwsEnv, loadConfig, LogEnv, port, positiveInt, StreamEnv, TablesEnv } from '../core/config';
+import { ensureTable, itemsTableDefinition, requestsTableDefinition } from '../core/read-store';
 import { migrate } from '../processors/migrate';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -142,54 +138,14 @@ export async function provision(o: ProvisionOptions): Promise<{ dlqUrl?: string 
     if (d.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  await createTable(o.dynamo, {
-    TableName: o.itemsTable,
-    BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [
-      { AttributeName: 'pk', AttributeType: 'S' },
-      { AttributeName: 'id', AttributeType: 'S' },
-      { AttributeName: 'updatedAtId', AttributeType: 'S' },
-    ],
-    KeySchema: [
-      { AttributeName: 'pk', KeyType: 'HASH' },
-      { AttributeName: 'id', KeyType: 'RANGE' },
-    ],
-    LocalSecondaryIndexes: [
-      {
-        IndexName: 'byUpdatedAt',
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'updatedAtId', KeyType: 'RANGE' },
-        ],
-        Projection: { ProjectionType: 'ALL' },
-      },
-    ],
-  });
-  await createTable(o.dynamo, {
-    TableName: o.requestsTable,
-    BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
-    KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-  });
+  await ensureTable(o.dynamo, itemsTableDefinition(o.itemsTable));
+  await ensureTable(o.dynamo, requestsTableDefinition(o.requestsTable));
   let dlqUrl: string | undefined;
   if (o.sqs && o.dlqName) {
     dlqUrl = (await o.sqs.send(new CreateQueueCommand({ QueueName: o.dlqName }))).QueueUrl;
   }
   await migrate(o.databaseUrl);
   return dlqUrl ? { dlqUrl } : {};
-}
-
-async function createTable(dynamo: DynamoDBClient, input: ConstructorParameters<typeof CreateTableCommand>[0]) {
-  try {
-    await dynamo.send(new CreateTableCommand(input));
-  } catch (err) {
-    if (!(err instanceof ResourceInUseException) && (err as Error).name !== 'ResourceInUseException') throw err;
-  }
-  for (let i = 0; i < 100; i++) {
-    const d = await dynamo.send(new DescribeTableCommand({ TableName: input.TableName }));
-    if (d.Table?.TableStatus === 'ACTIVE') return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** The local HS256 secret: AUTH_SECRET when set, else one generated once and kept under .data/. */

@@ -14,3 +14,4 @@ export { DynamoDurableStore } from './dynamodb/durable-store';
 export { DynamoItemBatchWriter, DynamoRequestBatchWriter } from './dynamodb/batch-writers';
 export { itemKey, itemRow, requestRow, storedItemOf } from './dynamodb/rows';
 export * from './watermark';
+export { ensureTable, itemsTableDefinition, requestsTableDefinition } from './dynamodb/tables';
