@@ -10,6 +10,7 @@ import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { type Browser, chromium } from 'playwright-core';
 import { createSqs } from '../core/aws';
 import { request } from './helpers/http';
+import { freePort } from '../scripts/local-stack';
 import { startStack, type Stack } from './helpers/stack';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -26,7 +27,10 @@ beforeAll(async () => {
   // The ack service (which serves the console) needs the gateway's and the other services' URLs.
   stack.env.CONSOLE_GATEWAY_URL = stack.gatewayUrl;
   const processorsMetrics = `${stack.services.get('processors')!.url!}/metrics`;
-  stack.env.CONSOLE_METRICS_URLS = [`${stack.gatewayUrl}/metrics`, `${stack.readUrl}/metrics`, processorsMetrics, DEAD_METRICS].join(',');
+  // The ack service reads its own /metrics too (as under npm start): it gets a known port first.
+  stack.env.ACK_PORT = String(await freePort());
+  const ackMetrics = `http://127.0.0.1:${stack.env.ACK_PORT}/metrics`;
+  stack.env.CONSOLE_METRICS_URLS = [`${stack.gatewayUrl}/metrics`, `${stack.readUrl}/metrics`, processorsMetrics, ackMetrics, DEAD_METRICS].join(',');
   await stack.startService('ack-service');
   consoleUrl = `${stack.ackUrl.replace(/^ws/, 'http')}/console`;
   operator = await stack.token({ tenant: 'acme', sub: 'ops', roles: ['operator'] });
@@ -75,7 +79,7 @@ describe('console over HTTP', () => {
     expect(byHeader.body.sources.filter((s: { ok: boolean }) => !s.ok)).toEqual([dead]);
     // Real figures before any traffic: an empty dead-letter queue, items served from v1, no reads yet.
     expect(byHeader.body).toMatchObject({ dlqDepth: 0, readHitRatio: null, replay: [{ projection: 'items', live: 1, rebuilding: [] }] });
-    expect(byHeader.body.openWebSockets).toEqual({ value: 0, source: 'this instance' });
+    expect(byHeader.body.openWebSockets).toEqual({ value: 0, source: 'metrics' });
   });
 
   it('rejects other methods on the feed with 405 and unknown console paths with 404', async () => {
@@ -123,12 +127,14 @@ describe('console in a browser', () => {
     // acks/s is a mean over the last 5 full seconds: it shows the ack within ~2 s and drops back
     // ~5 s later, so it is checked first, before the slower counters.
     await page.waitForFunction(() => Number(document.querySelector('[data-testid="acks-committed"]')?.textContent) > 0, undefined, { timeout: 5_000 });
+    // The page's own socket got both acks pushed (the ack service's ackstream_acks_pushed_total).
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid="acks-pushed"]')?.textContent) > 0, undefined, { timeout: 5_000 });
     const cells = await row.locator('td').allTextContents();
     expect(cells[2]).toBe('202');
     expect(cells[3]).toMatch(/^queued \+\d+ ms$/);
     expect(cells[4]).toMatch(/^committed v1 \+\d+ ms$/);
 
-    // Counters fed by the ack log and this instance's sockets move on the next polls.
+    // Counters fed by the ack log and the open-sockets gauge move on the next polls.
     await page.waitForFunction(() => document.querySelector('[data-testid="ack-totals"]')?.textContent?.includes('1 committed'), undefined, { timeout: 10_000 });
     await page.waitForFunction(() => Number(document.querySelector('[data-testid="sockets"]')?.textContent) >= 1, undefined, { timeout: 10_000 });
     await page.waitForFunction(() => !document.querySelector('[data-testid="lat-committed"]')?.textContent?.includes('n/a'), undefined, { timeout: 10_000 });
