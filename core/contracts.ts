@@ -91,6 +91,8 @@ export interface Ack {
   id: string;
   version?: number;
   reason?: Rejection;
+  /** `committed` only: `<shardId>:<sequenceNumber>`, for a listing's `consistentWith`. */
+  consistencyToken?: string;
   cursor: number;
   at: string;
 }

@@ -27,6 +27,7 @@ import type { ProcessorMetrics } from './metrics';
 import type { ParkingLot, Publish } from './parking';
 import { projectOutcome } from '../core/projections';
 import type { BatchProjector } from './projection-writer';
+import { formatToken } from '../core/read-store';
 
 export interface HandlerDeps {
   store: CommandStore;
@@ -65,7 +66,9 @@ export function parseCommand(record: KinesisStreamRecord): Command {
   return parsed.data;
 }
 
-export function finalAck(cmd: Command, outcome: Outcome): AckDraft {
+export function finalAck(cmd: Command, outcome: Outcome, at: { shardId?: string | undefined; sequenceNumber?: string | undefined } = {}): AckDraft {
+  // Where the write is on the stream: a listing asked for `consistentWith` it includes the write.
+  const token = outcome.status === 'committed' && at.shardId && at.sequenceNumber ? formatToken({ shardId: at.shardId, sequenceNumber: at.sequenceNumber }) : undefined;
   return {
     type: 'ack',
     stage: outcome.status,
@@ -74,6 +77,7 @@ export function finalAck(cmd: Command, outcome: Outcome): AckDraft {
     collection: cmd.collection,
     id: cmd.id,
     ...(outcome.status === 'committed' ? { version: outcome.version } : { reason: outcome.reason }),
+    ...(token ? { consistencyToken: token } : {}),
     at: outcome.decidedAt,
   };
 }
@@ -121,7 +125,7 @@ export function createPublisher(deps: Pick<HandlerDeps, 'projector' | 'acks' | '
         // One atomic call per principal: all of its acks, in order, or none (then retried from its first).
         const first = entries[idx[0]!]!.cmd;
         try {
-          await acks.appendMany({ tenant: first.tenant, principal: first.principal }, idx.map((i) => finalAck(entries[i]!.cmd, outcomes[i] as Outcome)));
+          await acks.appendMany({ tenant: first.tenant, principal: first.principal }, idx.map((i) => finalAck(entries[i]!.cmd, outcomes[i] as Outcome, entries[i])));
         } catch (err) {
           if (idx[0]! < ackFailed) [ackFailed, ackError] = [idx[0]!, err];
         }
@@ -131,7 +135,7 @@ export function createPublisher(deps: Pick<HandlerDeps, 'projector' | 'acks' | '
         if (i > ackFailed) return;
         const cmd = entries[i]!.cmd;
         try {
-          await deps.acks.append({ tenant: cmd.tenant, principal: cmd.principal }, finalAck(cmd, outcomes[i] as Outcome));
+          await deps.acks.append({ tenant: cmd.tenant, principal: cmd.principal }, finalAck(cmd, outcomes[i] as Outcome, entries[i]));
         } catch (err) {
           if (i < ackFailed) [ackFailed, ackError] = [i, err];
           return;

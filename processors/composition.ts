@@ -10,7 +10,7 @@ import { Pool } from 'pg';
 import type { AckLog } from '../core/ack-log';
 import type { Logger } from '../core/log';
 import { fanOutStores } from '../core/projections';
-import { type DurableStore, DynamoDurableStore, DynamoRequestBatchWriter, type HotStore, RedisHotStore } from '../core/read-store';
+import { type DurableStore, DynamoDurableStore, DynamoProjectionWatermark, DynamoRequestBatchWriter, type HotStore, RedisHotStore } from '../core/read-store';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { createKinesisHandler, createPublisher, type KinesisHandler } from './commit-consumer';
 import { type CommandStore, PgCommandStore } from './command-store';
@@ -89,7 +89,11 @@ export function composeConsumers(p: ConsumerParts): { commit: KinesisHandler; pr
     }),
     // Projection consumer: the same records, its own checkpoints; writes what PostgreSQL decided
     // into DynamoDB and Redis, retrying until it succeeds, without ever holding back a commit.
-    project: createProjectionHandler({ lookup: store, projector: projectors.projection, log, ...(metrics ? { metrics } : {}) }),
+    // After each projected run it advances the watermark listings' `consistentWith` waits on.
+    project: createProjectionHandler({
+      lookup: store, projector: projectors.projection, log, ...(metrics ? { metrics } : {}),
+      watermark: new DynamoProjectionWatermark(doc, config.REQUESTS_TABLE),
+    }),
   };
 }
 
@@ -105,6 +109,22 @@ export function redrivePublisher(p: { config: ProcessorsSharedConfig; doc: Dynam
     projector: new Projector(durable, p.hot, new DynamoRequestBatchWriter(p.doc, p.config.REQUESTS_TABLE)),
     acks: p.acks,
     log: p.log,
+  });
+}
+
+/**
+ * How `npm run dlq -- redrive` processes an on-failure batch letter's range (processors/on-failure.ts):
+ * the commit handler, projecting both copies in line (not the fast path: no projection consumer
+ * follows a redrive), parking a record that keeps failing.
+ */
+export function redriveHandler(p: { config: ProcessorsSharedConfig; pool: Pool; doc: DynamoDBDocumentClient; hot: HotStore; acks: AckLog; parking: ParkingLot; log: Logger }): KinesisHandler {
+  const durable: DurableStore = new DynamoDurableStore(p.doc, p.config.ITEMS_TABLE, p.config.REQUESTS_TABLE);
+  return createKinesisHandler({
+    store: new PgCommandStore(p.pool),
+    projector: new Projector(durable, p.hot, new DynamoRequestBatchWriter(p.doc, p.config.REQUESTS_TABLE)),
+    acks: p.acks,
+    log: p.log,
+    parking: p.parking,
   });
 }
 

@@ -18,6 +18,8 @@ import { ProcessorMetrics, serveMetrics } from './metrics';
 import { migrate } from './migrate';
 import type { DeadLetterQueue } from './parking';
 import { StreamRunner } from './runner';
+import { trackDeadLetterQueue, trackProjections } from './operator-metrics';
+import { defaultRecord, DynamoProjectionRegistry, projectionNames, registryTableName } from '../core/projections';
 
 export { ProcessorsConfig } from './config';
 
@@ -44,8 +46,16 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   const sqs = config.DLQ_URL ? createSqs({ region: config.AWS_REGION, endpoint: config.SQS_ENDPOINT }) : undefined;
   const metrics = new ProcessorMetrics(true);
   const metricsServer = await serveMetrics(metrics, config.PROCESSORS_METRICS_PORT, log);
+  const doc = createDocumentClient(dynamo);
+  // For the operator console: DLQ depth and projection versions / rebuild progress, read at scrape time.
+  if (sqs && config.DLQ_URL) trackDeadLetterQueue(metrics.registry, sqs, config.DLQ_URL, log);
+  const projections = new DynamoProjectionRegistry(doc, registryTableName(config.ITEMS_TABLE), { itemsTable: config.ITEMS_TABLE, redisPrefix: config.REDIS_PREFIX });
+  trackProjections(metrics.registry, async () => {
+    const stored = await projections.list();
+    return projectionNames().map((n) => stored.find((r) => r.name === n) ?? defaultRecord(n, { itemsTable: config.ITEMS_TABLE, redisPrefix: config.REDIS_PREFIX }));
+  }, log);
   const consumers = composeConsumers({
-    config, pool, doc: createDocumentClient(dynamo), redis, hot, log, metrics,
+    config, pool, doc, redis, hot, log, metrics,
     acks: overrides.wrapAcks ? overrides.wrapAcks(acks) : acks,
     dlq: overrides.dlq ?? createDeadLetterQueue(config, sqs, log),
     ...(overrides.wrapStore ? { wrapStore: overrides.wrapStore } : {}),

@@ -26,6 +26,7 @@ import { type Command, CommandSchema } from '../core/contracts';
 import type { Logger } from '../core/log';
 import type { BatchEntry, BatchOutcome, ParkingStore } from './command-store';
 import { classifyFailure } from './failures';
+import { parseLetter, type QueueLetter } from './on-failure';
 
 export interface DeadLetter {
   kind: 'poison' | 'malformed';
@@ -57,9 +58,14 @@ export class SqsDeadLetterQueue implements DeadLetterQueue {
     await this.sqs.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: JSON.stringify(letter) }));
   }
 
-  /** Letters currently in the queue (peeked: made visible again at once). */
+  /** Our own letters currently in the queue (peeked: made visible again at once). */
   async peek(max = 100): Promise<DeadLetter[]> {
-    const out: DeadLetter[] = [];
+    return (await this.peekAll(max)).flatMap((l) => (l.type === 'record' ? [l.letter] : []));
+  }
+
+  /** Every letter currently in the queue, ours and the event source mapping's on-failure records (peeked). */
+  async peekAll(max = 100): Promise<QueueLetter[]> {
+    const out: QueueLetter[] = [];
     await this.sweep(max, (l) => {
       out.push(l);
       return false;
@@ -70,16 +76,21 @@ export class SqsDeadLetterQueue implements DeadLetterQueue {
   /** Deletes the letters of these requests (after a redrive or discard); others stay. Returns how many went. */
   async remove(requestIds: string[]): Promise<number> {
     const ids = new Set(requestIds);
+    return this.removeWhere((l) => l.type === 'record' && l.letter.requestId !== undefined && ids.has(l.letter.requestId));
+  }
+
+  /** Deletes the letters `del` picks; others stay. Returns how many went. */
+  async removeWhere(del: (l: QueueLetter) => boolean): Promise<number> {
     let n = 0;
     await this.sweep(1000, (l) => {
-      const hit = l.requestId !== undefined && ids.has(l.requestId);
+      const hit = del(l);
       if (hit) n++;
       return hit;
     });
     return n;
   }
 
-  private async sweep(max: number, del: (l: DeadLetter) => boolean): Promise<void> {
+  private async sweep(max: number, del: (l: QueueLetter) => boolean): Promise<void> {
     const release: string[] = [];
     try {
       for (let seen = 0; seen < max; ) {
@@ -90,13 +101,7 @@ export class SqsDeadLetterQueue implements DeadLetterQueue {
         if (msgs.length === 0) break;
         for (const m of msgs) {
           seen++;
-          let letter: DeadLetter | undefined;
-          try {
-            letter = JSON.parse(m.Body ?? '') as DeadLetter;
-          } catch {
-            letter = undefined;
-          }
-          if (letter && del(letter)) await this.sqs.send(new DeleteMessageCommand({ QueueUrl: this.queueUrl, ReceiptHandle: m.ReceiptHandle! }));
+          if (del(parseLetter(m.Body ?? ''))) await this.sqs.send(new DeleteMessageCommand({ QueueUrl: this.queueUrl, ReceiptHandle: m.ReceiptHandle! }));
           else release.push(m.ReceiptHandle!);
         }
       }

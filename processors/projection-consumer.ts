@@ -11,6 +11,9 @@
  * until it succeeds. A record not decided yet stops the batch there (retried after the runner's
  * delay), so per-item order holds and nothing is skipped; a parked or held record is left to
  * the operator's redrive, which projects what it applies.
+ *
+ * After each projected run it advances the projection watermark (core/read-store/watermark.ts) to the
+ * run's last record per shard: listings asked for with a consistency token wait on it.
  */
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
 import type { Logger } from '../core/log';
@@ -19,6 +22,7 @@ import { type KinesisHandler, MalformedRecordError, parseCommand } from './commi
 import type { ProcessorMetrics } from './metrics';
 import { projectOutcome } from '../core/projections';
 import type { BatchProjector } from './projection-writer';
+import { lastPerShard, type ProjectionWatermark } from '../core/read-store';
 
 export interface OutcomeLookup {
   lookupBatch(entries: BatchEntry[]): Promise<Array<BatchOutcome | undefined>>;
@@ -29,10 +33,12 @@ export interface ProjectionHandlerDeps {
   projector: BatchProjector;
   log: Logger;
   metrics?: ProcessorMetrics;
+  /** Where listings learn how far this consumer got (omitted: listings cannot be asked for consistency). */
+  watermark?: ProjectionWatermark;
 }
 
 export function createProjectionHandler(deps: ProjectionHandlerDeps): KinesisHandler {
-  const { lookup, projector, log, metrics } = deps;
+  const { lookup, projector, log, metrics, watermark } = deps;
   return async (event: KinesisStreamEvent) => {
     const records = event.Records;
     const failFrom = (i: number) => ({ batchItemFailures: records.slice(i).map((r: KinesisStreamRecord) => ({ itemIdentifier: r.kinesis.sequenceNumber })) });
@@ -68,9 +74,20 @@ export function createProjectionHandler(deps: ProjectionHandlerDeps): KinesisHan
       log.warn('projection failed; retrying the batch', { err });
       return failFrom(entries[0]?.index ?? 0);
     }
+    // Records before `done` are projected (or had nothing to project): the watermark may pass them.
+    const done = undecided < entries.length ? entries[undecided]!.index : records.length;
+    if (watermark && done > 0) {
+      try {
+        await watermark.advance(lastPerShard(records.slice(0, done).map((r) => ({ shardId: r.eventID.split(':')[0]!, sequenceNumber: r.kinesis.sequenceNumber }))));
+      } catch (err) {
+        // Retrying the batch re-projects it (version-guarded, harmless) and tries the mark again.
+        log.warn('projection watermark not advanced; retrying the batch', { err });
+        return failFrom(0);
+      }
+    }
     if (undecided < entries.length) {
       log.debug('projection: waiting for the commit consumer', { requestId: entries[undecided]!.entry.cmd.requestId });
-      return failFrom(entries[undecided]!.index);
+      return failFrom(done);
     }
     return { batchItemFailures: [] };
   };

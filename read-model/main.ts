@@ -12,7 +12,9 @@ import { createLogger, type Logger } from '../core/log';
 import { closeRedis } from '../core/redis';
 import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
 import { NearCache, RedisTracking } from './near-cache';
+import { createReadMetrics } from './metrics';
 import { ReadModelReader } from './reader';
+import { DynamoProjectionWatermark } from '../core/read-store';
 import { liveStores } from '../core/projections';
 import { createReadServer } from './server';
 import { DynamoDurableStore, type DurableStore, type HotStore, RedisHotStore } from '../core/read-store';
@@ -23,7 +25,7 @@ export const ReadConfig = z.object({
   READ_PORT: port(3001),
   /** Interface the server listens on (0.0.0.0 in a container). */
   HOST: z.string().default('127.0.0.1'),
-  /** Longest wait for `minVersion` / `X-Min-Version` before a 409. */
+  /** Longest wait for `minVersion` / `X-Min-Version` (items) and `consistentWith` (listings) before a 409. */
   READ_MIN_VERSION_WAIT_MS: positiveInt(2000),
   /** A Redis read slower than this counts as a failure and the read goes to DynamoDB. */
   READ_REDIS_TIMEOUT_MS: positiveInt(250),
@@ -120,12 +122,15 @@ export async function startReadModel(config: ReadConfig, overrides: ReadOverride
   const live = rawDoc
     ? liveStores({ doc: rawDoc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base: { durable: baseDurable, hot }, near })
     : { durable: baseDurable, hot };
+  const metrics = createReadMetrics();
   const reader = new ReadModelReader(live.hot, live.durable, log, {
     breakerThreshold: config.READ_BREAKER_THRESHOLD,
     breakerOpenMs: config.READ_BREAKER_OPEN_MS,
+    ...(rawDoc ? { watermark: new DynamoProjectionWatermark(rawDoc, config.REQUESTS_TABLE) } : {}),
+    metrics,
   });
   const verifier = new CachingTokenVerifier(new TokenVerifier(config.AUTH_SECRET), config.READ_TOKEN_CACHE_SIZE);
-  const server = createReadServer({ reader, verifier, log, minVersionWaitMs: config.READ_MIN_VERSION_WAIT_MS });
+  const server = createReadServer({ reader, verifier, log, metrics: metrics.registry, minVersionWaitMs: config.READ_MIN_VERSION_WAIT_MS });
   server.keepAliveTimeout = 65_000; // longer than typical load balancer idle timeouts
   answerClientErrorsWithProblems(server);
   await new Promise<void>((resolve, reject) => server.listen(config.READ_PORT, config.HOST, resolve).on('error', reject));

@@ -8,12 +8,18 @@ import { ServiceUnavailableError } from '../core/errors';
 import type { Logger } from '../core/log';
 import { answerOf, type ItemAnswer } from '../core/read-store';
 import { type DurableStore, type HotReads, hotReads, type HotStore, InvalidCursorError, type Page, RANK_FINAL, RANK_QUEUED, type StoredItem } from '../core/read-store';
+import type { ReadMetrics } from './metrics';
+import type { ProjectionWatermark, StreamPosition } from '../core/read-store';
 
 export interface ReaderOptions {
   /** Consecutive failures that open a breaker. */
   breakerThreshold?: number;
   /** How long an open breaker skips its store before one trial call. */
   breakerOpenMs?: number;
+  /** How far the projection consumer got (listings with `consistentWith`). */
+  watermark?: ProjectionWatermark;
+  /** Counts where item reads were answered from (GET /metrics). */
+  metrics?: ReadMetrics;
 }
 
 /** Counts consecutive failures; open = skip the store until `openMs` passed, then let one call try. */
@@ -70,6 +76,8 @@ export class ReadModelReader {
   readonly hotBreaker: CircuitBreaker;
   readonly durableBreaker: CircuitBreaker;
   private readonly hotReads: HotReads;
+  private readonly watermark: ProjectionWatermark | undefined;
+  private readonly metrics: ReadMetrics | undefined;
 
   constructor(
     private readonly hot: HotStore,
@@ -80,11 +88,15 @@ export class ReadModelReader {
     this.hotBreaker = new CircuitBreaker(opts.breakerThreshold ?? 3, opts.breakerOpenMs ?? 1000);
     this.durableBreaker = new CircuitBreaker(opts.breakerThreshold ?? 3, opts.breakerOpenMs ?? 1000);
     this.hotReads = hotReads(hot);
+    this.watermark = opts.watermark;
+    this.metrics = opts.metrics;
   }
 
   /** The item from the near cache, synchronously, or undefined (then `getItem`). */
   peekItem(tenant: string, collection: string, id: string): ItemAnswer | undefined {
-    return this.hotBreaker.open ? undefined : this.hotReads.peekItem(tenant, collection, id);
+    const near = this.hotBreaker.open ? undefined : this.hotReads.peekItem(tenant, collection, id);
+    if (near !== undefined) this.metrics?.hits.inc({ tier: 'near' });
+    return near;
   }
 
   async getItem(tenant: string, collection: string, id: string): Promise<ItemAnswer | undefined> {
@@ -118,7 +130,11 @@ export class ReadModelReader {
   /** Redis (which may fill the near cache), then the durable copy on a miss. */
   private async readItem(tenant: string, collection: string, id: string): Promise<ItemAnswer | undefined> {
     const cached = await this.tryHot(() => this.hotReads.readItem(tenant, collection, id));
-    if (cached !== NO_HOT && cached) return cached;
+    if (cached !== NO_HOT && cached) {
+      this.metrics?.hits.inc({ tier: 'redis' });
+      return cached;
+    }
+    this.metrics?.misses.inc();
     return this.loadItem(tenant, collection, id);
   }
 
@@ -140,6 +156,23 @@ export class ReadModelReader {
     return this.flight(`l\u0000${tenant}\u0000${collection}\u0000${limit}\u0000${cursor ?? ''}`, () =>
       this.fromDurable(() => this.durable.listItems(tenant, collection, limit, cursor)),
     );
+  }
+
+  /**
+   * A listing that includes every write at or before `after` (core/read-store/watermark.ts): waits, with
+   * a short backoff, until the projection consumer has passed them all, then lists with a strongly
+   * consistent read. `undefined` when it did not within `waitMs`.
+   */
+  async listItemsAfter(tenant: string, collection: string, limit: number, cursor: string | undefined, after: StreamPosition[], waitMs: number): Promise<Page | undefined> {
+    const watermark = this.watermark;
+    if (!watermark) throw new Error('listing consistency needs a projection watermark (ReaderOptions.watermark)');
+    const deadline = Date.now() + waitMs;
+    for (let delay = 5; !(await this.fromDurable(() => watermark.reached(after))); delay = Math.min(delay * 2, 100)) {
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      await new Promise((r) => setTimeout(r, Math.min(delay, left)));
+    }
+    return this.fromDurable(() => this.durable.listItems(tenant, collection, limit, cursor, true));
   }
 
   /** One durable read per key at a time, then a version-guarded refill of the hot copy. */

@@ -16,9 +16,11 @@ import { NAME_PATTERN } from '../core/contracts';
 import { parseQuery } from '../core/document';
 import { BadRequestError, ConflictError, MethodNotAllowedError, NotFoundError, ProblemError, toProblemError } from '../core/errors';
 import type { Logger } from '../core/log';
+import type { Registry } from '../core/metrics';
 import type { ReadModelReader } from './reader';
 import type { ItemAnswer } from '../core/read-store';
 import { InvalidCursorError } from '../core/read-store';
+import { InvalidTokenError, parseTokens, type StreamPosition } from '../core/read-store';
 
 export interface ReadApiDeps {
   reader: ReadModelReader;
@@ -28,7 +30,9 @@ export interface ReadApiDeps {
     peekHeader?(header: string | undefined): Principal | undefined;
   };
   log: Logger;
-  /** Longest wait for `minVersion` before answering 409 (ms). */
+  /** Served on `GET /metrics` (Prometheus text), like the other services. */
+  metrics?: Registry;
+  /** Longest wait for `minVersion` (items) or `consistentWith` (listings) before answering 409 (ms). */
   minVersionWaitMs?: number;
 }
 
@@ -36,6 +40,7 @@ const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const LIMIT = /^[1-9][0-9]{0,2}$/;
 const VERSION = /^[0-9]{1,10}$/;
 const MAX_CURSOR = 1024;
+const MAX_CONSISTENT_WITH = 8192;
 const DEFAULT_LIMIT = 20;
 const ITEM_CACHE = 'private, no-cache';
 const HEALTH = Buffer.from('{"status":"ok","service":"read-model"}');
@@ -73,6 +78,10 @@ function handle(deps: ReadApiDeps, waitMs: number, req: IncomingMessage, res: Se
   const path = q === -1 ? url : url.slice(0, q);
   const query = q === -1 ? '' : url.slice(q + 1);
   if (path === '/healthz') return send(res, 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, HEALTH);
+  if (path === '/metrics' && deps.metrics) {
+    const registry = deps.metrics;
+    return registry.metrics().then((text) => send(res, 200, { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' }, text));
+  }
   // segments: ['', 'v1', 'collections', c, 'items', id?] or ['', 'v1', 'requests', id]
   const seg = path.split('/');
   const route = seg[1] !== 'v1' ? 0 : seg[2] === 'collections' && seg[4] === 'items' ? (seg.length === 6 ? Route.Item : seg.length === 5 ? Route.List : 0) : seg[2] === 'requests' && seg.length === 4 ? Route.Request : 0;
@@ -105,7 +114,7 @@ function answer(deps: ReadApiDeps, waitMs: number, req: IncomingMessage, res: Se
       sendItem(req, res, collection, id, read.item);
     });
   }
-  if (route === Route.List) return list(deps, res, seg[3]!, query, principal);
+  if (route === Route.List) return list(deps, waitMs, res, seg[3]!, query, principal);
   return requestStatus(deps, res, seg[3]!, principal);
 }
 
@@ -124,7 +133,7 @@ function sendItem(req: IncomingMessage, res: ServerResponse, collection: string,
   res.end(req.method === 'HEAD' ? undefined : item.body);
 }
 
-async function list(deps: ReadApiDeps, res: ServerResponse, rawCollection: string, query: string, principal: Principal): Promise<void> {
+async function list(deps: ReadApiDeps, waitMs: number, res: ServerResponse, rawCollection: string, query: string, principal: Principal): Promise<void> {
   const collection = name(rawCollection, 'collection');
   const params = queryParams(query);
   const rawLimit = params.get('limit') ?? null;
@@ -134,12 +143,28 @@ async function list(deps: ReadApiDeps, res: ServerResponse, rawCollection: strin
   const limit = rawLimit === null ? DEFAULT_LIMIT : Number(rawLimit);
   const cursor = params.get('cursor') || undefined;
   if (cursor !== undefined && cursor.length > MAX_CURSOR) throw new BadRequestError('Invalid query parameter "cursor": The cursor is not one this API returned.');
+  const rawAfter = params.get('consistentWith') ?? null;
+  let after: StreamPosition[] | undefined;
+  if (rawAfter !== null) {
+    if (rawAfter.length > MAX_CONSISTENT_WITH) throw new BadRequestError(`Invalid query parameter "consistentWith": longer than ${MAX_CONSISTENT_WITH} characters (send the highest token per shard).`);
+    try {
+      after = parseTokens(rawAfter);
+    } catch (err) {
+      if (err instanceof InvalidTokenError) throw new BadRequestError(`Invalid query parameter "consistentWith": ${err.message}.`);
+      throw err;
+    }
+  }
   let page;
   try {
-    page = await deps.reader.listItems(principal.tenant, collection, limit, cursor);
+    page = after
+      ? await deps.reader.listItemsAfter(principal.tenant, collection, limit, cursor, after, waitMs)
+      : await deps.reader.listItems(principal.tenant, collection, limit, cursor);
   } catch (err) {
     if (err instanceof InvalidCursorError) throw new BadRequestError(`Invalid query parameter "cursor": ${err.message}`);
     throw err;
+  }
+  if (page === undefined) {
+    throw new ConflictError(`The listing of ${collection} has not caught up with the writes in "consistentWith" within ${waitMs} ms; retry (their items are readable by id already).`);
   }
   const body = `{"items":[${page.items.join(',')}],"nextCursor":${page.nextCursor === null ? 'null' : `"${page.nextCursor}"`}}`;
   send(res, 200, { 'Content-Type': 'application/json', 'Cache-Control': ITEM_CACHE, Vary: 'Authorization' }, body);

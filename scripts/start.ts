@@ -18,6 +18,7 @@ import { ProcessorsConfig, startProcessors } from '../processors/main';
 import { ReadConfig, startReadModel } from '../read-model/main';
 import { MemoryHotStore } from '../core/read-store';
 import { DATA_DIR, ensurePostgres, ensureRedis, localAuthSecret, localEnv, provision, ROOT, startEmulators, stopChild } from './local-stack';
+import { removeLocalSettings, writeLocalSettings } from './local-settings';
 
 const SERVICES = [
   { name: 'gateway', entry: 'gateway/main.ts' },
@@ -140,6 +141,10 @@ async function main() {
     for (const s of started) stops.push(() => s.close());
   }
 
+  // The operator CLIs (npm run dlq / replay) read what the services got from here (scripts/local-settings.ts).
+  const settingsFile = writeLocalSettings(DATA_DIR, serviceEnv, !redis);
+  stops.push(async () => removeLocalSettings(DATA_DIR));
+
   const token = await signToken(secret, { tenant: 'demo', sub: 'dev', roles: ['operator'], ttlSeconds: 30 * 24 * 3600 });
   const g = `http://127.0.0.1:${ports.gateway}`;
   const r = `http://127.0.0.1:${ports.read}`;
@@ -152,6 +157,7 @@ async function main() {
    acks (WebSocket)      ${a}/v1/acks
    operator console      http://127.0.0.1:${ports.ack}/console#token=<the dev token below>
    metrics (Prometheus)  /metrics on each service; processors on :${serviceEnv.PROCESSORS_METRICS_PORT}
+   operator CLIs         npm run dlq -- list · npm run replay -- status (settings from ${settingsFile})
  Dev token (tenant "demo", sub "dev", valid 30 days; more: npm run token -- --tenant T --sub S):
    export TOKEN=${token}
 

@@ -1,4 +1,5 @@
 /** The console's reader of Prometheus text, on exposition text in prom-client's format. */
+import * as panels from '../ack-service/console/panels';
 import { bucketDelta, buckets, parsePrometheus, quantile, rate, sum } from '../ack-service/console/prometheus';
 
 const text = (writes: number, fast: number, slow: number) => `# HELP ackstream_gateway_requests_total HTTP requests answered
@@ -42,5 +43,43 @@ describe('Prometheus text reader', () => {
     // Since start, half were <= 5 ms.
     expect(quantile(0.25, buckets(b, 'ackstream_gateway_request_duration_seconds')!)).toBeCloseTo(0.0025, 6);
     expect(quantile(0.5, new Map([[Infinity, 0]]))).toBeUndefined();
+  });
+});
+
+describe('console panels: one exact metric name each', () => {
+  const scrape = (at: number, body: string) => parsePrometheus(body, at);
+  const gateway = (puts: number) => `# TYPE ackstream_gateway_requests_total counter
+ackstream_gateway_requests_total{method="GET",route="/healthz",status="200",service="gateway"} 3
+${puts ? `ackstream_gateway_requests_total{method="PUT",route="item",status="202",service="gateway"} ${puts}` : ''}
+ackstream_gateway_idempotent_replays_total{service="gateway"} 9
+gateway_requests_total{method="PUT",route="item",status="202"} 1000
+`;
+
+  it('counts writes from the first one: a series that appears between two scrapes starts at 0', () => {
+    const m = { prev: scrape(0, gateway(0)), cur: scrape(2000, gateway(10)) };
+    expect(panels.writesPerS(m)).toBe(5);
+    // Names are matched exactly: an unprefixed look-alike is not read.
+    expect(panels.counterRate({ prev: m.cur, cur: scrape(3000, gateway(10)) }, panels.METRICS.gatewayRequests, (l) => l.method === 'PUT')).toBe(0);
+  });
+
+  it('shows replay progress from the projection gauges only (not from any metric whose name mentions replays)', () => {
+    const cur = scrape(1000, `${gateway(1)}
+ackstream_projection_live_version{projection="items"} 2
+ackstream_projection_rebuild_progress_ratio{projection="items",version="3"} 0.25
+`);
+    expect(panels.replay({ prev: undefined, cur })).toEqual([{ projection: 'items', live: 2, rebuilding: [{ version: 3, progress: 0.25 }] }]);
+    expect(panels.replay({ prev: undefined, cur: scrape(1000, gateway(1)) })).toEqual([]);
+  });
+
+  it('gives the read hit ratio over the window, else since start, and the DLQ depth as exported', () => {
+    const reads = (near: number, redis: number, misses: number, dlq?: number) => `ackstream_read_hot_hits_total{tier="near"} ${near}
+ackstream_read_hot_hits_total{tier="redis"} ${redis}
+ackstream_read_hot_misses_total ${misses}
+${dlq === undefined ? '' : `ackstream_dlq_messages ${dlq}`}`;
+    expect(panels.readHitRatio({ prev: scrape(0, reads(10, 10, 0)), cur: scrape(1000, reads(12, 13, 5)) })).toBe(0.5);
+    expect(panels.readHitRatio({ prev: scrape(0, reads(6, 0, 2)), cur: scrape(1000, reads(6, 0, 2)) })).toBe(0.75);
+    expect(panels.readHitRatio({ prev: undefined, cur: scrape(0, reads(0, 0, 0)) })).toBeNull();
+    expect(panels.dlqDepth({ prev: undefined, cur: scrape(0, reads(0, 0, 0, 4)) })).toBe(4);
+    expect(panels.dlqDepth({ prev: undefined, cur: scrape(0, reads(0, 0, 0)) })).toBeNull();
   });
 });

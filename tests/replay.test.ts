@@ -12,6 +12,7 @@ import { registerProjection, unregisterProjection } from '../core/projections';
 import { rebuild, switchTo } from '../processors/replay/rebuild';
 import { verify } from '../processors/replay/verify';
 import { runReplay } from '../processors/replay/cli';
+import { parsePrometheus, sum } from '../ack-service/console/prometheus';
 import { request } from './helpers/http';
 import { replayDeps, seedLog } from './helpers/replay';
 import { startStack, type Stack } from './helpers/stack';
@@ -140,6 +141,16 @@ describe('a killed rebuild', () => {
       expect(await runReplay(['status'], env, { out: (l) => st.push(l), err: { write: () => true } })).toBe(0);
       expect(st.join('\n')).toMatch(new RegExp(`v2 building code v1 .* — ${halfway.done}/${total} events`));
       expect(st.join('\n')).toMatch(/v1 live/);
+
+      // The processors export the same progress for the operator console's "replay progress" panel.
+      const processors = await stack.startService('processors');
+      try {
+        const scrape = parsePrometheus(await (await fetch(`${processors.url!}/metrics`)).text());
+        expect(sum(scrape, 'ackstream_projection_live_version', (l) => l.projection === 'items')).toBe(1);
+        expect(sum(scrape, 'ackstream_projection_rebuild_progress_ratio', (l) => l.projection === 'items' && l.version === '2')).toBeCloseTo(halfway.done! / total, 6);
+      } finally {
+        await stack.stopService('processors');
+      }
 
       const lines: string[] = [];
       const code = await runReplay(['rebuild', '--projection', 'items', '--page-size', '64', '--keep-old', '1h'], env, { out: (l) => lines.push(l), err: { write: () => true } });

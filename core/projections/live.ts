@@ -24,8 +24,8 @@ export class LiveDurableStore implements DurableStore {
   async putItem(w: ItemWrite): Promise<boolean> {
     return (await this.route.liveDurable()).putItem(w);
   }
-  async listItems(tenant: string, collection: string, limit: number, cursor: string | undefined): Promise<Page> {
-    return (await this.route.liveDurable()).listItems(tenant, collection, limit, cursor);
+  async listItems(tenant: string, collection: string, limit: number, cursor: string | undefined, consistent?: boolean): Promise<Page> {
+    return (await this.route.liveDurable()).listItems(tenant, collection, limit, cursor, consistent);
   }
   getRequest(tenant: string, requestId: string) {
     return this.base.getRequest(tenant, requestId);

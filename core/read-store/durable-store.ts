@@ -4,7 +4,8 @@ import type { ItemWrite, Page, RequestWrite, StoredItem } from './writes';
 export interface DurableStore {
   getItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined>;
   putItem(write: ItemWrite): Promise<boolean>;
-  listItems(tenant: string, collection: string, limit: number, cursor: string | undefined): Promise<Page>;
+  /** `consistent`: a strongly consistent read (a listing asked for with `consistentWith`). */
+  listItems(tenant: string, collection: string, limit: number, cursor: string | undefined, consistent?: boolean): Promise<Page>;
   getRequest(tenant: string, requestId: string): Promise<string | undefined>;
   putRequest(write: RequestWrite): Promise<boolean>;
 }

@@ -13,4 +13,5 @@ export { MemoryHotStore } from './memory/hot-store';
 export { DynamoDurableStore } from './dynamodb/durable-store';
 export { DynamoItemBatchWriter, DynamoRequestBatchWriter } from './dynamodb/batch-writers';
 export { itemKey, itemRow, requestRow, storedItemOf } from './dynamodb/rows';
+export * from './watermark';
 export { ensureTable, itemsTableDefinition, requestsTableDefinition } from './dynamodb/tables';

@@ -114,19 +114,17 @@
       tr.insertCell().textContent = fmt(l.iteratorAgeMs, 0);
     }
 
+    // One line per projection: its live version and any rebuild running (processors' metrics).
     const replay = $('replay');
     replay.replaceChildren();
-    if (!s.replay.length) {
-      replay.textContent = 'no replay running (n/a)';
-      replay.className = 'na';
-    } else {
-      replay.className = '';
-      for (const r of s.replay) {
-        const div = document.createElement('div');
-        const labels = Object.entries(r.labels).filter(([k]) => k !== 'service').map(([k, v]) => `${k}=${v}`).join(' ');
-        div.textContent = `${r.name}${labels ? ` {${labels}}` : ''}: ${fmt(r.value)}`;
-        replay.append(div);
-      }
+    replay.className = s.replay.length ? '' : 'na';
+    if (!s.replay.length) replay.textContent = NA;
+    for (const r of s.replay) {
+      const div = document.createElement('div');
+      div.dataset.projection = r.projection;
+      const building = r.rebuilding.map((b) => `rebuilding v${b.version}: ${fmt(b.progress * 100, 1)} %`).join(', ');
+      div.textContent = `${r.projection}: live v${r.live} · ${building || 'no rebuild running'}`;
+      replay.append(div);
     }
 
     const sources = $('sources');
@@ -146,11 +144,13 @@
   function spark() {
     const svg = $('spark');
     const max = Math.max(1, ...rateHistory.flat());
-    const line = (i, color) => {
-      const pts = rateHistory.map((h, x) => `${(x / 119) * 600},${80 - (h[i] / max) * 76 - 2}`).join(' ');
-      return `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts}"/>`;
+    // The history spans the whole width from the first poll on (x by sample, not by a fixed 120 slots).
+    const step = 600 / Math.max(1, rateHistory.length - 1);
+    const line = (i, color, stage) => {
+      const pts = rateHistory.map((h, x) => `${(x * step).toFixed(1)},${(80 - (h[i] / max) * 76 - 2).toFixed(1)}`).join(' ');
+      return `<polyline data-stage="${stage}" fill="none" stroke="${color}" stroke-width="2" points="${pts}"/>`;
     };
-    svg.innerHTML = `${line(0, '#ff7f0e')}${line(1, '#1f77b4')}`;
+    svg.innerHTML = `${line(0, '#ff7f0e', 'queued')}${line(1, '#1f77b4', 'committed')}`;
     $('spark-legend').textContent = `scale 0–${fmt(max)}/s · queued (orange) · committed (blue)`;
   }
 

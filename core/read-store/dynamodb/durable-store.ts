@@ -29,7 +29,7 @@ export class DynamoDurableStore implements DurableStore {
    * Newest first (updatedAt, then id, descending: a total order, so pages never overlap). One item
    * more than asked is read, so `nextCursor` is null exactly on the last page.
    */
-  async listItems(tenant: string, collection: string, limit: number, cursor: string | undefined): Promise<Page> {
+  async listItems(tenant: string, collection: string, limit: number, cursor: string | undefined, consistent = false): Promise<Page> {
     const pk = itemsPk(tenant, collection);
     const out = await this.doc.send(
       new QueryCommand({
@@ -39,6 +39,7 @@ export class DynamoDurableStore implements DurableStore {
         ExpressionAttributeValues: { ':pk': pk },
         ProjectionExpression: 'id, updatedAtId, doc',
         ScanIndexForward: false,
+        ...(consistent ? { ConsistentRead: true } : {}),
         Limit: limit + 1,
         ...(cursor ? { ExclusiveStartKey: decodeCursor(cursor, pk) } : {}),
       }),
