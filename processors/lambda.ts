@@ -1,15 +1,16 @@
 /**
  * AWS Lambda entry of the processors: the same handler the local runner drives, invoked by the
  * Kinesis event source mapping (ReportBatchItemFailures). Clients are created once per container;
- * the database password comes from Secrets Manager when DB_SECRET_ARN is set (RDS Proxy endpoint).
+ * the database credentials come from Secrets Manager when DB_SECRET_ARN is set (RDS Proxy endpoint),
+ * and are read again when the server refuses them (password rotation: core/db-credentials.ts).
  */
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
 import { Pool } from 'pg';
 import { z } from 'zod';
 import { AckRetentionEnv, retentionFrom } from '../core/ack-log';
 import { createDocumentClient, createDynamo, createSqs } from '../core/aws';
-import { AwsEnv, LogEnv, loadConfig, positiveInt, RedisEnv, TablesEnv } from '../core/config';
+import { AwsEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, TablesEnv } from '../core/config';
+import { CachedSecret, parseDbSecret, readSecretString, SecretPool } from '../core/db-credentials';
 import { createLogger } from '../core/log';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { createRedis } from '../core/redis';
@@ -27,6 +28,9 @@ const LambdaConfig = z
     DB_SECRET_ARN: z.string().optional(),
     DB_HOST: z.string().optional(),
     DB_NAME: z.string().default('ackstream'),
+    DB_PORT: port(5432),
+    /** TLS to the database (the RDS Proxy requires it); 'disable' only for a local PostgreSQL. */
+    DB_SSL: z.enum(['require', 'disable']).default('require'),
     /** ElastiCache AUTH token (a plain-string secret), read at cold start. */
     REDIS_AUTH_TOKEN_SECRET_ARN: z.string().optional(),
     PG_POOL_SIZE: positiveInt(2),
@@ -43,19 +47,15 @@ const LambdaConfig = z
 
 type Config = z.infer<typeof LambdaConfig>;
 
-async function readSecret(c: Config, arn: string): Promise<string> {
-  const sm = new SecretsManagerClient({ region: c.AWS_REGION });
-  try {
-    return (await sm.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString ?? '';
-  } finally {
-    sm.destroy();
-  }
-}
-
-async function databaseUrl(c: Config): Promise<string> {
-  if (c.DATABASE_URL) return c.DATABASE_URL;
-  const secret = JSON.parse(await readSecret(c, c.DB_SECRET_ARN!)) as { username: string; password: string };
-  return `postgres://${encodeURIComponent(secret.username)}:${encodeURIComponent(secret.password)}@${c.DB_HOST}:5432/${c.DB_NAME}?sslmode=require`;
+/** The pool: a plain URL locally, or the proxy with credentials from the rotating secret. */
+async function createPool(c: Config): Promise<Pool> {
+  if (c.DATABASE_URL) return new Pool({ connectionString: c.DATABASE_URL, max: c.PG_POOL_SIZE });
+  const secret = new CachedSecret(async () => parseDbSecret(await readSecretString(c.AWS_REGION, c.DB_SECRET_ARN!)));
+  const { username } = await secret.get();
+  return new SecretPool(secret, username, {
+    host: c.DB_HOST!, port: c.DB_PORT, database: c.DB_NAME, max: c.PG_POOL_SIZE,
+    ...(c.DB_SSL === 'require' ? { ssl: true } : {}),
+  });
 }
 
 interface Handlers {
@@ -68,9 +68,9 @@ let ready: Promise<Handlers> | undefined;
 async function build(): Promise<Handlers> {
   const config = loadConfig(LambdaConfig);
   const log = createLogger(config.LOG_LEVEL, { service: 'processors' });
-  const pool = new Pool({ connectionString: await databaseUrl(config), max: config.PG_POOL_SIZE });
+  const pool = await createPool(config);
   pool.on('error', (err) => log.warn('idle PostgreSQL connection lost', { err }));
-  const redisToken = config.REDIS_AUTH_TOKEN_SECRET_ARN ? await readSecret(config, config.REDIS_AUTH_TOKEN_SECRET_ARN) : config.REDIS_AUTH_TOKEN;
+  const redisToken = config.REDIS_AUTH_TOKEN_SECRET_ARN ? await readSecretString(config.AWS_REGION, config.REDIS_AUTH_TOKEN_SECRET_ARN) : config.REDIS_AUTH_TOKEN;
   const redis = createRedis(config.REDIS_URL, redisToken);
   const doc = createDocumentClient(createDynamo({ region: config.AWS_REGION }));
   const durable = new DynamoDurableStore(doc, config.ITEMS_TABLE, config.REQUESTS_TABLE);

@@ -11,6 +11,7 @@
  * writer of that row would be a rank-1 `queued` write, which is itself conditional and refused
  * once the final exists.
  */
+import { requestExpiresAt } from '../core/request-retention';
 import { BatchGetCommand, BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { itemsPk, requestsPk, updatedAtId } from '../core/keys';
 import type { DurableStore, HotStore, ItemWrite, RequestWrite } from '../read-model/stores';
@@ -38,7 +39,7 @@ export class DynamoRequestBatchWriter implements RequestBatchWriter {
     for (let i = 0; i < unique.length; i += 25) chunks.push(unique.slice(i, i + 25));
     await mapLimit(chunks, this.concurrency, async (chunk) => {
       // Same row layout as DynamoDurableStore.putRequest.
-      let pending: Record<string, unknown>[] = chunk.map((w) => ({ PutRequest: { Item: { pk: requestsPk(w.tenant, w.requestId), rank: w.rank, doc: w.json } } }));
+      let pending: Record<string, unknown>[] = chunk.map((w) => ({ PutRequest: { Item: { pk: requestsPk(w.tenant, w.requestId), rank: w.rank, doc: w.json, expiresAt: requestExpiresAt() } } }));
       for (let attempt = 0; pending.length > 0; attempt++) {
         if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** attempt, 500)));
         if (attempt > 8) throw new Error(`BatchWriteItem left ${pending.length} request statuses unprocessed`);

@@ -4,6 +4,7 @@
  * is version-guarded: an older version never overwrites a newer one, so replays and races are
  * harmless.
  */
+import { requestExpiresAt } from '../core/request-retention';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Redis } from 'ioredis';
@@ -299,7 +300,7 @@ export class DynamoDurableStore implements DurableStore {
   async putRequest(w: RequestWrite): Promise<boolean> {
     return this.conditionalPut(
       this.requestsTable,
-      { pk: requestsPk(w.tenant, w.requestId), rank: w.rank, doc: w.json },
+      { pk: requestsPk(w.tenant, w.requestId), rank: w.rank, doc: w.json, expiresAt: requestExpiresAt() },
       'attribute_not_exists(#r) OR #r < :r',
       { ':r': w.rank },
       { '#r': 'rank' },

@@ -103,15 +103,6 @@ export function applyNagSuppressions(stack: AckstreamStack): void {
   if (!stack.config.retainData) {
     dbRules.push({ id: 'AwsSolutions-RDS10', reason: 'dev stage: no deletion protection so the stage can be torn down (prod has it).' });
   }
-  for (const replica of db.replicas) {
-    s(replica, [
-      { id: 'AwsSolutions-RDS3', reason: 'Read replica is a disposable read copy for reporting/replays; the primary is Multi-AZ.' },
-      {
-        id: 'AwsSolutions-RDS2',
-        reason: 'A replica inherits encryption and key from its encrypted source; CloudFormation rejects StorageEncrypted next to SourceDBInstanceIdentifier.',
-      },
-    ]);
-  }
   s(db, dbRules);
 
   const cacheRules: NagPackSuppression[] = [
