@@ -101,10 +101,8 @@ export class ReadModelTables extends Construct {
 
   /** Throttled requests on any table (on-demand tables throttle too, past their partition limits). */
   throttleMetrics(): cloudwatch.IMetric[] {
-    return [this.items, this.requests, this.registry].map((t) =>
-      t.metricThrottledRequestsForOperations({
-        operations: [dynamodb.Operation.GET_ITEM, dynamodb.Operation.PUT_ITEM, dynamodb.Operation.QUERY, dynamodb.Operation.BATCH_GET_ITEM, dynamodb.Operation.BATCH_WRITE_ITEM],
-      }),
+    return [this.items, this.requests, this.registry].flatMap((t) =>
+      ['ReadThrottleEvents', 'WriteThrottleEvents'].map((m) => t.metric(m, { statistic: 'Sum' })),
     );
   }
 }
