@@ -22,7 +22,7 @@ import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from './parking';
 import { consumerProjectors, DynamoRequestBatchWriter } from './projector';
 import { fanOutStores } from './replay/fanout';
 
-const LambdaConfig = z
+export const LambdaConfig = z
   .object({
     DATABASE_URL: z.string().optional(),
     DB_SECRET_ARN: z.string().optional(),

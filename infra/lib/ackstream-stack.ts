@@ -1,4 +1,4 @@
-import { CfnOutput, CfnParameter, Duration, RemovalPolicy, Stack, StackProps, Tags } from 'aws-cdk-lib';
+import { Aspects, CfnOutput, CfnParameter, Duration, RemovalPolicy, Stack, StackProps, Tags } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
@@ -21,6 +21,7 @@ import { Operations } from './constructs/operations';
 import { ProcessorSource, StreamProcessor } from './constructs/stream-processor';
 import { ReadModelTables } from './constructs/tables';
 import { WebService } from './constructs/web-service';
+import { CfnLintExceptions } from './cfn-lint-exceptions';
 import { applyNagSuppressions } from './nag-suppressions';
 
 export interface AckstreamStackProps extends StackProps {
@@ -399,5 +400,6 @@ export class AckstreamStack extends Stack {
     for (const [name, t] of Object.entries(this.chaos.templates)) new CfnOutput(this, `Fis${name.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase())}`, { value: t.attrId });
 
     applyNagSuppressions(this);
+    Aspects.of(this).add(new CfnLintExceptions());
   }
 }

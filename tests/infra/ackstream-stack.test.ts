@@ -102,7 +102,7 @@ describe.each(stages)('%s stage', (_name, cfg) => {
         resourcesOf(s.json, 'AWS::EC2::SecurityGroupIngress').filter((r) => target(r.Properties!['GroupId']) === sg);
       for (const [sg, port, expected] of [
         [dbSg, dbPort, 2], // RDS Proxy + secret rotation
-        [redisSg, 6379, 4], // gateway, read API, ack service, processors
+        [redisSg, 6379, 5], // gateway, read API, ack service, processors, operator task
       ] as const) {
         const rules = rulesInto(sg);
         expect(rules).toHaveLength(expected);
@@ -347,7 +347,8 @@ describe.each(stages)('%s stage', (_name, cfg) => {
       s.template.hasResourceProperties('AWS::RDS::DBProxy', {
         EngineFamily: 'POSTGRESQL',
         RequireTLS: true,
-        Auth: [Match.objectLike({ AuthScheme: 'SECRETS' })],
+        // master (migrations) and the application role (processors, operators)
+        Auth: [Match.objectLike({ AuthScheme: 'SECRETS' }), Match.objectLike({ AuthScheme: 'SECRETS' })],
       });
       s.template.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
         RotationRules: { ScheduleExpression: `rate(${cfg.database.rotationDays} days)` },
@@ -371,8 +372,12 @@ describe.each(stages)('%s stage', (_name, cfg) => {
       expect(refs(group!.Properties!['SubnetIds'])).toEqual(subnetIds(s.json, 'data').sort());
     });
 
-    test('DynamoDB items and requests tables: on-demand, PITR, the services\' key schema', () => {
-      s.template.resourceCountIs('AWS::DynamoDB::Table', 2);
+    test('DynamoDB items, requests (TTL) and projection-registry tables: on-demand, PITR, the services\' key schema', () => {
+      s.template.resourceCountIs('AWS::DynamoDB::Table', 3);
+      s.template.hasResourceProperties('AWS::DynamoDB::Table', { TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true } });
+      const items = idsOf(s.json, 'AWS::DynamoDB::Table', (r) => (r.Properties!['KeySchema'] as unknown[]).length === 2)[0]!;
+      // The registry's name is derived from the items table's, exactly as read-model/registry.ts derives it.
+      s.template.hasResourceProperties('AWS::DynamoDB::Table', { TableName: { 'Fn::Join': ['', [{ Ref: items }, '-projections']] } });
       s.template.hasResourceProperties('AWS::DynamoDB::Table', {
         BillingMode: 'PAY_PER_REQUEST',
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
@@ -451,11 +456,19 @@ describe.each(stages)('%s stage', (_name, cfg) => {
         math: JSON.stringify(a.Properties!['Metrics'] ?? ''),
       }));
 
-    test('alarms: iterator age, DLQ depth, 5xx rate, p99 latency, RDS CPU and connections, Redis memory', () => {
+    test('alarms: iterator age, DLQ depth, failed records, throttles, 5xx rate, p99 latency, healthy hosts, running tasks, RDS, Redis, DynamoDB', () => {
       const names = alarmMetrics().map((a) => a.name);
-      for (const m of ['IteratorAge', 'ApproximateNumberOfMessagesVisible', 'CPUUtilization', 'DatabaseConnections', 'DatabaseMemoryUsagePercentage']) {
+      for (const m of ['IteratorAge', 'ApproximateNumberOfMessagesVisible', 'CPUUtilization', 'DatabaseConnections', 'ProcessorFailedRecords', 'HealthyHostCount', 'RunningTaskCount']) {
         expect(names).toContain(m);
       }
+      // Lambda Errors cannot fire (handlers report failed records instead of throwing): not an alarm.
+      expect(alarmMetrics().some((a) => a.name === 'Errors' || a.math.includes('"Errors"'))).toBe(false);
+      const maths = alarmMetrics().map((a) => a.math).join(' ');
+      for (const m of ['Throttles', 'ReadThrottleEvents', 'WriteThrottleEvents', 'EngineCPUUtilization']) expect(maths).toContain(m);
+      // Redis memory: the maximum over every node, so the primary is covered after a failover too.
+      const memory = alarmMetrics().find((a) => a.math.includes('DatabaseMemoryUsagePercentage'))!;
+      for (let n = 1; n <= 1 + cfg.redis.replicas; n++) expect(memory.math).toContain(`ackstream-${cfg.stage}-00${n}`);
+      expect(maths.includes('ReplicationLag')).toBe(cfg.redis.replicas > 0);
       expect(alarmMetrics().filter((a) => a.name === 'TargetResponseTime' && a.stat === 'p99')).toHaveLength(3);
       expect(alarmMetrics().some((a) => a.math.includes('HTTPCode_Target_5XX_Count') && a.math.includes('RequestCount'))).toBe(true);
     });
