@@ -8,13 +8,16 @@ import { RedisAckLog } from '../core/redis-ack-log';
 import { closeRedis, createRedis } from '../core/redis';
 import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
 import { AckServer, createAckHttpServer } from './server';
-import { ConsoleEnv, mountConsole } from './console';
+import { ConsoleEnv, createConsole } from './console';
 
 export const AckConfig = z.object({
   ACK_PORT: port(3002),
   HOST: z.string().default('127.0.0.1'),
   HEARTBEAT_MS: positiveInt(30_000),
-  REPLAY_PAGE_SIZE: positiveInt(500),
+  /** Acks read per page when a connection resumes from its cursor (`?after=`). Default 500. */
+  RESUME_PAGE_SIZE: z.coerce.number().int().positive().optional(),
+  /** Deprecated alias of RESUME_PAGE_SIZE (its name before "replay" came to mean only rebuilds); RESUME_PAGE_SIZE wins. */
+  REPLAY_PAGE_SIZE: z.coerce.number().int().positive().optional(),
   /** Per principal and instance; more upgrades get 429. */
   MAX_CONNECTIONS_PER_PRINCIPAL: positiveInt(20),
   /** Per connection: unread bytes past this close it with 1013 (slow client). */
@@ -30,17 +33,18 @@ export async function startAckService(config: AckConfig, overrides: { acks?: Ack
   const redis = overrides.acks ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
   const acks = overrides.acks ?? new RedisAckLog(redis!, config.REDIS_PREFIX, retentionFrom(config));
   const ack = new AckServer({
-    acks, log, verifier: new TokenVerifier(config.AUTH_SECRET), heartbeatMs: config.HEARTBEAT_MS, replayPageSize: config.REPLAY_PAGE_SIZE,
+    acks, log, verifier: new TokenVerifier(config.AUTH_SECRET), heartbeatMs: config.HEARTBEAT_MS, resumePageSize: config.RESUME_PAGE_SIZE ?? config.REPLAY_PAGE_SIZE ?? 500,
     maxConnectionsPerPrincipal: config.MAX_CONNECTIONS_PER_PRINCIPAL,
     maxBufferedBytes: config.MAX_BUFFERED_BYTES,
     maxMessageBytes: config.MAX_MESSAGE_BYTES,
     closeGraceMs: config.CLOSE_GRACE_MS,
   });
   await ack.start();
-  const server = createAckHttpServer(ack);
+  // The operator console (GET /console): ack-service/console/.
+  const operatorConsole = createConsole({ connectionCount: () => ack.connectionCount(), acks, config, log });
+  const server = createAckHttpServer(ack, [operatorConsole]);
   applyHttpTimeouts(server, config);
   answerClientErrorsWithProblems(server);
-  mountConsole(server, { connectionCount: () => ack.connectionCount(), acks, config, log }); // operator console (GET /console): ack-service/console.ts
   await new Promise<void>((resolve, reject) => server.listen(config.ACK_PORT, config.HOST, resolve).on('error', reject));
   const actual = (server.address() as { port: number }).port;
   log.info('ack service listening', { port: actual });

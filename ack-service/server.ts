@@ -8,7 +8,7 @@
  * 1001 server shutting down, 1011 ack history unreadable. Unknown message types are answered with an
  * `error` message and the connection stays open.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { AckLog } from '../core/ack-log';
@@ -23,7 +23,7 @@ export interface AckServerDeps {
   verifier: TokenVerifier;
   log: Logger;
   heartbeatMs: number;
-  replayPageSize: number;
+  resumePageSize: number;
   /** Open connections allowed per principal (tenant + sub); more are refused with 429. */
   maxConnectionsPerPrincipal?: number;
   /** Bytes queued for one connection (ws.bufferedAmount) past which it is closed with 1013. */
@@ -47,14 +47,14 @@ export const CLOSE = {
 
 const routeKey = (r: AckRoute) => `${r.tenant}\u0000${r.principal}`;
 
-/** One client connection: sends acks strictly above its last cursor, buffering live ones while it replays. */
+/** One client connection: sends acks strictly above its last cursor, buffering live ones while it resumes. */
 class AckConnection {
   lastCursor = 0;
   alive = true;
-  /** History reads of this connection run one after another (see AckServer.replay). */
-  replayChain: Promise<void> = Promise.resolve();
-  pendingReplays = 0;
-  private replaying = true;
+  /** History reads of this connection run one after another (see AckServer.resume). */
+  resumeChain: Promise<void> = Promise.resolve();
+  pendingResumes = 0;
+  private resuming = true;
   private buffered: Array<{ ack: Ack; json: string }> = [];
 
   /** The socket is corked until the end of this tick (see AckServer.cork). */
@@ -70,11 +70,11 @@ class AckConnection {
 
   /** Live acks are held back while the history after `lastCursor` is (re)read. */
   pause(): void {
-    this.replaying = true;
+    this.resuming = true;
   }
 
   offer(ack: Ack, json: string): void {
-    if (this.replaying) this.buffered.push({ ack, json });
+    if (this.resuming) this.buffered.push({ ack, json });
     else this.send(ack, json);
   }
 
@@ -87,7 +87,7 @@ class AckConnection {
   }
 
   goLive(): void {
-    this.replaying = false;
+    this.resuming = false;
     const pending = this.buffered.sort((a, b) => a.ack.cursor - b.ack.cursor);
     this.buffered = [];
     for (const { ack, json } of pending) this.send(ack, json);
@@ -236,8 +236,8 @@ export class AckServer {
     }
     this.metrics.resumes.inc();
     conn.lastCursor = after; // the client has everything up to its cursor
-    this.replay(conn).catch((err: unknown) => {
-      this.deps.log.error('replay failed', { err });
+    this.resume(conn).catch((err: unknown) => {
+      this.deps.log.error('resume failed', { err });
       ws.close(CLOSE.internalError, 'Could not read the ack history; reconnect with the same cursor.');
     });
   }
@@ -250,8 +250,8 @@ export class AckServer {
   private catchUpAll(): void {
     for (const set of this.byRoute.values()) {
       for (const conn of set) {
-        this.replay(conn).catch((err: unknown) => {
-          this.deps.log.error('catch-up replay failed', { err });
+        this.resume(conn).catch((err: unknown) => {
+          this.deps.log.error('catch-up resume failed', { err });
           conn.ws.close(1011, 'Could not read the ack history; reconnect with the same cursor.');
         });
       }
@@ -264,20 +264,20 @@ export class AckServer {
    * would send a higher cursor first and the lower ones would then be dropped as already sent.
    * Live acks stay held back until the last queued read is done.
    */
-  private replay(conn: AckConnection): Promise<void> {
-    conn.pendingReplays++;
+  private resume(conn: AckConnection): Promise<void> {
+    conn.pendingResumes++;
     conn.pause();
-    const run = conn.replayChain.then(() => this.readHistory(conn, conn.lastCursor)).finally(() => {
-      if (--conn.pendingReplays === 0) conn.goLive();
+    const run = conn.resumeChain.then(() => this.readHistory(conn, conn.lastCursor)).finally(() => {
+      if (--conn.pendingResumes === 0) conn.goLive();
     });
-    conn.replayChain = run.catch(() => undefined);
+    conn.resumeChain = run.catch(() => undefined);
     return run;
   }
 
   private async readHistory(conn: AckConnection, after: number): Promise<void> {
     let from = after;
     for (;;) {
-      const page = await this.deps.acks.readAfter(conn.route, from, this.deps.replayPageSize);
+      const page = await this.deps.acks.readAfter(conn.route, from, this.deps.resumePageSize);
       if (page.kind === 'reset') {
         this.metrics.resets.inc({ reason: page.reason });
         if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(JSON.stringify({ type: 'reset', reason: page.reason, detail: page.detail, after }));
@@ -287,14 +287,14 @@ export class AckServer {
         break;
       }
       for (const ack of page.acks) conn.send(ack);
-      if (page.acks.length < this.deps.replayPageSize) break;
+      if (page.acks.length < this.deps.resumePageSize) break;
       from = page.acks.at(-1)!.cursor;
     }
   }
 
   /**
    * Holds a connection's writes until the end of the tick: acks fanned out from one Redis read (or
-   * one replay page) to the same socket leave in one write syscall instead of one each. Frames and
+   * one resume page) to the same socket leave in one write syscall instead of one each. Frames and
    * their order are unchanged; bufferedAmount still counts the held bytes (slow-client bound).
    */
   cork(conn: AckConnection): void {
@@ -407,9 +407,22 @@ function rejectUpgrade(socket: Duplex, problem: ProblemError): void {
 }
 
 /** An HTTP server for /healthz and /metrics with the ack WebSocket on upgrade. */
-export function createAckHttpServer(ack: AckServer): Server {
+/** A path prefix the HTTP server hands to a handler of its own (the operator console: ack-service/console/). */
+export interface Mount {
+  /** Answers `prefix` and `prefix/*`. */
+  prefix: string;
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  close(): Promise<void>;
+}
+
+export function createAckHttpServer(ack: AckServer, mounts: readonly Mount[] = []): Server {
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const mount = mounts.find((m) => path === m.prefix || path.startsWith(`${m.prefix}/`));
+    if (mount) {
+      mount.handle(req, res);
+      return;
+    }
     if (req.method === 'GET' && path === '/metrics') {
       ack.metrics.registry.metrics().then(
         (text) => res.writeHead(200, { 'Content-Type': ack.metrics.registry.contentType }).end(text),
@@ -422,5 +435,8 @@ export function createAckHttpServer(ack: AckServer): Server {
     res.writeHead(problem ? 404 : 200, { 'Content-Type': problem ? 'application/problem+json' : 'application/json' }).end(body);
   });
   server.on('upgrade', (req, socket, head) => ack.handleUpgrade(req, socket, head));
+  server.on('close', () => {
+    for (const m of mounts) void m.close();
+  });
   return server;
 }

@@ -22,11 +22,12 @@ import { Redis } from 'ioredis';
 import { signToken, TokenVerifier } from '../core/auth';
 import { RedisKeys } from '../core/keys';
 import { createLogger } from '../core/log';
-import { answerOf, type ItemAnswer, NearCache } from '../read-model/near-cache';
+import { answerOf, type ItemAnswer } from '../core/read-store';
+import { NearCache } from '../read-model/near-cache';
 import { ReadModelReader } from '../read-model/reader';
 import { createReadServer } from '../read-model/server';
-import { type DurableStore, RedisHotStore } from '../read-model/stores';
-import { CachingTokenVerifier } from '../read-model/token-cache';
+import { type DurableStore, RedisHotStore } from '../core/read-store';
+import { CachingTokenVerifier } from '../core/token-cache';
 import { freePort, stopChild, waitForPort } from '../scripts/local-stack';
 import { CONTRACT_FLOOR_SERVER, loadWrk, processCpuSeconds, wrkAvailable, zipfSample } from './scenarios/reads';
 

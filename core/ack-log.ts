@@ -6,7 +6,7 @@
  * - cursors grow per principal (tenant + sub);
  * - a `queued` ack appended after the request's final ack is dropped, so no client can see
  *   `queued` after `committed`/`rejected`;
- * - a final ack appended twice (a replayed record) is not stored twice: the stored one is returned
+ * - a final ack appended twice (a redelivered record) is not stored twice: the stored one is returned
  *   and published again with its original cursor, so live clients that missed it get it and the
  *   others drop it as already seen.
  */
@@ -69,7 +69,9 @@ export const DEFAULT_RETENTION: AckRetention = { seconds: 24 * 3600, maxPerPrinc
 
 /** Env fragment for every process that appends acks (the window is applied at append time). */
 export const AckRetentionEnv = z.object({
+  /** How long acks stay in a principal's history (for resumes with ?after=). */
   ACK_RETENTION_SECONDS: z.coerce.number().int().positive().default(DEFAULT_RETENTION.seconds),
+  /** Most acks kept per principal; older ones are trimmed. */
   ACK_MAX_PER_PRINCIPAL: z.coerce.number().int().positive().default(DEFAULT_RETENTION.maxPerPrincipal),
 });
 export const retentionFrom = (c: z.infer<typeof AckRetentionEnv>): AckRetention => ({

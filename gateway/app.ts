@@ -23,8 +23,8 @@ import {
 } from '../core/errors';
 import type { Logger } from '../core/log';
 import { metricsHandler } from '../core/metrics';
-import { requestStatusWrite } from '../processors/projections';
-import type { HotStore } from '../read-model/stores';
+import { requestStatusWrite } from '../core/projections';
+import type { HotStore } from '../core/read-store';
 import type { CommandStream, StreamPosition } from './command-stream';
 import type { IdempotencyScope, IdempotencyStore } from './idempotency';
 import { parseJsonBody } from './json-body';

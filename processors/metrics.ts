@@ -20,7 +20,7 @@ export class ProcessorMetrics {
   });
   readonly records = new Counter({
     name: 'ackstream_processor_records_total',
-    help: 'Records handled, by outcome (committed, rejected, held, replayed, malformed, parked).',
+    help: 'Records handled, by outcome (committed, rejected, held, redelivered, malformed, parked).',
     labelNames: ['outcome'],
     registers: [this.registry],
   });

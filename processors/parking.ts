@@ -9,9 +9,9 @@
  * Later writes to a parked item are HELD (our choice over rejecting them with `item_parked`): the
  * store appends them to `parked` behind the poison record and sends no final ack yet, so nothing
  * is applied out of order and nothing the client sent is thrown away. `npm run dlq -- redrive`
- * replays an item's parked writes in their original order (stopping at the first one that still
+ * re-applies an item's parked writes in their original order (stopping at the first one that still
  * fails); `discard` drops them, recording each as `rejected` with `item_parked` and acking that.
- * Malformed records (not a command at all) cannot be retried or replayed: they go straight to
+ * Malformed records (not a command at all) cannot be retried or redelivered: they go straight to
  * the dead-letter queue.
  */
 import {
@@ -22,10 +22,10 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { KinesisStreamRecord } from 'aws-lambda';
-import { DatabaseError, type Pool } from 'pg';
+import { DatabaseError } from 'pg';
 import { type Command, CommandSchema } from '../core/contracts';
 import type { Logger } from '../core/log';
-import { type BatchEntry, type BatchOutcome, type PgEventStore, recordRequest } from './event-store';
+import type { BatchEntry, BatchOutcome, ParkingStore } from './command-store';
 
 export interface DeadLetter {
   kind: 'poison' | 'malformed';
@@ -150,22 +150,18 @@ export type Publish = (entries: BatchEntry[], outcomes: BatchOutcome[]) => Promi
 
 export class ParkingLot {
   constructor(
-    private readonly store: PgEventStore,
+    private readonly store: ParkingStore,
     private readonly dlq: DeadLetterQueue,
     readonly maxAttempts: number,
     private readonly log: Logger,
   ) {}
-
-  private get pool(): Pool {
-    return this.store.pool;
-  }
 
   /** Counts a failed attempt of a record; parks it once it reached maxAttempts. */
   async recordFailure(entry: BatchEntry, error: unknown): Promise<FailureVerdict> {
     const message = error instanceof Error ? error.message : String(error);
     if (!isRecordError(error)) return 'retry';
     const cmd = entry.cmd;
-    const res = await this.pool.query<{ attempts: number }>(
+    const res = await this.store.query<{ attempts: number }>(
       `INSERT INTO record_attempts (request_id, attempts, last_error) VALUES ($1, 1, $2)
        ON CONFLICT (request_id) DO UPDATE SET attempts = record_attempts.attempts + 1, last_error = $2, updated_at = now()
        RETURNING attempts`,
@@ -179,11 +175,7 @@ export class ParkingLot {
       id: cmd.id, shardId: entry.shardId, sequenceNumber: entry.sequenceNumber, data: JSON.stringify(cmd), parkedAt: new Date().toISOString(),
     });
     await this.store.transaction(async (c) => {
-      await c.query(
-        `INSERT INTO parked (request_id, tenant, collection, item_id, kind, command, error, attempts, shard_id, sequence_number)
-         VALUES ($1, $2, $3, $4, 'poison', $5, $6, $7, $8, $9) ON CONFLICT (request_id) DO NOTHING`,
-        [cmd.requestId, cmd.tenant, cmd.collection, cmd.id, JSON.stringify(cmd), message, attempts, entry.shardId ?? null, entry.sequenceNumber ?? null],
-      );
+      await this.store.park(c, [{ entry, kind: 'poison', error: message, attempts }]);
       await c.query('DELETE FROM record_attempts WHERE request_id = $1', [cmd.requestId]);
     });
     this.log.error('poison record parked', { requestId: cmd.requestId, attempts, error: message, sequenceNumber: entry.sequenceNumber });
@@ -199,7 +191,7 @@ export class ParkingLot {
   }
 
   async list(): Promise<ParkedRow[]> {
-    const res = await this.pool.query(
+    const res = await this.store.query(
       `SELECT id::text, request_id, tenant, collection, item_id, kind, error, attempts, shard_id, sequence_number, parked_at, command
          FROM parked ORDER BY id`,
     );
@@ -231,19 +223,9 @@ export class ParkingLot {
       const result = await this.store.transaction(async (c) => {
         // Lock the item's parked rows: a processor holding a new write behind them waits for us.
         await c.query('SELECT id FROM parked WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE', [parked.map((r) => r.id)]);
-        const outcomes: BatchOutcome[] = [];
-        let failure: string | undefined;
-        for (const e of entries) {
-          await c.query('SAVEPOINT cmd');
-          try {
-            outcomes.push(await this.store.executeIn(c, e, false));
-            await c.query('RELEASE SAVEPOINT cmd');
-          } catch (err) {
-            await c.query('ROLLBACK TO SAVEPOINT cmd');
-            failure = err instanceof Error ? err.message : String(err);
-            break;
-          }
-        }
+        const run = await this.store.executeInOrder(c, entries);
+        const outcomes: BatchOutcome[] = run.outcomes;
+        const failure = run.failure && (run.failure.error instanceof Error ? run.failure.error.message : String(run.failure.error));
         const doneIds = parked.slice(0, outcomes.length).map((r) => r.id);
         if (doneIds.length) await c.query('DELETE FROM parked WHERE id = ANY($1::bigint[])', [doneIds]);
         if (failure !== undefined) {
@@ -276,11 +258,11 @@ export class ParkingLot {
       const reason = { code: 'item_parked' as const, message: `Write parked (${r.error ?? 'held behind a parked write'}) and discarded by an operator.` };
       const decidedBefore = await this.store.transaction(async (c) => {
         const prior = await c.query('SELECT 1 FROM requests WHERE request_id = $1', [cmd.requestId]);
-        if (prior.rowCount === 0) await recordRequest(c, cmd, 'rejected', null, reason, decidedAt);
+        if (prior.rowCount === 0) await this.store.recordRequest(c, cmd, 'rejected', null, reason, decidedAt);
         await c.query('DELETE FROM parked WHERE id = $1', [r.id]);
         return prior.rowCount !== 0;
       });
-      if (!decidedBefore) await publish([{ cmd }], [{ status: 'rejected', reason, decidedAt, replayed: false }]);
+      if (!decidedBefore) await publish([{ cmd }], [{ status: 'rejected', reason, decidedAt, redelivered: false }]);
       progress(++done, rows.length, r.requestId);
     }
     return done;

@@ -8,20 +8,20 @@
  * are finished, to keep per-key order. Per-shard lag (MillisBehindLatest and iterator age) is
  * exported as metrics and logged every `lagLogMs`.
  */
+import { listShards } from '../core/kinesis-shards';
 import {
   ExpiredIteratorException,
   GetRecordsCommand,
   type GetRecordsCommandOutput,
   GetShardIteratorCommand,
   type KinesisClient,
-  ListShardsCommand,
-  type _Record,
+    type _Record,
   type Shard,
 } from '@aws-sdk/client-kinesis';
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
 import type { Logger } from '../core/log';
 import type { CheckpointStore } from './checkpoints';
-import type { KinesisHandler } from './handler';
+import type { KinesisHandler } from './commit-consumer';
 import type { ProcessorMetrics } from './metrics';
 
 export interface RunnerOptions {
@@ -71,15 +71,7 @@ export class StreamRunner {
   }
 
   private async refreshShards(): Promise<void> {
-    const shards: Shard[] = [];
-    let token: string | undefined;
-    do {
-      const out = await this.opts.kinesis.send(
-        new ListShardsCommand(token ? { NextToken: token } : { StreamName: this.opts.stream }),
-      );
-      shards.push(...(out.Shards ?? []));
-      token = out.NextToken;
-    } while (token);
+    const shards = await listShards(this.opts.kinesis, this.opts.stream);
     const known = new Set(shards.map((s) => s.ShardId!));
     for (const shard of shards) {
       const id = shard.ShardId!;
@@ -144,7 +136,7 @@ export class StreamRunner {
     // A batch's checkpoint is written while the next batch is read and handled (one PostgreSQL
     // round trip and commit less per batch on the shard's critical path). The saves are chained, so
     // they land in order; a failed one is a crash of this reader: it stops at its next step and
-    // resumes from the checkpoint that was saved (the records after it are replayed, harmlessly).
+    // resumes from the checkpoint that was saved (the records after it are delivered again, harmlessly).
     let saving: Promise<void> = Promise.resolve();
     let saveError: { err: unknown } | undefined;
     const saveCheckpoint = (sequenceNumber: string) => {

@@ -13,10 +13,10 @@ import { closeRedis } from '../core/redis';
 import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
 import { NearCache, RedisTracking } from './near-cache';
 import { ReadModelReader } from './reader';
-import { liveStores } from './registry';
+import { liveStores } from '../core/projections';
 import { createReadServer } from './server';
-import { DynamoDurableStore, type DurableStore, type HotStore, RedisHotStore } from './stores';
-import { CachingTokenVerifier } from './token-cache';
+import { DynamoDurableStore, type DurableStore, type HotStore, RedisHotStore } from '../core/read-store';
+import { CachingTokenVerifier } from '../core/token-cache';
 
 export const ReadConfig = z.object({
   READ_PORT: port(3001),
@@ -112,7 +112,7 @@ export async function startReadModel(config: ReadConfig, overrides: ReadOverride
   const doc = itemDoc && overrides.wrapDocumentClient ? overrides.wrapDocumentClient(itemDoc) : itemDoc;
   const baseDurable = overrides.durable ?? new DynamoDurableStore(doc!, config.ITEMS_TABLE, config.REQUESTS_TABLE);
   // Items are read from the live version of the projection, resolved through the registry
-  // (read-model/registry.ts); registry reads do not go through the test wrapper that counts item reads.
+  // (core/projections/live.ts); registry reads do not go through the test wrapper that counts item reads.
   const live = rawDoc
     ? liveStores({ doc: rawDoc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base: { durable: baseDurable, hot }, near })
     : { durable: baseDurable, hot };

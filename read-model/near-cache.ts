@@ -25,14 +25,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../core/log';
-
-/** What a GET of an item answers: the stored JSON as bytes (null for a deleted item) and its version. */
-export interface ItemAnswer {
-  readonly version: number;
-  /** `"<version>"` */
-  readonly etag: string;
-  readonly body: Buffer | null;
-}
+import type { ItemAnswer, NearCacheLink } from '../core/read-store';
 
 interface Entry extends ItemAnswer {
   readonly size: number;
@@ -56,12 +49,8 @@ export interface NearCacheStats {
 /** Map and string bookkeeping per entry, counted on top of the body and key. */
 const ENTRY_OVERHEAD = 160;
 
-export function answerOf(version: number, body: Buffer | null): ItemAnswer {
-  return { version, etag: `"${version}"`, body };
-}
-
 /** The bounded LRU with fill tokens; `RedisTracking` keeps it coherent. */
-export class NearCache {
+export class NearCache implements NearCacheLink {
   private readonly entries = new Map<string, Entry>();
   /** Key → token of the latest fill started and not yet voided. */
   private readonly fills = new Map<string, number>();

@@ -6,8 +6,8 @@
  */
 import { ServiceUnavailableError } from '../core/errors';
 import type { Logger } from '../core/log';
-import { answerOf, type ItemAnswer } from './near-cache';
-import { type DurableStore, type HotReads, hotReads, type HotStore, InvalidCursorError, type Page, RANK_FINAL, RANK_QUEUED, type StoredItem } from './stores';
+import { answerOf, type ItemAnswer } from '../core/read-store';
+import { type DurableStore, type HotReads, hotReads, type HotStore, InvalidCursorError, type Page, RANK_FINAL, RANK_QUEUED, type StoredItem } from '../core/read-store';
 
 export interface ReaderOptions {
   /** Consecutive failures that open a breaker. */

@@ -16,8 +16,8 @@ import { NAME_PATTERN } from '../core/contracts';
 import { BadRequestError, ConflictError, MethodNotAllowedError, NotFoundError, ProblemError, toProblemError } from '../core/errors';
 import type { Logger } from '../core/log';
 import type { ReadModelReader } from './reader';
-import type { ItemAnswer } from './near-cache';
-import { InvalidCursorError } from './stores';
+import type { ItemAnswer } from '../core/read-store';
+import { InvalidCursorError } from '../core/read-store';
 
 export interface ReadApiDeps {
   reader: ReadModelReader;

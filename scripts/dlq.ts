@@ -7,19 +7,17 @@
  * - discard: drops parked writes; each is recorded `rejected` (`item_parked`) and its client gets that ack.
  * Uses the processors' configuration (DATABASE_URL, DLQ_URL, SQS/DynamoDB endpoints, Redis).
  */
-import { Pool } from 'pg';
 import type { AckLog } from '../core/ack-log';
 import { createDocumentClient, createDynamo, createSqs } from '../core/aws';
 import { loadConfig, runMain } from '../core/config';
 import { createLogger } from '../core/log';
+import { createProgress } from '../core/progress';
+import { RedisHotStore } from '../core/read-store';
 import { closeRedis, createRedis } from '../core/redis';
 import { RedisAckLog } from '../core/redis-ack-log';
-import { DynamoDurableStore, RedisHotStore } from '../read-model/stores';
-import { PgEventStore } from '../processors/event-store';
-import { createPublisher } from '../processors/handler';
-import { ProcessorsConfig } from '../processors/main';
-import { LogDeadLetterQueue, ParkingLot, SqsDeadLetterQueue } from '../processors/parking';
-import { DynamoRequestBatchWriter, Projector } from '../processors/projector';
+import { createParkingLot, createPool, redrivePublisher } from '../processors/composition';
+import { ProcessorsConfig } from '../processors/config';
+import { LogDeadLetterQueue, SqsDeadLetterQueue } from '../processors/parking';
 
 const USAGE = 'usage: npm run dlq -- list | redrive [requestId…] | discard [requestId…]';
 
@@ -29,16 +27,10 @@ export interface DlqOutput {
 }
 
 export const consoleOutput = (): DlqOutput => {
-  const tty = process.stdout.isTTY;
+  const bar = createProgress({ label: 'dlq', out: process.stdout, intervalMs: process.stdout.isTTY ? undefined : 0 });
   return {
     line: (t) => process.stdout.write(`${t}\n`),
-    progress: (done, total, label) => {
-      const width = 30;
-      const bar = '#'.repeat(Math.round((done / Math.max(total, 1)) * width)).padEnd(width, '.');
-      const text = `[${bar}] ${done}/${total} ${label}`;
-      if (tty) process.stdout.write(`\r\x1b[K${text}${done === total ? '\n' : ''}`);
-      else process.stdout.write(`${text}\n`);
-    },
+    progress: (done, total, label) => (done === total ? bar.finish(done, total, label) : bar.update(done, total, label)),
   };
 };
 
@@ -51,11 +43,11 @@ export async function runDlq(argv: string[], env: NodeJS.ProcessEnv, out: DlqOut
   }
   const config = loadConfig(ProcessorsConfig, env);
   const log = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, { service: 'dlq' });
-  const pool = new Pool({ connectionString: config.DATABASE_URL, max: 2 });
+  // The CLI's pool keeps its own small size (PG_POOL_DEFAULTS.cli), whatever PG_POOL_SIZE the processors use.
+  const pool = createPool(config.DATABASE_URL, 'cli', undefined, log);
   const sqs = config.DLQ_URL ? createSqs({ region: config.AWS_REGION, endpoint: config.SQS_ENDPOINT }) : undefined;
   const queue = sqs ? new SqsDeadLetterQueue(sqs, config.DLQ_URL!) : undefined;
-  const store = new PgEventStore(pool);
-  const parking = new ParkingLot(store, queue ?? new LogDeadLetterQueue(log), config.MAX_ATTEMPTS, log);
+  const parking = createParkingLot(pool, config, queue ?? new LogDeadLetterQueue(log), log);
   const redis = command === 'list' ? undefined : createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
   const dynamo = createDynamo({ region: config.AWS_REGION, endpoint: config.DYNAMODB_ENDPOINT });
   try {
@@ -73,17 +65,8 @@ export async function runDlq(argv: string[], env: NodeJS.ProcessEnv, out: DlqOut
       }
       return 0;
     }
-    const doc = createDocumentClient(dynamo);
     const acks = acksOverride ?? new RedisAckLog(redis!, config.REDIS_PREFIX);
-    const publish = createPublisher({
-      projector: new Projector(
-        new DynamoDurableStore(doc, config.ITEMS_TABLE, config.REQUESTS_TABLE),
-        new RedisHotStore(redis!, config.REDIS_PREFIX),
-        new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE),
-      ),
-      acks,
-      log,
-    });
+    const publish = redrivePublisher({ config, doc: createDocumentClient(dynamo), hot: new RedisHotStore(redis!, config.REDIS_PREFIX), acks, log });
     const filter = ids.length ? { requestIds: ids } : {};
     const before = (await parking.list()).filter((r) => !ids.length || ids.includes(r.requestId)).map((r) => r.requestId);
     if (before.length === 0) {

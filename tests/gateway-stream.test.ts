@@ -125,7 +125,7 @@ test('one item\'s writes are on the stream in the order the gateway accepted the
   const byId = new Map(records.map((r) => [r.command.requestId, r]));
   for (const a of answers) expect(byId.get(a.body.requestId)).toMatchObject({ shardId: a.body.shardId, sequenceNumber: a.body.sequenceNumber });
   const metrics = await request(`${g.url}/metrics`);
-  expect(metrics.text).toMatch(/gateway_putrecords_retries_total\{reason="ProvisionedThroughputExceededException",service="gateway"\} [1-9]/);
+  expect(metrics.text).toMatch(/ackstream_gateway_putrecords_retries_total\{reason="ProvisionedThroughputExceededException",service="gateway"\} [1-9]/);
 });
 
 test('a write the stream keeps throttling beyond the retry budget is answered 503 with Retry-After, and not written', async () => {
@@ -273,10 +273,10 @@ test('each request is one structured log line (request id, tenant, status, laten
   ]);
   const metrics = await request(`${g.url}/metrics`);
   expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
-  expect(metrics.text).toMatch(/gateway_requests_total\{method="PUT",route="item",status="202",service="gateway"\} 1/);
-  expect(metrics.text).toMatch(/gateway_request_duration_seconds_bucket\{le="0.05",service="gateway",method="PUT",route="item",status="202"\} 1/);
-  expect(metrics.text).toMatch(/gateway_putrecords_batch_records_count\{service="gateway"\} 1/);
-  expect(metrics.text).toMatch(/gateway_buffer_depth\{service="gateway"\} 0/);
+  expect(metrics.text).toMatch(/ackstream_gateway_requests_total\{method="PUT",route="item",status="202",service="gateway"\} 1/);
+  expect(metrics.text).toMatch(/ackstream_gateway_request_duration_seconds_bucket\{le="0.05",service="gateway",method="PUT",route="item",status="202"\} 1/);
+  expect(metrics.text).toMatch(/ackstream_gateway_putrecords_batch_records_count\{service="gateway"\} 1/);
+  expect(metrics.text).toMatch(/ackstream_gateway_buffer_depth\{service="gateway"\} 0/);
 });
 
 test('PutRecords over signed HTTP: each record is on the stream where the sender says; a failed call is an error named by the service', async () => {

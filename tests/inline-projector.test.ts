@@ -4,8 +4,8 @@
  * keep up. Timing logic only: the two copies are in-memory recorders (the real stores are covered
  * by tests/processors.test.ts, including a DynamoDB outage).
  */
-import { InlineProjector, type BatchProjector } from '../processors/projector';
-import type { ReadModelChange } from '../processors/projections';
+import { InlineProjector, type BatchProjector } from '../processors/projection-writer';
+import type { ReadModelChange } from '../core/projections';
 
 class Recorder implements BatchProjector {
   readonly applied: ReadModelChange[][] = [];

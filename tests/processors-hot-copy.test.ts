@@ -5,7 +5,7 @@
  * `queued`, and a deletion stays as a tombstone.
  */
 import { Redis } from 'ioredis';
-import { RANK_FINAL, RANK_QUEUED, RedisHotStore, type ItemWrite, type RequestWrite } from '../read-model/stores';
+import { RANK_FINAL, RANK_QUEUED, RedisHotStore, type ItemWrite, type RequestWrite } from '../core/read-store';
 import { REDIS_URL, uniqueName } from './helpers/stack';
 import { deleteKeysByPrefix } from '../core/redis';
 

@@ -7,7 +7,7 @@ import type { AckLog } from '../core/ack-log';
 import { requestsPk } from '../core/keys';
 import { RedisAckLog } from '../core/redis-ack-log';
 import type { CheckpointStore } from '../processors/checkpoints';
-import type { EventStore } from '../processors/event-store';
+import type { CommandStore } from '../processors/command-store';
 import {
   command, eventsOf, eventually, finalAckOf, putOnStream, RecordingAckLog, requestRow, startProcessorsWith, storedFinals,
 } from './helpers/processors';
@@ -34,7 +34,7 @@ afterAll(async () => {
   await stack?.close();
 });
 
-function faultyStore(inner: EventStore): EventStore {
+function faultyStore(inner: CommandStore): CommandStore {
   return {
     execute: (c) => inner.execute(c),
     async executeBatch(entries) {
@@ -278,7 +278,7 @@ describe('duplicates on the stream (a producer retried a put that had succeeded)
 });
 
 /** A commit consumer that cannot commit (its database is "down"): every batch fails before deciding. */
-const stalledStore: EventStore = {
+const stalledStore: CommandStore = {
   execute: () => Promise.reject(new Error('injected: commit consumer stalled')),
   executeBatch: () => Promise.reject(new Error('injected: commit consumer stalled')),
 };

@@ -10,8 +10,9 @@ import { Redis } from 'ioredis';
 import { loadConfig } from '../core/config';
 import { RedisKeys } from '../core/keys';
 import { ReadConfig, type ReadModelService, startReadModel } from '../read-model/main';
-import { answerOf, NearCache } from '../read-model/near-cache';
-import { DynamoDurableStore, RedisHotStore } from '../read-model/stores';
+import { answerOf } from '../core/read-store';
+import { NearCache } from '../read-model/near-cache';
+import { DynamoDurableStore, RedisHotStore } from '../core/read-store';
 import { request } from './helpers/http';
 import { REDIS_URL, startStack, type Stack } from './helpers/stack';
 

@@ -9,7 +9,7 @@ import { loadConfig } from '../core/config';
 import { RedisKeys } from '../core/keys';
 import type { RunningService } from '../core/service';
 import { ReadConfig, startReadModel } from '../read-model/main';
-import { DynamoDurableStore } from '../read-model/stores';
+import { DynamoDurableStore } from '../core/read-store';
 import { PrivateRedis, TcpProxy } from './helpers/faults';
 import { request } from './helpers/http';
 import { startStack, type Stack } from './helpers/stack';

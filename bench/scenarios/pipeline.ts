@@ -23,9 +23,9 @@ import { createDocumentClient, createDynamo, createKinesis, createSqs } from '..
 import { loadConfig } from '../../core/config';
 import { partitionKey } from '../../core/keys';
 import { RedisAckLog } from '../../core/redis-ack-log';
-import { PgEventStore } from '../../processors/event-store';
+import { PgCommandStore } from '../../processors/command-store';
 import { ProcessorsConfig, startProcessors } from '../../processors/main';
-import { mapLimit } from '../../processors/projector';
+import { mapLimit } from '../../core/map-limit';
 import { freePort, provision, ROOT, startEmulators, stopChild } from '../../scripts/local-stack';
 import { createTestDatabase, dropTestDatabase, REDIS_URL, uniqueName } from '../../tests/helpers/stack';
 import type { BenchContext, Figure, Percentiles, ScenarioResult } from '../types';
@@ -80,7 +80,7 @@ function cpuTicks(pids: Record<string, number | undefined>): Record<string, numb
 /** kinesalite or dynalite in a child process, in memory. */
 async function emulatorChild(kind: 'kinesis' | 'dynamodb'): Promise<{ endpoint: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'tests/helpers/emulator-child.ts'), kind, String(port), 'memory'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/emulator-child.ts'), kind, String(port), 'memory'], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -152,7 +152,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     baseline.push({ name: 'DynamoDB emulator conditional PutItem (16 in flight)', value: Math.round(puts / ((performance.now() - t) / 1000)), unit: 'items/s' });
 
     // Baseline 3: the event store alone (decide + event + state + request, one tx per 500 commands).
-    const store = new PgEventStore(pool);
+    const store = new PgCommandStore(pool);
     const storeN = ctx.quick ? 5_000 : 20_000;
     t = performance.now();
     for (let i = 0; i < storeN; i += 500) {

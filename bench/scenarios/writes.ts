@@ -209,9 +209,9 @@ type Buckets = Map<number, number>;
 interface GatewayTotals {
   records: number;
   calls: number;
-  /** Time to the 202 inside the gateway (gateway_request_duration_seconds, item route, 202). */
+  /** Time to the 202 inside the gateway (ackstream_gateway_request_duration_seconds, item route, 202). */
   answer: Buckets;
-  /** One PutRecords call (gateway_putrecords_call_seconds). */
+  /** One PutRecords call (ackstream_gateway_putrecords_call_seconds). */
   call: Buckets;
   /** The gateway's event-loop delay p99 (ms) since the previous scrape (prom-client resets it on each scrape). */
   loopLagP99: number;
@@ -232,10 +232,10 @@ async function gatewayTotals(gwUrl: string): Promise<GatewayTotals> {
     return m;
   };
   return {
-    records: num('gateway_putrecords_batch_records_sum'),
-    calls: num('gateway_putrecords_batch_records_count'),
-    answer: buckets('gateway_request_duration_seconds', ['route="item"', 'status="202"']),
-    call: buckets('gateway_putrecords_call_seconds', []),
+    records: num('ackstream_gateway_putrecords_batch_records_sum'),
+    calls: num('ackstream_gateway_putrecords_batch_records_count'),
+    answer: buckets('ackstream_gateway_request_duration_seconds', ['route="item"', 'status="202"']),
+    call: buckets('ackstream_gateway_putrecords_call_seconds', []),
     loopLagP99: Math.round(Number(/^nodejs_eventloop_lag_p99_seconds(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? NaN) * 1e5) / 100,
   };
 }

@@ -75,7 +75,7 @@ export function applyNagSuppressions(stack: AckstreamStack): void {
 
   const versionTables: NagPackSuppression = {
     id: 'AwsSolutions-IAM5',
-    reason: 'A rebuild\'s version tables are named <items table>-v<n> at run time (read-model/registry.ts versionItemsTable); the grant is that name pattern and its indexes only.',
+    reason: 'A rebuild\'s version tables are named <items table>-v<n> at run time (core/projections/registry.ts versionItemsTable); the grant is that name pattern and its indexes only.',
     appliesTo: [{ regex: '/^Resource::arn:.*:table\\/<TablesItems[0-9A-F]+>-v\\*(\\/index\\/\\*)?$/g' }],
   };
   for (const fn of [stack.processor.fn, stack.processor.projectionFn]) s(fn, [versionTables]);

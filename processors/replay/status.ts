@@ -1,7 +1,7 @@
 /** Status: every projection's deployed versions, which is live, rebuild progress, and lag. */
 import type { Pool } from 'pg';
-import { defaultRecord, type ProjectionRecord } from '../../read-model/registry';
-import { projectionNames } from './catalog';
+import { defaultRecord, type ProjectionRecord } from '../../core/projections';
+import { projectionNames } from '../../core/projections';
 import { logHead } from './fold';
 import type { ReplayDeps } from './rebuild';
 

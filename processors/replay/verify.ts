@@ -6,11 +6,11 @@
 import { createHash } from 'node:crypto';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { itemsPk } from '../../core/keys';
-import { liveVersion } from '../../read-model/registry';
-import { DynamoDurableStore } from '../../read-model/stores';
+import { liveVersion } from '../../core/projections';
+import { DynamoDurableStore } from '../../core/read-store';
 import type { ItemState } from '../../core/contracts';
-import type { Projection } from '../projections';
-import { projectionAt } from './catalog';
+import type { Projection } from '../../core/projections';
+import { projectionAt } from '../../core/projections';
 import { foldItems, foldLog, type ItemKey, logHead } from './fold';
 import type { ReplayDeps } from './rebuild';
 

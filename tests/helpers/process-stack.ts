@@ -24,8 +24,8 @@ import { deleteKeysByPrefix } from '../../core/redis';
 export type ServiceName = 'kinesis' | 'dynamodb' | 'processors' | 'read-model' | 'ack-service' | 'gateway';
 
 const ENTRY: Record<ServiceName, string[]> = {
-  kinesis: [path.join(ROOT, 'tests/helpers/emulator-child.ts'), 'kinesis'],
-  dynamodb: [path.join(ROOT, 'tests/helpers/emulator-child.ts'), 'dynamodb'],
+  kinesis: [path.join(ROOT, 'scripts/emulator-child.ts'), 'kinesis'],
+  dynamodb: [path.join(ROOT, 'scripts/emulator-child.ts'), 'dynamodb'],
   processors: [path.join(ROOT, 'processors/main.ts')],
   'read-model': [path.join(ROOT, 'read-model/main.ts')],
   'ack-service': [path.join(ROOT, 'ack-service/main.ts')],

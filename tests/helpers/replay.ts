@@ -1,6 +1,6 @@
 /** Replay wiring for tests: the same adapters the CLI builds, on a test stack's resources. */
 import { Pool } from 'pg';
-import { DynamoProjectionRegistry, registryTableName } from '../../read-model/registry';
+import { DynamoProjectionRegistry, registryTableName } from '../../core/projections';
 import type { ReplayDeps } from '../../processors/replay/rebuild';
 import type { Stack } from './stack';
 

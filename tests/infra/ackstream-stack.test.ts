@@ -376,7 +376,7 @@ describe.each(stages)('%s stage', (_name, cfg) => {
       s.template.resourceCountIs('AWS::DynamoDB::Table', 3);
       s.template.hasResourceProperties('AWS::DynamoDB::Table', { TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true } });
       const items = idsOf(s.json, 'AWS::DynamoDB::Table', (r) => (r.Properties!['KeySchema'] as unknown[]).length === 2)[0]!;
-      // The registry's name is derived from the items table's, exactly as read-model/registry.ts derives it.
+      // The registry's name is derived from the items table's, exactly as core/projections/registry.ts derives it.
       s.template.hasResourceProperties('AWS::DynamoDB::Table', { TableName: { 'Fn::Join': ['', [{ Ref: items }, '-projections']] } });
       s.template.hasResourceProperties('AWS::DynamoDB::Table', {
         BillingMode: 'PAY_PER_REQUEST',

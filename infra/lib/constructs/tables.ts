@@ -4,7 +4,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import { REQUEST_TTL_ATTRIBUTE } from '../../../core/request-retention';
-import { registryTableName, versionItemsTable } from '../../../read-model/registry';
+import { registryTableName, versionItemsTable } from '../../../core/projections/registry';
 
 export interface ReadModelTablesProps {
   /** Keep tables (and forbid deletion) when the stack goes away. */
@@ -16,7 +16,7 @@ export interface ReadModelTablesProps {
  * traffic) with point-in-time recovery. Key schema is fixed by the services.
  *
  * Besides the two tables, the code addresses tables by names DERIVED from the
- * items table (read-model/registry.ts): the projection registry
+ * items table (core/projections/registry.ts): the projection registry
  * `<items>-projections` (read on every item read and projection write; created
  * here) and a rebuild's version tables `<items>-v<n>` (created and dropped at
  * run time by `npm run replay -- rebuild`; granted by name pattern).

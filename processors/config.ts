@@ -1,0 +1,63 @@
+/**
+ * The processors' configuration. `ProcessorsSharedEnv` holds the keys every processors runtime
+ * reads (the local runner, processors/main.ts; the Lambda entry, processors/lambda.ts; the
+ * operator CLIs) — declared once here; each runtime adds only its own keys.
+ */
+import { z } from 'zod';
+import { AckRetentionEnv } from '../core/ack-log';
+import { AwsEnv, LogEnv, port, positiveInt, RedisEnv, StreamEnv, TablesEnv } from '../core/config';
+
+export const ProcessorsSharedEnv = z.object({
+  /**
+   * PostgreSQL connections per process. No schema default: the default depends on the runtime
+   * (processors/composition.ts, PG_POOL_DEFAULTS).
+   */
+  PG_POOL_SIZE: z.coerce.number().int().positive().optional(),
+  /** Failed attempts (for a reason in the record itself) before a record is parked. */
+  MAX_ATTEMPTS: positiveInt(5),
+  /** SQS queue that receives a letter for each parked record (without it: a log line). */
+  DLQ_URL: z.string().min(1).optional(),
+  /** Under light traffic the commit consumer writes the durable copy before the ack, waiting at most this long (0: never). */
+  DURABLE_INLINE_BUDGET_MS: z.coerce.number().int().min(0).max(5000).default(500),
+  /** Above this many records/s the commit consumer leaves the durable copy to the projection consumer. */
+  DURABLE_INLINE_MAX_RATE: z.coerce.number().int().min(0).default(200),
+}).merge(AwsEnv).merge(AckRetentionEnv).merge(RedisEnv).merge(TablesEnv).merge(LogEnv);
+export type ProcessorsSharedConfig = z.infer<typeof ProcessorsSharedEnv>;
+
+/** The local runner's (and the CLIs') configuration: the shared keys plus the stream polling of processors/runner.ts. */
+export const ProcessorsConfig = z.object({
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+  PROCESSOR_CONSUMER: z.string().default('processors'),
+  /** The projection consumer's checkpoint name (processors/projection-consumer.ts). */
+  PROJECTION_CONSUMER: z.string().default('projections'),
+  /** Which consumers this process runs: both (default), or one each in separate processes (as the two Lambdas in AWS). */
+  CONSUMERS: z.enum(['commit,projection', 'commit', 'projection']).default('commit,projection'),
+  BATCH_SIZE: positiveInt(500),
+  /** Like MaximumBatchingWindowInSeconds: wait up to this long to fill a batch (0: do not wait). */
+  BATCH_WINDOW_MS: z.coerce.number().int().min(0).default(0),
+  POLL_INTERVAL_MS: positiveInt(20),
+  RETRY_DELAY_MS: positiveInt(200),
+  SHARD_REFRESH_MS: positiveInt(10_000),
+  PROCESSORS_METRICS_PORT: port(3003),
+  LAG_LOG_MS: positiveInt(10_000),
+}).merge(ProcessorsSharedEnv).merge(StreamEnv);
+export type ProcessorsConfig = z.infer<typeof ProcessorsConfig>;
+
+/** The Lambda entry's configuration: the shared keys plus how it finds its secrets (RDS Proxy, ElastiCache AUTH). */
+export const LambdaConfig = z
+  .object({
+    DATABASE_URL: z.string().optional(),
+    DB_SECRET_ARN: z.string().optional(),
+    DB_HOST: z.string().optional(),
+    DB_NAME: z.string().default('ackstream'),
+    DB_PORT: port(5432),
+    /** TLS to the database (the RDS Proxy requires it); 'disable' only for a local PostgreSQL. */
+    DB_SSL: z.enum(['require', 'disable']).default('require'),
+    /** ElastiCache AUTH token (a plain-string secret), read at cold start. */
+    REDIS_AUTH_TOKEN_SECRET_ARN: z.string().optional(),
+  })
+  .merge(ProcessorsSharedEnv)
+  .refine((c) => c.DATABASE_URL || (c.DB_SECRET_ARN && c.DB_HOST), {
+    message: 'set DATABASE_URL, or DB_SECRET_ARN and DB_HOST',
+  });
+export type LambdaConfig = z.infer<typeof LambdaConfig>;

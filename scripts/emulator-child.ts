@@ -1,0 +1,18 @@
+/**
+ * One AWS emulator of the local stack (scripts/local-stack.ts) in its own process, so a fault test can `kill -9` and restart it:
+ * `node --import tsx emulator-child.ts kinesis|dynamodb <port> <dataDir>`. Data persists in dataDir
+ * (`memory`: kept in memory only, as `npm start`'s in-process emulators do without a data dir).
+ */
+import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:net';
+import { dynamoEmulator, kinesisEmulator } from './local-stack';
+
+const [kind, portArg, dir] = process.argv.slice(2);
+if ((kind !== 'kinesis' && kind !== 'dynamodb') || !portArg || !dir) {
+  process.stderr.write('usage: emulator-child.ts kinesis|dynamodb <port> <dataDir>\n');
+  process.exit(2);
+}
+if (dir !== 'memory') mkdirSync(dir, { recursive: true });
+const server: Server = kind === 'kinesis' ? kinesisEmulator(dir === 'memory' ? undefined : dir) : dynamoEmulator(dir === 'memory' ? undefined : dir);
+server.listen(Number(portArg), '127.0.0.1', () => process.stdout.write(`${kind} listening\n`));
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
