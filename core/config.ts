@@ -61,6 +61,7 @@ export const StreamEnv = z.object({
  * the stack sets this above the ALB's idle timeout (infra/lib/ackstream-stack.ts).
  */
 export const HttpEnv = z.object({
+  /** Idle keep-alive timeout of the HTTP server; behind a load balancer, above its idle timeout (the stack sets ALB idle + 5 s). */
   HTTP_KEEP_ALIVE_MS: z.coerce.number().int().min(1000).max(3_600_000).default(65_000),
 });
 

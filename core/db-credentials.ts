@@ -8,6 +8,8 @@
  */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Pool, type PoolClient, type PoolConfig } from 'pg';
+import { z } from 'zod';
+import { loadConfig } from './config';
 
 export interface DbSecret {
   username: string;
@@ -92,10 +94,20 @@ export class SecretPool extends Pool {
  * arrive separately — DB_HOST/DB_PORT/DB_NAME/DB_SSL as environment, DB_USER/DB_PASSWORD injected
  * from the rotated secret — and are joined here (password URL-encoded). An explicit DATABASE_URL wins.
  */
+export const OperatorDbEnv = z.object({
+  DATABASE_URL: z.string().optional(),
+  DB_HOST: z.string().optional(),
+  DB_PORT: z.coerce.number().int().min(1).max(65535).default(5432),
+  DB_NAME: z.string().default('ackstream'),
+  DB_USER: z.string().optional(),
+  DB_PASSWORD: z.string().optional(),
+  DB_SSL: z.enum(['require', 'disable']).default('require'),
+});
+
 export function withDatabaseUrl(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  if (env.DATABASE_URL || !env.DB_HOST || !env.DB_USER || env.DB_PASSWORD === undefined) return env;
-  const auth = `${encodeURIComponent(env.DB_USER)}:${encodeURIComponent(env.DB_PASSWORD)}`;
-  const ssl = (env.DB_SSL ?? 'require') === 'require' ? '?sslmode=require' : '';
-  const db = encodeURIComponent(env.DB_NAME ?? 'ackstream');
-  return { ...env, DATABASE_URL: `postgres://${auth}@${env.DB_HOST}:${env.DB_PORT ?? '5432'}/${db}${ssl}` };
+  const c = loadConfig(OperatorDbEnv, env);
+  if (c.DATABASE_URL || !c.DB_HOST || !c.DB_USER || c.DB_PASSWORD === undefined) return env;
+  const auth = `${encodeURIComponent(c.DB_USER)}:${encodeURIComponent(c.DB_PASSWORD)}`;
+  const ssl = c.DB_SSL === 'require' ? '?sslmode=require' : '';
+  return { ...env, DATABASE_URL: `postgres://${auth}@${c.DB_HOST}:${c.DB_PORT}/${encodeURIComponent(c.DB_NAME)}${ssl}` };
 }
