@@ -338,6 +338,20 @@ describe.each(stages)('%s stage', (_name, cfg) => {
       expect(refs(group!.Properties!['SubnetIds'])).toEqual(subnetIds(s.json, 'data').sort());
     });
 
+    test('migrations run in the deploy (CDK trigger) before the mappings exist and before the app password rotates', () => {
+      const [trigger] = idsOf(s.json, 'Custom::Trigger');
+      expect(trigger).toBeDefined();
+      const dependsOnTrigger = (r: { DependsOn?: string[] } & object) => (r.DependsOn ?? []).includes(trigger!);
+      const esms = resourcesOf(s.json, 'AWS::Lambda::EventSourceMapping');
+      expect(esms).toHaveLength(2);
+      for (const esm of esms) expect(dependsOnTrigger(esm as never)).toBe(true);
+      const rotations = Object.values(s.json.Resources).filter((r) => r.Type === 'AWS::SecretsManager::RotationSchedule');
+      expect(rotations.filter((r) => dependsOnTrigger(r as never))).toHaveLength(1); // the application secret's
+      // The migration function logs in as master and sets the app role's password: both secrets, through the proxy.
+      const fn = Object.values(s.json.Resources).find((r) => r.Type === 'AWS::Lambda::Function' && r.Properties!['Environment']?.Variables?.APP_DB_SECRET_ARN)!;
+      expect(Object.keys(fn.Properties!['Environment'].Variables).sort()).toEqual(['APP_DB_SECRET_ARN', 'DB_HOST', 'DB_NAME', 'DB_SECRET_ARN', 'NODE_OPTIONS']);
+    });
+
     test('no read replica: nothing would read it (docs/DEPLOY.md, "What is not deployed")', () => {
       const replicas = resourcesOf(s.json, 'AWS::RDS::DBInstance').filter((r) => r.Properties!['SourceDBInstanceIdentifier']);
       expect(replicas).toHaveLength(0);

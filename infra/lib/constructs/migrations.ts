@@ -72,8 +72,9 @@ export class Migrations extends Construct {
       timeout: Duration.minutes(10),
       invocationType: triggers.InvocationType.REQUEST_RESPONSE,
       executeOnHandlerChange: true,
-      // The proxy answers only once its target (the instance) is registered.
-      executeAfter: [db.proxy, db.instance],
+      // The proxy answers only once its target (the instance) is registered; the function reaches
+      // it only once the proxy's ingress rules exist, and Secrets Manager through the VPC endpoints.
+      executeAfter: [db.proxy, db.instance, db.proxySecurityGroup, props.vpc],
       executeBefore: props.before,
     });
   }
