@@ -159,7 +159,7 @@ export class AckstreamStack extends Stack {
       vpc,
       subnets: appSubnets,
       logRetention,
-      before: [...this.processor.mappings, this.database.appRotation],
+      before: [...this.processor.mappings, this.database.appRotationSchedule],
     });
 
     // ---- edge + services ----

@@ -41,6 +41,7 @@ export class EventStoreDatabase extends Construct {
   readonly appSecret: secretsmanager.ISecret;
   /** Rotation of {@link appSecret}; it must not start before the migrations created the role. */
   readonly appRotation: secretsmanager.SecretRotation;
+  readonly appRotationSchedule: secretsmanager.RotationSchedule;
   readonly proxySecurityGroup: ec2.SecurityGroup;
   readonly databaseName: string;
 
@@ -146,6 +147,10 @@ export class EventStoreDatabase extends Construct {
       securityGroup: rotationSg,
       automaticallyAfter: Duration.days(s.rotationDays),
     });
+    // The schedule (which rotates at once when created) lives on the secret, not under the rotation.
+    this.appRotationSchedule = this.node.findAll().find(
+      (c): c is secretsmanager.RotationSchedule => c instanceof secretsmanager.RotationSchedule && c.node.path.includes('/AppSecret'),
+    )!;
   }
 
   /** Opens the proxy port to a client and lets it read the application credentials. */
