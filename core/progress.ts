@@ -32,7 +32,7 @@ export function formatEta(seconds: number): string {
 
 export function progressLine(label: string, done: number, total: number, rate: number, width = 0, detail = '', unit = 'ev/s'): string {
   const pct = total > 0 ? Math.min(1, done / total) : 1;
-  const eta = rate > 0 ? (total - done) / rate : Infinity;
+  const eta = done >= total ? 0 : rate > 0 ? (total - done) / rate : Infinity;
   const speed = unit ? ` ${Math.round(rate).toLocaleString('en-US')} ${unit}` : '';
   const stats = `${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} ${(pct * 100).toFixed(1)}%${speed} ETA ${formatEta(eta)}${detail ? ` ${detail}` : ''}`;
   if (width <= 0) return `${label}: ${stats}`;

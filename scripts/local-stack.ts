@@ -37,12 +37,17 @@ export const LocalStackEnv = z.object({
   LOCAL_PG_PORT: port(54329),
   /** Port of the redis-server `npm start` runs (when REDIS_URL is not set). */
   LOCAL_REDIS_PORT: port(63790),
-  /** Ports of the local services and emulators under `npm start`. */
+  /** Port of the gateway under `npm start`. */
   GATEWAY_PORT: port(3000),
+  /** Port of the read API under `npm start`. */
   READ_PORT: port(3001),
+  /** Port of the ack service (and console) under `npm start`. */
   ACK_PORT: port(3002),
+  /** Port of the Kinesis emulator (kinesalite) under `npm start`. */
   KINESIS_PORT: port(4567),
+  /** Port of the DynamoDB emulator (dynalite) under `npm start`. */
   DYNAMODB_PORT: port(4568),
+  /** Port of the SQS emulator (fauxqs) under `npm start`. */
   SQS_PORT: port(4569),
   /** Shards of the local stream. */
   SHARD_COUNT: positiveInt(2),
@@ -50,6 +55,7 @@ export const LocalStackEnv = z.object({
   PROCESSORS_METRICS_PORT: port(3003),
   /** The console's settings (ack-service/console/); `npm start` points them at the local services. */
   CONSOLE_GATEWAY_URL: z.string().url().optional(),
+  /** Comma-separated /metrics URLs the console scrapes; unset: the four local services' /metrics. */
   CONSOLE_METRICS_URLS: z.string().optional(),
 }).merge(AwsEnv.pick({ AWS_REGION: true })).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
 export type LocalStackEnv = z.infer<typeof LocalStackEnv>;

@@ -17,6 +17,7 @@ import { formatStatus, status } from './status';
 import { verify } from './verify';
 
 export const ReplayConfig = z.object({
+  /** PostgreSQL of the processors (the event log a rebuild folds, the command store a reprocess commits to). */
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
 }).merge(AwsEnv).merge(RedisEnv).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
 
