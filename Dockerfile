@@ -3,6 +3,9 @@
 # tsx, a runtime dependency, so there is no separate build stage.
 FROM node:22-slim
 ENV NODE_ENV=production
+# In a container the services must listen on every interface (the load balancer's health checks
+# come from outside); the services' own default stays loopback for laptop runs.
+ENV HOST=0.0.0.0
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: no runtime dependency needs an install script (tsx's esbuild

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { type AckLog, AckRetentionEnv, retentionFrom } from '../core/ack-log';
 import { TokenVerifier } from '../core/auth';
-import { AuthEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMain } from '../core/config';
+import { applyHttpTimeouts, AuthEnv, HttpEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMain } from '../core/config';
 import { createLogger, type Logger } from '../core/log';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { closeRedis, createRedis } from '../core/redis';
@@ -29,7 +29,7 @@ export const AckConfig = z.object({
   MAX_MESSAGE_BYTES: positiveInt(4096),
   /** How long a closing slow client gets to read its close frame before it is terminated. */
   CLOSE_GRACE_MS: positiveInt(5000),
-}).merge(AckRetentionEnv).merge(AuthEnv).merge(RedisEnv).merge(LogEnv).merge(ConsoleEnv);
+}).merge(AckRetentionEnv).merge(AuthEnv).merge(RedisEnv).merge(LogEnv).merge(ConsoleEnv).merge(HttpEnv);
 export type AckConfig = z.infer<typeof AckConfig>;
 
 export async function startAckService(config: AckConfig, overrides: { acks?: AckLog; log?: Logger } = {}): Promise<RunningService> {
@@ -47,6 +47,7 @@ export async function startAckService(config: AckConfig, overrides: { acks?: Ack
   // The operator console (GET /console): ack-service/console/.
   const operatorConsole = createConsole({ connectionCount: () => ack.connectionCount(), acks, config, log });
   const server = createAckHttpServer(ack, [operatorConsole]);
+  applyHttpTimeouts(server, config);
   answerClientErrorsWithProblems(server);
   await new Promise<void>((resolve, reject) => server.listen(config.ACK_PORT, config.HOST, resolve).on('error', reject));
   const actual = (server.address() as { port: number }).port;

@@ -56,6 +56,22 @@ export const StreamEnv = z.object({
   KINESIS_STREAM: z.string().default('ackstream-commands'),
 });
 
+/**
+ * HTTP server timeouts. Behind a load balancer, an idle keep-alive connection must outlive the
+ * balancer's idle timeout, or the balancer reuses a socket the server just closed (sporadic 502s):
+ * the stack sets this above the ALB's idle timeout (infra/lib/ackstream-stack.ts).
+ */
+export const HttpEnv = z.object({
+  /** Idle keep-alive timeout of the HTTP server; behind a load balancer, above its idle timeout (the stack sets ALB idle + 5 s). */
+  HTTP_KEEP_ALIVE_MS: z.coerce.number().int().min(1000).max(3_600_000).default(65_000),
+});
+
+/** Applies {@link HttpEnv} to a server: headers timeout just above keep-alive, as Node requires. */
+export function applyHttpTimeouts(server: { keepAliveTimeout: number; headersTimeout: number }, c: { HTTP_KEEP_ALIVE_MS: number }): void {
+  server.keepAliveTimeout = c.HTTP_KEEP_ALIVE_MS;
+  server.headersTimeout = c.HTTP_KEEP_ALIVE_MS + 1000;
+}
+
 export const LogEnv = z.object({
   /** Structured log lines at this level and above. */
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),

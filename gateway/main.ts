@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { AckRetentionEnv, retentionFrom, type AckLog } from '../core/ack-log';
 import { TokenVerifier } from '../core/auth';
 import { createKinesis } from '../core/aws';
-import { AuthEnv, AwsEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMain, StreamEnv } from '../core/config';
+import { applyHttpTimeouts, AuthEnv, AwsEnv, HttpEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMain, StreamEnv } from '../core/config';
 import { createLogger, type Logger } from '../core/log';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { closeRedis, createRedis } from '../core/redis';
@@ -65,7 +65,7 @@ export const GatewayConfig = z.object({
   RATE_LIMIT_BURST_WINDOW_S: positiveInt(10),
   /** How long shutdown waits for open connections after the buffer is flushed. */
   SHUTDOWN_GRACE_MS: positiveInt(5_000),
-}).merge(AuthEnv).merge(AckRetentionEnv).merge(AwsEnv).merge(RedisEnv).merge(StreamEnv).merge(LogEnv);
+}).merge(AuthEnv).merge(AckRetentionEnv).merge(AwsEnv).merge(RedisEnv).merge(StreamEnv).merge(LogEnv).merge(HttpEnv);
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 
 export interface GatewayOverrides {
@@ -128,6 +128,7 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.GATEWAY_PORT, config.HOST, () => resolve(s)).on('error', reject);
   });
+  applyHttpTimeouts(server, config);
   answerClientErrorsWithProblems(server);
   const actual = (server.address() as { port: number }).port;
   log.info('gateway listening', { port: actual });

@@ -62,6 +62,10 @@ export const LambdaConfig = z
     DB_HOST: z.string().optional(),
     /** Database name on DB_HOST. */
     DB_NAME: z.string().default('ackstream'),
+    /** Port of the RDS Proxy (or a local PostgreSQL). */
+    DB_PORT: port(5432),
+    /** TLS to the database (the RDS Proxy requires it); 'disable' only for a local PostgreSQL. */
+    DB_SSL: z.enum(['require', 'disable']).default('require'),
     /** ElastiCache AUTH token (a plain-string secret), read at cold start. */
     REDIS_AUTH_TOKEN_SECRET_ARN: z.string().optional(),
   })

@@ -1,36 +1,36 @@
 /**
  * AWS Lambda entry of the processors: the same handler the local runner drives, invoked by the
  * Kinesis event source mapping (ReportBatchItemFailures). Clients are created once per container;
- * the database password comes from Secrets Manager when DB_SECRET_ARN is set (RDS Proxy endpoint).
+ * the database credentials come from Secrets Manager when DB_SECRET_ARN is set (RDS Proxy endpoint),
+ * and are read again when the server refuses them (password rotation: core/db-credentials.ts).
  */
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { Pool } from 'pg';
 import type { KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
 import { retentionFrom } from '../core/ack-log';
 import { createDocumentClient, createDynamo, createSqs } from '../core/aws';
 import { loadConfig } from '../core/config';
-import { createLogger } from '../core/log';
+import { CachedSecret, parseDbSecret, readSecretString, SecretPool } from '../core/db-credentials';
+import { createLogger, type Logger } from '../core/log';
 import { RedisHotStore } from '../core/read-store';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { createRedis } from '../core/redis';
 import type { KinesisHandler } from './commit-consumer';
-import { composeConsumers, createDeadLetterQueue, createPool } from './composition';
+import { composeConsumers, createDeadLetterQueue, createPool, PG_POOL_DEFAULTS } from './composition';
 import { LambdaConfig } from './config';
 
 type Config = LambdaConfig;
 
-async function readSecret(c: Config, arn: string): Promise<string> {
-  const sm = new SecretsManagerClient({ region: c.AWS_REGION });
-  try {
-    return (await sm.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString ?? '';
-  } finally {
-    sm.destroy();
-  }
-}
-
-async function databaseUrl(c: Config): Promise<string> {
-  if (c.DATABASE_URL) return c.DATABASE_URL;
-  const secret = JSON.parse(await readSecret(c, c.DB_SECRET_ARN!)) as { username: string; password: string };
-  return `postgres://${encodeURIComponent(secret.username)}:${encodeURIComponent(secret.password)}@${c.DB_HOST}:5432/${c.DB_NAME}?sslmode=require`;
+/** The pool: a plain URL locally, or the proxy with credentials from the rotating secret. */
+async function lambdaPool(c: Config, log: Logger): Promise<Pool> {
+  if (c.DATABASE_URL) return createPool(c.DATABASE_URL, 'lambda', c.PG_POOL_SIZE, log);
+  const secret = new CachedSecret(async () => parseDbSecret(await readSecretString(c.AWS_REGION, c.DB_SECRET_ARN!)));
+  const { username } = await secret.get();
+  const pool = new SecretPool(secret, username, {
+    host: c.DB_HOST!, port: c.DB_PORT, database: c.DB_NAME, max: c.PG_POOL_SIZE ?? PG_POOL_DEFAULTS.lambda,
+    ...(c.DB_SSL === 'require' ? { ssl: true } : {}),
+  });
+  pool.on('error', (err) => log.warn('idle PostgreSQL connection lost', { err }));
+  return pool;
 }
 
 interface Handlers {
@@ -43,8 +43,8 @@ let ready: Promise<Handlers> | undefined;
 async function build(): Promise<Handlers> {
   const config = loadConfig(LambdaConfig);
   const log = createLogger(config.LOG_LEVEL, { service: 'processors' });
-  const pool = createPool(await databaseUrl(config), 'lambda', config.PG_POOL_SIZE, log);
-  const redisToken = config.REDIS_AUTH_TOKEN_SECRET_ARN ? await readSecret(config, config.REDIS_AUTH_TOKEN_SECRET_ARN) : config.REDIS_AUTH_TOKEN;
+  const pool = await lambdaPool(config, log);
+  const redisToken = config.REDIS_AUTH_TOKEN_SECRET_ARN ? await readSecretString(config.AWS_REGION, config.REDIS_AUTH_TOKEN_SECRET_ARN) : config.REDIS_AUTH_TOKEN;
   const redis = createRedis(config.REDIS_URL, redisToken);
   const { commit, project } = composeConsumers({
     config, pool, redis, log,

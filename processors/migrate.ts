@@ -4,8 +4,9 @@ import { runner } from 'node-pg-migrate';
 
 export const MIGRATIONS_DIR = path.join(__dirname, 'migrations');
 
-export async function migrate(databaseUrl: string, log: (msg: string) => void = () => undefined): Promise<void> {
-  await runner({
+/** Applies what is missing; returns the names of the migrations this call ran (none: already current). */
+export async function migrate(databaseUrl: string, log: (msg: string) => void = () => undefined): Promise<string[]> {
+  const ran = await runner({
     databaseUrl,
     dir: MIGRATIONS_DIR,
     direction: 'up',
@@ -15,4 +16,5 @@ export async function migrate(databaseUrl: string, log: (msg: string) => void = 
     noLock: false,
     checkOrder: true,
   });
+  return ran.map((m) => m.name);
 }

@@ -7,7 +7,7 @@ import { Agent } from 'node:http';
 import { z } from 'zod';
 import { TokenVerifier } from '../core/auth';
 import { createDocumentClient } from '../core/aws';
-import { AuthEnv, AwsEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMain, TablesEnv } from '../core/config';
+import { applyHttpTimeouts, AuthEnv, AwsEnv, HttpEnv, LogEnv, loadConfig, port, positiveInt, RedisEnv, runMain, TablesEnv } from '../core/config';
 import { createLogger, type Logger } from '../core/log';
 import { closeRedis } from '../core/redis';
 import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } from '../core/service';
@@ -46,7 +46,7 @@ export const ReadConfig = z.object({
   READ_NEAR_CACHE_MAX_BYTES: z.coerce.number().int().min(1024 * 1024).max(16 * 1024 ** 3).default(64 * 1024 * 1024),
   /** An invalidation connection silent this long (heartbeat unanswered) flushes the near cache. */
   READ_NEAR_CACHE_MAX_SILENCE_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
-}).merge(AuthEnv).merge(AwsEnv).merge(RedisEnv).merge(TablesEnv).merge(LogEnv);
+}).merge(AuthEnv).merge(AwsEnv).merge(RedisEnv).merge(TablesEnv).merge(LogEnv).merge(HttpEnv);
 export type ReadConfig = z.infer<typeof ReadConfig>;
 
 /**
@@ -131,7 +131,7 @@ export async function startReadModel(config: ReadConfig, overrides: ReadOverride
   });
   const verifier = new CachingTokenVerifier(new TokenVerifier(config.AUTH_SECRET), config.READ_TOKEN_CACHE_SIZE);
   const server = createReadServer({ reader, verifier, log, metrics: metrics.registry, minVersionWaitMs: config.READ_MIN_VERSION_WAIT_MS });
-  server.keepAliveTimeout = 65_000; // longer than typical load balancer idle timeouts
+  applyHttpTimeouts(server, config); // longer than the load balancer's idle timeout
   answerClientErrorsWithProblems(server);
   await new Promise<void>((resolve, reject) => server.listen(config.READ_PORT, config.HOST, resolve).on('error', reject));
   const actual = (server.address() as { port: number }).port;

@@ -1,5 +1,6 @@
-import { CfnOutput, CfnParameter, Duration, Stack, StackProps, Tags } from 'aws-cdk-lib';
+import { Aspects, CfnOutput, CfnParameter, Duration, RemovalPolicy, Stack, StackProps, Tags } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
@@ -7,15 +8,20 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { StageConfig } from './config';
 import { HotReadCache } from './constructs/cache';
+import { Chaos } from './constructs/chaos';
 import { EventStoreDatabase } from './constructs/database';
+import { Migrations } from './constructs/migrations';
+import { OperatorTask } from './constructs/operator-task';
 import { Edge } from './constructs/edge';
 import { Network } from './constructs/network';
 import { Operations } from './constructs/operations';
 import { ProcessorSource, StreamProcessor } from './constructs/stream-processor';
 import { ReadModelTables } from './constructs/tables';
 import { WebService } from './constructs/web-service';
+import { CfnLintExceptions } from './cfn-lint-exceptions';
 import { applyNagSuppressions } from './nag-suppressions';
 
 export interface AckstreamStackProps extends StackProps {
@@ -24,7 +30,14 @@ export interface AckstreamStackProps extends StackProps {
   readonly processor: ProcessorSource;
   /** Directory with the Dockerfile of the one service image (the repo root in the app). */
   readonly imageDirectory: string;
+  /** Repository root (the migration function's sources); defaults to {@link imageDirectory}. */
+  readonly repoRoot?: string;
+  /** Ready code for the migration function instead of bundling it (fast tests). */
+  readonly migrationCode?: lambda.Code;
 }
+
+/** Where the services listen inside their containers: every interface, so the ALB's health checks reach them. */
+export const CONTAINER_HOST = '0.0.0.0';
 
 /** Service ports, fixed by the services' defaults. */
 export const PORTS = { gateway: 3000, readApi: 3001, ackService: 3002 } as const;
@@ -42,6 +55,10 @@ export class AckstreamStack extends Stack {
   readonly tables: ReadModelTables;
   readonly services: { gateway: WebService; readApi: WebService; ackService: WebService };
   readonly operations: Operations;
+  readonly migrations: Migrations;
+  readonly operatorTask: OperatorTask;
+  readonly chaos: Chaos;
+  readonly cluster: ecs.Cluster;
   readonly authSecret: secretsmanager.Secret;
   readonly config: StageConfig;
 
@@ -71,6 +88,7 @@ export class AckstreamStack extends Stack {
       encryptionKey: key,
       generateSecretString: { passwordLength: 64, excludePunctuation: true },
     });
+    this.authSecret.applyRemovalPolicy(cfg.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY);
 
     this.tables = new ReadModelTables(this, 'Tables', { retain: cfg.retainData });
 
@@ -91,6 +109,7 @@ export class AckstreamStack extends Stack {
       encryptionKey: key,
       logRetention,
       name: `ackstream-${cfg.stage}`,
+      retain: cfg.retainData,
     });
 
     const common = {
@@ -111,26 +130,37 @@ export class AckstreamStack extends Stack {
       logRetention,
       retain: cfg.retainData,
       iteratorAgeAlarmSeconds: cfg.alarms.iteratorAgeSeconds,
+      failedRecordsPer5Min: cfg.alarms.failedRecordsPer5Min,
       environment: {
         ...common,
-        DB_SECRET_ARN: this.database.secret.secretArn,
+        // The application role's credentials (not the master's), re-read when rotated.
+        DB_SECRET_ARN: this.database.appSecret.secretArn,
         DB_HOST: this.database.proxy.endpoint,
         DB_NAME: this.database.databaseName,
         ITEMS_TABLE: this.tables.items.tableName,
         REQUESTS_TABLE: this.tables.requests.tableName,
-        // Lambda has no ECS-style secret injection: it resolves these ARNs at cold start.
-        AUTH_SECRET_ARN: this.authSecret.secretArn,
+        // Lambda has no ECS-style secret injection: it resolves this ARN at cold start.
         REDIS_AUTH_TOKEN_SECRET_ARN: this.cache.authToken.secretArn,
       },
     });
     for (const fn of [this.processor.fn, this.processor.projectionFn]) {
-      this.database.allowClient(fn);
+      this.database.allowClient(fn, 'from processors');
       this.cache.allowFrom(fn, 'from processors');
-      this.tables.items.grantReadWriteData(fn);
-      this.tables.requests.grantReadWriteData(fn);
-      this.authSecret.grantRead(fn);
+      this.tables.grantProjectionWriter(fn);
       this.cache.authToken.grantRead(fn);
     }
+
+    // Schema first: the migration function runs during the deploy, before the mappings exist
+    // (and before the application password's first rotation, which needs the role).
+    this.migrations = new Migrations(this, 'Migrations', {
+      repoRoot: props.repoRoot ?? props.imageDirectory,
+      ...(props.migrationCode ? { code: props.migrationCode } : {}),
+      database: this.database,
+      vpc,
+      subnets: appSubnets,
+      logRetention,
+      before: [...this.processor.mappings, this.database.appRotationSchedule],
+    });
 
     // ---- edge + services ----
     const certificateArn =
@@ -149,7 +179,7 @@ export class AckstreamStack extends Stack {
       deletionProtection: cfg.retainData,
     });
 
-    const cluster = new ecs.Cluster(this, 'Cluster', {
+    const cluster = this.cluster = new ecs.Cluster(this, 'Cluster', {
       vpc,
       containerInsightsV2: ecs.ContainerInsights.ENABLED,
     });
@@ -173,7 +203,14 @@ export class AckstreamStack extends Stack {
       secrets,
       p99LatencyAlarmSeconds: cfg.alarms.p99LatencySeconds,
     };
-    const env = { ...common, AWS_REGION: this.region, NODE_ENV: 'production' };
+    const env = {
+      ...common,
+      AWS_REGION: this.region,
+      NODE_ENV: 'production',
+      HOST: CONTAINER_HOST,
+      // Idle keep-alive connections outlive the ALB's idle timeout: the ALB closes them first.
+      HTTP_KEEP_ALIVE_MS: String((cfg.albIdleTimeoutSeconds + 5) * 1000),
+    };
     const collections = elbv2.ListenerCondition.pathPatterns(['/v1/collections/*']);
 
     const ackService = new WebService(this, 'AckService', {
@@ -219,9 +256,40 @@ export class AckstreamStack extends Stack {
 
     // Least privilege: each task role gets exactly what its service calls.
     this.processor.stream.grantWrite(gateway.taskDefinition.taskRole);
-    this.tables.items.grantReadData(readApi.taskDefinition.taskRole);
-    this.tables.requests.grantReadData(readApi.taskDefinition.taskRole);
+    this.tables.grantReader(readApi.taskDefinition.taskRole);
     for (const svc of [gateway, readApi, ackService]) this.cache.allowFrom(svc.service, `from ${svc.node.id}`);
+
+    // ---- operator task: `npm run dlq` / `npm run replay` inside the VPC ----
+    this.operatorTask = new OperatorTask(this, 'OperatorTask', {
+      vpc,
+      image,
+      architecture: cfg.containerArchitecture,
+      logRetention,
+      environment: {
+        ...common,
+        AWS_REGION: this.region,
+        NODE_ENV: 'production',
+        DB_HOST: this.database.proxy.endpoint,
+        DB_NAME: this.database.databaseName,
+        DB_SSL: 'require',
+        ITEMS_TABLE: this.tables.items.tableName,
+        REQUESTS_TABLE: this.tables.requests.tableName,
+        KINESIS_STREAM: this.processor.stream.streamName,
+        DLQ_URL: this.processor.deadLetterQueue.queueUrl,
+      },
+      secrets: {
+        REDIS_AUTH_TOKEN: ecs.Secret.fromSecretsManager(this.cache.authToken),
+        DB_USER: ecs.Secret.fromSecretsManager(this.database.appSecret, 'username'),
+        DB_PASSWORD: ecs.Secret.fromSecretsManager(this.database.appSecret, 'password'),
+      },
+    });
+    const opsRole = this.operatorTask.taskDefinition.taskRole;
+    this.database.proxy.connections.allowFrom(this.operatorTask.securityGroup, ec2.Port.tcp(5432), 'from the operator task');
+    this.cache.allowFrom(this.operatorTask.securityGroup, 'from the operator task');
+    this.tables.grantOperator(opsRole);
+    this.processor.stream.grantReadWrite(opsRole);
+    this.processor.deadLetterQueue.grantConsumeMessages(opsRole);
+    this.processor.deadLetterQueue.grantSendMessages(opsRole);
 
     // ---- operations ----
     this.operations = new Operations(this, 'Operations', {
@@ -253,24 +321,48 @@ export class AckstreamStack extends Stack {
       }),
     ];
     const redisMemory = new cloudwatch.Alarm(this, 'RedisMemory', {
-      alarmDescription: 'Redis memory high: evictions of the hot read model are near',
-      metric: new cloudwatch.Metric({
-        namespace: 'AWS/ElastiCache',
-        metricName: 'DatabaseMemoryUsagePercentage',
-        // Cluster-mode-off primary is node 001 of the group.
-        dimensionsMap: { CacheClusterId: `${this.cache.replicationGroupId}-001` },
-        statistic: 'Maximum',
-        period: Duration.minutes(5),
-      }),
+      alarmDescription: 'Redis memory high on the primary (the highest node): evictions of the hot read model are near',
+      metric: this.cache.maxOverNodes('DatabaseMemoryUsagePercentage', 'Redis memory % (max node)'),
       threshold: a.redisMemoryPercent,
       evaluationPeriods: 3,
+    });
+    const cacheAlarms = [
+      redisMemory,
+      new cloudwatch.Alarm(this, 'RedisCpu', {
+        alarmDescription: 'Redis engine CPU high (single-threaded engine): reads and acks slow down; scale the node type',
+        metric: this.cache.maxOverNodes('EngineCPUUtilization', 'Redis engine CPU % (max node)'),
+        threshold: a.redisCpuPercent,
+        evaluationPeriods: 3,
+      }),
+    ];
+    if (cfg.redis.replicas > 0) {
+      cacheAlarms.push(new cloudwatch.Alarm(this, 'RedisReplicationLag', {
+        alarmDescription: 'Redis replicas lag the primary: a failover now would lose recent hot-model writes and acks',
+        metric: this.cache.maxOverNodes('ReplicationLag', 'Redis replication lag s (max node)'),
+        threshold: a.redisReplicationLagSeconds,
+        evaluationPeriods: 3,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }));
+    }
+    const tableThrottles = this.tables.throttleMetrics();
+    const dynamoThrottles = new cloudwatch.Alarm(this, 'DynamoDbThrottles', {
+      alarmDescription: 'DynamoDB throttles read-model requests (hot partition or account limit)',
+      metric: new cloudwatch.MathExpression({
+        expression: tableThrottles.map((_, i) => `FILL(t${i}, 0)`).join(' + '),
+        usingMetrics: Object.fromEntries(tableThrottles.map((m, i) => [`t${i}`, m])),
+        period: Duration.minutes(5),
+      }),
+      threshold: 0,
+      evaluationPeriods: 2,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
 
     const ops = this.operations;
     ops.watch('Edge', this.edge.alarms);
-    ops.watch('Services (p99 latency)', [gateway, readApi, ackService].flatMap((s) => s.alarms));
+    ops.watch('Services (p99 latency, healthy hosts, running tasks)', [gateway, readApi, ackService].flatMap((s) => s.alarms));
     ops.watch('Stream processing', this.processor.alarms);
-    ops.watch('Data stores', [...dbAlarms, redisMemory]);
+    ops.watch('Data stores', [...dbAlarms, ...cacheAlarms, dynamoThrottles]);
     ops.graph(
       'Requests and writes',
       [this.edge.alb.metrics.requestCount({ period: Duration.minutes(1) })],
@@ -278,7 +370,7 @@ export class AckstreamStack extends Stack {
     );
     ops.graph(
       'Processor',
-      [this.processor.fn, this.processor.projectionFn].flatMap((fn) => [fn.metricInvocations({ period: Duration.minutes(1) }), fn.metricErrors({ period: Duration.minutes(1) })]),
+      [...[this.processor.fn, this.processor.projectionFn].map((fn) => fn.metricInvocations({ period: Duration.minutes(1) })), this.processor.failedRecordsMetric()],
       [this.processor.fn, this.processor.projectionFn].map((fn) => fn.metric('ConcurrentExecutions', { statistic: 'Maximum', period: Duration.minutes(1) })),
     );
 
@@ -286,7 +378,28 @@ export class AckstreamStack extends Stack {
     new CfnOutput(this, 'StreamName', { value: this.processor.stream.streamName });
     new CfnOutput(this, 'DlqUrl', { value: this.processor.deadLetterQueue.queueUrl });
     new CfnOutput(this, 'DashboardName', { value: `ackstream-${cfg.stage}` });
+    new CfnOutput(this, 'ClusterName', { value: cluster.clusterName });
+    new CfnOutput(this, 'OperatorTaskDefinition', { value: this.operatorTask.taskDefinition.taskDefinitionArn });
+    new CfnOutput(this, 'OperatorSecurityGroup', { value: this.operatorTask.securityGroup.securityGroupId });
+    new CfnOutput(this, 'AppSubnets', { value: vpc.selectSubnets(appSubnets).subnetIds.join(',') });
+
+    // ---- chaos: FIS experiment templates, stopped by the user-error and loss alarms ----
+    const dlqAlarm = this.processor.alarms.find((al) => al.node.id === 'DlqDepth')!;
+    const http5xx = this.edge.alarms.find((al) => al.node.id === 'Http5xxRate')!;
+    this.chaos = new Chaos(this, 'Chaos', {
+      cluster,
+      services: { gateway: gateway.service, 'read-api': readApi.service, 'ack-service': ackService.service },
+      database: this.database.instance,
+      multiAz: cfg.database.multiAz,
+      processors: [this.processor.fn, this.processor.projectionFn],
+      ...(cfg.processor.reservedConcurrency !== undefined ? { reservedConcurrency: cfg.processor.reservedConcurrency } : {}),
+      userErrorsAlarm: http5xx,
+      lossAlarm: dlqAlarm,
+      logRetention,
+    });
+    for (const [name, t] of Object.entries(this.chaos.templates)) new CfnOutput(this, `Fis${name.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase())}`, { value: t.attrId });
 
     applyNagSuppressions(this);
+    Aspects.of(this).add(new CfnLintExceptions());
   }
 }

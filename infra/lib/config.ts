@@ -38,9 +38,11 @@ export interface StageConfig {
    */
   readonly certificateArn?: string;
   /**
-   * ALB idle timeout in seconds; raised above the 60 s default so idle
-   * WebSocket ack connections survive between pings.
-   * @default 600
+   * ALB idle timeout in seconds. The ack service pings every socket every
+   * 30 s (HEARTBEAT_MS), so 120 s keeps idle WebSockets open; the HTTP
+   * services' keep-alive is set above it (HTTP_KEEP_ALIVE_MS), so the ALB never
+   * reuses a connection the server has just closed (the cause of sporadic 502s).
+   * @default 120
    */
   readonly albIdleTimeoutSeconds: number;
   /**
@@ -130,16 +132,18 @@ export interface ProcessorSettings {
   readonly maxBatchingWindowSeconds: number;
   /** Concurrent batches per shard (1-10); order is kept per partition key. @default 1 dev, 4 prod */
   readonly parallelizationFactor: number;
-  /** Retries of a failing batch before it goes to the on-failure destination. @default 5 dev, 10 prod */
-  readonly retryAttempts: number;
-  /** Records older than this skip to the on-failure destination. @default 1 h dev, 24 h prod (seconds) */
-  readonly maxRecordAgeSeconds: number;
+  // Retries and record age are NOT settings: the mappings retry without limit (-1/-1), because the
+  // handlers are written for it (infrastructure errors are retried until they pass, poison records
+  // are parked by the handler itself; see infra/lib/constructs/stream-processor.ts).
   /** Read through a dedicated enhanced fan-out consumer (2 MB/s/shard, ~70 ms). @default false dev, true prod */
   readonly enhancedFanOut: boolean;
   /**
-   * Reserved concurrency; caps DB connections through the proxy.
-   * `undefined` leaves the function unreserved.
-   * @default dev undefined, prod shards x parallelization (32)
+   * Reserved concurrency of EACH of the two functions. A Kinesis mapping never runs more than
+   * shards x parallelization invocations at once, which already bounds the proxy's clients
+   * (2 functions x 32 x PG_POOL_SIZE 2 = 128 in prod); reserving takes that capacity out of the
+   * account's pool and fails the deploy where the account quota is low, so it is off by default.
+   * Override with `-c reservedConcurrency=N` (N >= shards x parallelization, or the mapping throttles).
+   * @default undefined (both stages)
    */
   readonly reservedConcurrency?: number;
 }
@@ -153,11 +157,9 @@ export interface DatabaseSettings {
   readonly allocatedStorageGiB: number;
   /** Storage autoscaling ceiling GiB; the event log grows ~1.5-2 TB/month at the brief's load. @default dev 50, prod 16384 */
   readonly maxAllocatedStorageGiB: number;
-  /** Read replicas (for reporting/replays; the read path uses Redis/DynamoDB). @default dev 0, prod 1 */
-  readonly readReplicas: number;
   /** Automated backup retention days. @default dev 1, prod 14 */
   readonly backupRetentionDays: number;
-  /** Days between automatic rotations of the master password. @default 30 */
+  /** Days between automatic rotations of the master and the application passwords. @default 30 */
   readonly rotationDays: number;
   /** Database name the processors use. @default 'ackstream' */
   readonly databaseName: string;
@@ -185,8 +187,14 @@ export interface AlarmThresholds {
   readonly dbCpuPercent: number;
   /** RDS connections (below max_connections of the class). @default dev 60, prod 1000 */
   readonly dbConnections: number;
-  /** Redis memory usage percent. @default 80 */
+  /** Redis memory usage percent (the highest node: the primary or a replica that took over). @default 80 */
   readonly redisMemoryPercent: number;
+  /** Redis engine CPU percent. @default 90 */
+  readonly redisCpuPercent: number;
+  /** Redis replication lag, seconds (only with replicas). @default 5 */
+  readonly redisReplicationLagSeconds: number;
+  /** Records the processors' handlers reported failed (retried), per 5 minutes. @default 50 */
+  readonly failedRecordsPer5Min: number;
 }
 
 const azs = (region: string, n: number): string[] => ['a', 'b', 'c'].slice(0, n).map((s) => `${region}${s}`);
@@ -197,7 +205,7 @@ export function devConfig(region = 'us-east-1'): StageConfig {
     region,
     availabilityZones: azs(region, 2),
     natGateways: 1,
-    albIdleTimeoutSeconds: 600,
+    albIdleTimeoutSeconds: 120,
     gateway: { cpu: 256, memoryMiB: 512, minTasks: 1, maxTasks: 2, targetCpuPercent: 60, targetRequestsPerTaskPerMinute: 6000 },
     readApi: { cpu: 256, memoryMiB: 512, minTasks: 1, maxTasks: 2, targetCpuPercent: 60, targetRequestsPerTaskPerMinute: 12000 },
     ackService: { cpu: 256, memoryMiB: 512, minTasks: 1, maxTasks: 2, targetCpuPercent: 60 },
@@ -209,8 +217,6 @@ export function devConfig(region = 'us-east-1'): StageConfig {
       batchSize: 100,
       maxBatchingWindowSeconds: 1,
       parallelizationFactor: 1,
-      retryAttempts: 5,
-      maxRecordAgeSeconds: 3600,
       enhancedFanOut: false,
     },
     database: {
@@ -218,7 +224,6 @@ export function devConfig(region = 'us-east-1'): StageConfig {
       multiAz: false,
       allocatedStorageGiB: 20,
       maxAllocatedStorageGiB: 50,
-      readReplicas: 0,
       backupRetentionDays: 1,
       rotationDays: 30,
       databaseName: 'ackstream',
@@ -232,6 +237,9 @@ export function devConfig(region = 'us-east-1'): StageConfig {
       dbCpuPercent: 80,
       dbConnections: 60,
       redisMemoryPercent: 80,
+      redisCpuPercent: 90,
+      redisReplicationLagSeconds: 5,
+      failedRecordsPer5Min: 50,
     },
     retainData: false,
   };
@@ -244,7 +252,7 @@ export function prodConfig(region = 'us-east-1'): StageConfig {
     region,
     availabilityZones: azs(region, 3),
     natGateways: 3,
-    albIdleTimeoutSeconds: 600,
+    albIdleTimeoutSeconds: 120,
     wafRateLimitPer5Min: 3000,
     gateway: { cpu: 1024, memoryMiB: 2048, minTasks: 3, maxTasks: 30, targetCpuPercent: 60, targetRequestsPerTaskPerMinute: 30000 },
     readApi: { cpu: 1024, memoryMiB: 2048, minTasks: 20, maxTasks: 80, targetCpuPercent: 60, targetRequestsPerTaskPerMinute: 60000 },
@@ -258,17 +266,13 @@ export function prodConfig(region = 'us-east-1'): StageConfig {
       batchSize: 500,
       maxBatchingWindowSeconds: 1,
       parallelizationFactor: 4,
-      retryAttempts: 10,
-      maxRecordAgeSeconds: 86400,
       enhancedFanOut: true,
-      reservedConcurrency: 32,
     },
     database: {
       instanceType: 'r7g.xlarge',
       multiAz: true,
       allocatedStorageGiB: 1000,
       maxAllocatedStorageGiB: 16384,
-      readReplicas: 1,
       backupRetentionDays: 14,
       rotationDays: 30,
       databaseName: 'ackstream',
@@ -282,6 +286,9 @@ export function prodConfig(region = 'us-east-1'): StageConfig {
       dbCpuPercent: 80,
       dbConnections: 1000,
       redisMemoryPercent: 80,
+      redisCpuPercent: 90,
+      redisReplicationLagSeconds: 5,
+      failedRecordsPer5Min: 50,
     },
     retainData: true,
   };
@@ -294,7 +301,7 @@ export type ContextReader = (key: string) => unknown;
  * Picks the preset for `stage` and applies flat overrides from context:
  * `certificateArn`, `alarmEmail`, `region`, `streamShardCount` (0 = on-demand),
  * `natGateways`, `wafRateLimitPer5Min` (0 = no WAF), `dbInstanceType`,
- * `redisNodeType`, `redisReplicas`, `readReplicas`, `containerArchitecture`.
+ * `redisNodeType`, `redisReplicas`, `containerArchitecture`, `reservedConcurrency` (0 = none).
  */
 export function resolveStageConfig(ctx: ContextReader): StageConfig {
   const str = (k: string): string | undefined => {
@@ -315,6 +322,7 @@ export function resolveStageConfig(ctx: ContextReader): StageConfig {
 
   const shards = num('streamShardCount');
   const waf = num('wafRateLimitPer5Min');
+  const reserved = num('reservedConcurrency');
   const arch = str('containerArchitecture');
   if (arch !== undefined && arch !== 'x86_64' && arch !== 'arm64') throw new Error(`containerArchitecture must be x86_64 or arm64`);
   return {
@@ -325,10 +333,13 @@ export function resolveStageConfig(ctx: ContextReader): StageConfig {
     streamShardCount: shards === undefined ? base.streamShardCount : shards === 0 ? undefined : shards,
     wafRateLimitPer5Min: waf === undefined ? base.wafRateLimitPer5Min : waf === 0 ? undefined : waf,
     containerArchitecture: arch ?? base.containerArchitecture,
+    processor: {
+      ...base.processor,
+      reservedConcurrency: reserved === undefined ? base.processor.reservedConcurrency : reserved === 0 ? undefined : reserved,
+    },
     database: {
       ...base.database,
       instanceType: str('dbInstanceType') ?? base.database.instanceType,
-      readReplicas: num('readReplicas') ?? base.database.readReplicas,
     },
     redis: {
       ...base.redis,

@@ -73,6 +73,33 @@ export function applyNagSuppressions(stack: AckstreamStack): void {
     ]);
   }
 
+  const versionTables: NagPackSuppression = {
+    id: 'AwsSolutions-IAM5',
+    reason: 'A rebuild\'s version tables are named <items table>-v<n> at run time (core/projections/registry.ts versionItemsTable); the grant is that name pattern and its indexes only.',
+    appliesTo: [{ regex: '/^Resource::arn:.*:table\\/<TablesItems[0-9A-F]+>-v\\*(\\/index\\/\\*)?$/g' }],
+  };
+  for (const fn of [stack.processor.fn, stack.processor.projectionFn]) s(fn, [versionTables]);
+  s(stack.services.readApi.taskDefinition, [versionTables]);
+  s(stack.operatorTask.taskDefinition, [
+    kmsWildcards,
+    indexWildcard,
+    versionTables,
+    {
+      id: 'AwsSolutions-IAM5',
+      reason: 'ECS Exec (ssmmessages:*Channel) and ecr:GetAuthorizationToken support no resource-level permissions.',
+      appliesTo: ['Resource::*'],
+    },
+    { id: 'AwsSolutions-ECS2', reason: 'Plain environment holds only non-secret config (endpoints, table names); credentials are injected from Secrets Manager.' },
+  ]);
+  s(stack.migrations.fn, [lambdaManaged]);
+  s(stack.chaos.role, [
+    {
+      id: 'AwsSolutions-IAM5',
+      reason: 'FIS: ecs:StopTask is limited to this cluster by condition; ListTasks/DescribeTasks, SSM automation status and log delivery support no resource-level permissions; the automation ARN pattern covers versions of our one document.',
+      appliesTo: ['Resource::*', { regex: '/^Resource::arn:.*:document\\/<ChaosPauseProcessors[0-9A-F]+>:\\*$/g' }],
+    },
+  ]);
+
   // ---- network / edge ----
   s(stack.edge, [
     { id: 'AwsSolutions-EC23', reason: 'Internet-facing ALB: 443 (and 80, redirect only) must be open to all clients; WAF fronts it in prod.' },
@@ -102,15 +129,6 @@ export function applyNagSuppressions(stack: AckstreamStack): void {
   }
   if (!stack.config.retainData) {
     dbRules.push({ id: 'AwsSolutions-RDS10', reason: 'dev stage: no deletion protection so the stage can be torn down (prod has it).' });
-  }
-  for (const replica of db.replicas) {
-    s(replica, [
-      { id: 'AwsSolutions-RDS3', reason: 'Read replica is a disposable read copy for reporting/replays; the primary is Multi-AZ.' },
-      {
-        id: 'AwsSolutions-RDS2',
-        reason: 'A replica inherits encryption and key from its encrypted source; CloudFormation rejects StorageEncrypted next to SourceDBInstanceIdentifier.',
-      },
-    ]);
   }
   s(db, dbRules);
 

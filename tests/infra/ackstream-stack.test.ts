@@ -102,7 +102,7 @@ describe.each(stages)('%s stage', (_name, cfg) => {
         resourcesOf(s.json, 'AWS::EC2::SecurityGroupIngress').filter((r) => target(r.Properties!['GroupId']) === sg);
       for (const [sg, port, expected] of [
         [dbSg, dbPort, 2], // RDS Proxy + secret rotation
-        [redisSg, 6379, 4], // gateway, read API, ack service, processors
+        [redisSg, 6379, 5], // gateway, read API, ack service, processors, operator task
       ] as const) {
         const rules = rulesInto(sg);
         expect(rules).toHaveLength(expected);
@@ -270,20 +270,24 @@ describe.each(stages)('%s stage', (_name, cfg) => {
       }
     });
 
-    test('event source mapping: batching, bisect, partial failures, bounded retries and age, SQS on-failure', () => {
+    test('event source mapping: batching, partial failures, UNBOUNDED retries and record age, no on-failure skip', () => {
+      // The handlers retry infrastructure errors until they pass and park poison records themselves;
+      // a bound would skip records (metadata-only letters): lost acks, holes in the read model.
       const p = cfg.processor;
-      const dlq = idsOf(s.json, 'AWS::SQS::Queue')[0]!;
-      s.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
-        BatchSize: p.batchSize,
-        MaximumBatchingWindowInSeconds: p.maxBatchingWindowSeconds,
-        BisectBatchOnFunctionError: true,
-        FunctionResponseTypes: ['ReportBatchItemFailures'],
-        MaximumRetryAttempts: p.retryAttempts,
-        MaximumRecordAgeInSeconds: p.maxRecordAgeSeconds,
-        ParallelizationFactor: p.parallelizationFactor,
-        StartingPosition: 'TRIM_HORIZON',
-        DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [dlq, 'Arn'] } } },
-      });
+      const esms = resourcesOf(s.json, 'AWS::Lambda::EventSourceMapping');
+      expect(esms).toHaveLength(2);
+      for (const esm of esms) {
+        expect(esm.Properties).toMatchObject({
+          BatchSize: p.batchSize,
+          MaximumBatchingWindowInSeconds: p.maxBatchingWindowSeconds,
+          FunctionResponseTypes: ['ReportBatchItemFailures'],
+          MaximumRetryAttempts: -1,
+          MaximumRecordAgeInSeconds: -1,
+          ParallelizationFactor: p.parallelizationFactor,
+          StartingPosition: 'TRIM_HORIZON',
+        });
+        expect(esm.Properties!['DestinationConfig']).toBeUndefined();
+      }
     });
 
     test(cfg.processor.enhancedFanOut ? 'reads through an enhanced fan-out consumer' : 'reads the stream directly (shared throughput)', () => {
@@ -334,16 +338,31 @@ describe.each(stages)('%s stage', (_name, cfg) => {
       expect(refs(group!.Properties!['SubnetIds'])).toEqual(subnetIds(s.json, 'data').sort());
     });
 
-    test(`${cfg.database.readReplicas} read replica(s)`, () => {
+    test('migrations run in the deploy (CDK trigger) before the mappings exist and before the app password rotates', () => {
+      const [trigger] = idsOf(s.json, 'Custom::Trigger');
+      expect(trigger).toBeDefined();
+      const dependsOnTrigger = (r: { DependsOn?: string[] } & object) => (r.DependsOn ?? []).includes(trigger!);
+      const esms = resourcesOf(s.json, 'AWS::Lambda::EventSourceMapping');
+      expect(esms).toHaveLength(2);
+      for (const esm of esms) expect(dependsOnTrigger(esm as never)).toBe(true);
+      const rotations = Object.values(s.json.Resources).filter((r) => r.Type === 'AWS::SecretsManager::RotationSchedule');
+      expect(rotations.filter((r) => dependsOnTrigger(r as never))).toHaveLength(1); // the application secret's
+      // The migration function logs in as master and sets the app role's password: both secrets, through the proxy.
+      const fn = Object.values(s.json.Resources).find((r) => r.Type === 'AWS::Lambda::Function' && r.Properties!['Environment']?.Variables?.APP_DB_SECRET_ARN)!;
+      expect(Object.keys(fn.Properties!['Environment'].Variables).sort()).toEqual(['APP_DB_SECRET_ARN', 'DB_HOST', 'DB_NAME', 'DB_SECRET_ARN', 'NODE_OPTIONS']);
+    });
+
+    test('no read replica: nothing would read it (docs/DEPLOY.md, "What is not deployed")', () => {
       const replicas = resourcesOf(s.json, 'AWS::RDS::DBInstance').filter((r) => r.Properties!['SourceDBInstanceIdentifier']);
-      expect(replicas).toHaveLength(cfg.database.readReplicas);
+      expect(replicas).toHaveLength(0);
     });
 
     test('RDS Proxy (TLS required) fronts the database for the Lambda; credentials rotate', () => {
       s.template.hasResourceProperties('AWS::RDS::DBProxy', {
         EngineFamily: 'POSTGRESQL',
         RequireTLS: true,
-        Auth: [Match.objectLike({ AuthScheme: 'SECRETS' })],
+        // master (migrations) and the application role (processors, operators)
+        Auth: [Match.objectLike({ AuthScheme: 'SECRETS' }), Match.objectLike({ AuthScheme: 'SECRETS' })],
       });
       s.template.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
         RotationRules: { ScheduleExpression: `rate(${cfg.database.rotationDays} days)` },
@@ -367,8 +386,12 @@ describe.each(stages)('%s stage', (_name, cfg) => {
       expect(refs(group!.Properties!['SubnetIds'])).toEqual(subnetIds(s.json, 'data').sort());
     });
 
-    test('DynamoDB items and requests tables: on-demand, PITR, the services\' key schema', () => {
-      s.template.resourceCountIs('AWS::DynamoDB::Table', 2);
+    test('DynamoDB items, requests (TTL) and projection-registry tables: on-demand, PITR, the services\' key schema', () => {
+      s.template.resourceCountIs('AWS::DynamoDB::Table', 3);
+      s.template.hasResourceProperties('AWS::DynamoDB::Table', { TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true } });
+      const items = idsOf(s.json, 'AWS::DynamoDB::Table', (r) => (r.Properties!['KeySchema'] as unknown[]).length === 2)[0]!;
+      // The registry's name is derived from the items table's, exactly as core/projections/registry.ts derives it.
+      s.template.hasResourceProperties('AWS::DynamoDB::Table', { TableName: { 'Fn::Join': ['', [{ Ref: items }, '-projections']] } });
       s.template.hasResourceProperties('AWS::DynamoDB::Table', {
         BillingMode: 'PAY_PER_REQUEST',
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
@@ -447,11 +470,19 @@ describe.each(stages)('%s stage', (_name, cfg) => {
         math: JSON.stringify(a.Properties!['Metrics'] ?? ''),
       }));
 
-    test('alarms: iterator age, DLQ depth, 5xx rate, p99 latency, RDS CPU and connections, Redis memory', () => {
+    test('alarms: iterator age, DLQ depth, failed records, throttles, 5xx rate, p99 latency, healthy hosts, running tasks, RDS, Redis, DynamoDB', () => {
       const names = alarmMetrics().map((a) => a.name);
-      for (const m of ['IteratorAge', 'ApproximateNumberOfMessagesVisible', 'CPUUtilization', 'DatabaseConnections', 'DatabaseMemoryUsagePercentage']) {
+      for (const m of ['IteratorAge', 'ApproximateNumberOfMessagesVisible', 'CPUUtilization', 'DatabaseConnections', 'ProcessorFailedRecords', 'HealthyHostCount', 'RunningTaskCount']) {
         expect(names).toContain(m);
       }
+      // Lambda Errors cannot fire (handlers report failed records instead of throwing): not an alarm.
+      expect(alarmMetrics().some((a) => a.name === 'Errors' || a.math.includes('"Errors"'))).toBe(false);
+      const maths = alarmMetrics().map((a) => a.math).join(' ');
+      for (const m of ['Throttles', 'ReadThrottleEvents', 'WriteThrottleEvents', 'EngineCPUUtilization']) expect(maths).toContain(m);
+      // Redis memory: the maximum over every node, so the primary is covered after a failover too.
+      const memory = alarmMetrics().find((a) => a.math.includes('DatabaseMemoryUsagePercentage'))!;
+      for (let n = 1; n <= 1 + cfg.redis.replicas; n++) expect(memory.math).toContain(`ackstream-${cfg.stage}-00${n}`);
+      expect(maths.includes('ReplicationLag')).toBe(cfg.redis.replicas > 0);
       expect(alarmMetrics().filter((a) => a.name === 'TargetResponseTime' && a.stat === 'p99')).toHaveLength(3);
       expect(alarmMetrics().some((a) => a.math.includes('HTTPCode_Target_5XX_Count') && a.math.includes('RequestCount'))).toBe(true);
     });

@@ -49,9 +49,12 @@ describe('stage selection by context', () => {
     expect(() => resolveStageConfig(ctx({ streamShardCount: 'many' }))).toThrow(/non-negative integer/);
   });
 
-  test('prod is sized for the brief: provisioned shards x parallelization = reserved concurrency', () => {
+  test('no reserved concurrency by default (the mapping bounds each function to shards x parallelization); overridable', () => {
     const p = prodConfig();
-    expect(p.processor.reservedConcurrency).toBe(p.streamShardCount! * p.processor.parallelizationFactor);
+    expect(p.processor.reservedConcurrency).toBeUndefined();
+    expect(devConfig().processor.reservedConcurrency).toBeUndefined();
+    expect(resolveStageConfig(ctx({ stage: 'prod', reservedConcurrency: '32' })).processor.reservedConcurrency).toBe(32);
+    expect(resolveStageConfig(ctx({ stage: 'prod', reservedConcurrency: '0' })).processor.reservedConcurrency).toBeUndefined();
     expect(p.availabilityZones).toHaveLength(3);
     expect(devConfig().availabilityZones).toHaveLength(2);
   });

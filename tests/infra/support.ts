@@ -39,6 +39,7 @@ export function synthStage(config: StageConfig): Synthesized {
     env: { account: '123456789012', region: config.region },
     config,
     processor: { code: lambda.Code.fromAsset(path.join(FIXTURES, 'lambda')) },
+    migrationCode: lambda.Code.fromAsset(path.join(FIXTURES, 'lambda')),
     imageDirectory: path.join(FIXTURES, 'image'),
   });
   Aspects.of(app).add(new AwsSolutionsChecks());

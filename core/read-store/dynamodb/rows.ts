@@ -7,6 +7,7 @@
  * tombstone has no listing key, so deleted items stay out of listings but keep their version guard.
  * Requests table: pk = requestsPk(tenant, requestId), rank, doc.
  */
+import { requestExpiresAt } from '../../request-retention';
 import { itemsPk, requestsPk, updatedAtId } from '../../keys';
 import type { ItemWrite, RequestWrite, StoredItem } from '../writes';
 
@@ -29,5 +30,6 @@ export function storedItemOf(row: Record<string, unknown>): StoredItem {
 }
 
 export function requestRow(w: RequestWrite): Record<string, unknown> {
-  return { pk: requestsPk(w.tenant, w.requestId), rank: w.rank, doc: w.json };
+  // expiresAt: the requests table's TTL attribute (core/request-retention.ts).
+  return { pk: requestsPk(w.tenant, w.requestId), rank: w.rank, doc: w.json, expiresAt: requestExpiresAt() };
 }

@@ -1,4 +1,5 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { CfnDeletionPolicy, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elasticache from 'aws-cdk-lib/aws-elasticache';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -15,6 +16,8 @@ export interface HotReadCacheProps {
   readonly logRetention: logs.RetentionDays;
   /** Physical id prefix (lower case, <= 30 chars). */
   readonly name: string;
+  /** Snapshot the group (and keep its token) when the stack is deleted. */
+  readonly retain: boolean;
 }
 
 /**
@@ -31,6 +34,8 @@ export class HotReadCache extends Construct {
   /** `rediss://host:6379` (no credentials: those come from {@link authToken}). */
   readonly url: string;
   readonly replicationGroupId: string;
+  /** Member clusters (cluster mode off: `<group>-001` … one per node); the primary is any of them after a failover. */
+  readonly nodeIds: string[];
 
   constructor(scope: Construct, id: string, props: HotReadCacheProps) {
     super(scope, id);
@@ -91,8 +96,25 @@ export class HotReadCache extends Construct {
       ],
     });
     this.replicationGroup.addResourceDependency(subnetGroup);
+    // Deleting the stack (or replacing the group) leaves a final snapshot in prod.
+    const policy = props.retain ? CfnDeletionPolicy.SNAPSHOT : CfnDeletionPolicy.DELETE;
+    this.replicationGroup.cfnOptions.deletionPolicy = policy;
+    this.replicationGroup.cfnOptions.updateReplacePolicy = policy;
+    this.authToken.applyRemovalPolicy(props.retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY);
+    this.nodeIds = Array.from({ length: 1 + s.replicas }, (_, i) => `${props.name}-${String(i + 1).padStart(3, '0')}`);
 
     this.url = `rediss://${this.replicationGroup.attrPrimaryEndPointAddress}:${HotReadCache.PORT}`;
+  }
+
+  /**
+   * The highest value of a per-node metric over all nodes: the primary is whichever node holds the
+   * role now (a failover moves it), so "the primary's memory" is the maximum over the group.
+   */
+  maxOverNodes(metricName: string, label: string): cloudwatch.IMetric {
+    const usingMetrics = Object.fromEntries(this.nodeIds.map((id, i) => [`n${i}`, new cloudwatch.Metric({
+      namespace: 'AWS/ElastiCache', metricName, dimensionsMap: { CacheClusterId: id }, statistic: 'Maximum', period: Duration.minutes(5),
+    })]));
+    return new cloudwatch.MathExpression({ expression: `MAX([${Object.keys(usingMetrics).join(', ')}])`, usingMetrics, label, period: Duration.minutes(5) });
   }
 
   /** Opens 6379 to a client (the token is handed over separately, as a secret). */

@@ -20,16 +20,28 @@ export interface EventStoreDatabaseProps {
   readonly logRetention: logs.RetentionDays;
 }
 
+/** The application's login role: created by the migrations (processors/migrations), least privilege. */
+export const APP_DB_USER = 'ackstream_app';
+
 /**
  * The event log and write-side state: PostgreSQL, reached only through an RDS
  * Proxy, because a Kinesis fan-out of Lambdas would otherwise open a
  * connection per concurrent invocation.
+ *
+ * Two credentials, both rotated: the master user (migrations only) and the
+ * application role {@link APP_DB_USER} (the processors and the operator task),
+ * whose password the migration function sets from {@link appSecret}.
  */
 export class EventStoreDatabase extends Construct {
   readonly instance: rds.DatabaseInstance;
   readonly proxy: rds.DatabaseProxy;
+  /** Master credentials: used by the migration function only. */
   readonly secret: secretsmanager.ISecret;
-  readonly replicas: rds.DatabaseInstanceReadReplica[] = [];
+  /** Credentials of {@link APP_DB_USER}: what the processors and operators connect with. */
+  readonly appSecret: secretsmanager.ISecret;
+  /** Rotation of {@link appSecret}; it must not start before the migrations created the role. */
+  readonly appRotation: secretsmanager.SecretRotation;
+  readonly appRotationSchedule: secretsmanager.RotationSchedule;
   readonly proxySecurityGroup: ec2.SecurityGroup;
   readonly databaseName: string;
 
@@ -67,7 +79,9 @@ export class EventStoreDatabase extends Construct {
       securityGroups: [dbSg],
       multiAz: s.multiAz,
       databaseName: s.databaseName,
-      credentials: rds.Credentials.fromGeneratedSecret('ackstream', { encryptionKey: props.encryptionKey }),
+      credentials: rds.Credentials.fromGeneratedSecret('ackstream', {
+        encryptionKey: props.encryptionKey,
+      }),
       storageType: rds.StorageType.GP3,
       allocatedStorage: s.allocatedStorageGiB,
       maxAllocatedStorage: s.maxAllocatedStorageGiB,
@@ -87,34 +101,24 @@ export class EventStoreDatabase extends Construct {
     });
     this.secret = this.instance.secret!;
 
-    for (let i = 0; i < s.readReplicas; i++) {
-      this.replicas.push(
-        new rds.DatabaseInstanceReadReplica(this, `Replica${i + 1}`, {
-          sourceDatabaseInstance: this.instance,
-          instanceType: new ec2.InstanceType(s.instanceType),
-          vpc: props.vpc,
-          vpcSubnets: props.dataSubnets,
-          securityGroups: [dbSg],
-          storageType: rds.StorageType.GP3,
-          // Encryption (and key) is inherited from the encrypted source instance.
-          parameterGroup,
-          deletionProtection: props.retain,
-          removalPolicy: props.retain ? RemovalPolicy.SNAPSHOT : RemovalPolicy.DESTROY,
-          enablePerformanceInsights: true,
-          performanceInsightEncryptionKey: props.encryptionKey,
-          monitoringInterval: Duration.seconds(60),
-          cloudwatchLogsExports: ['postgresql'],
-          cloudwatchLogsRetention: props.logRetention,
-          autoMinorVersionUpgrade: true,
-        }),
-      );
-    }
+    // The application role's credentials; attached, so the rotation function finds host and port.
+    const appSecret = new rds.DatabaseSecret(this, 'AppSecret', {
+      username: APP_DB_USER,
+      encryptionKey: props.encryptionKey,
+    });
+    this.appSecret = appSecret.attach(this.instance);
+    // Secrets live as long as the data: prod keeps the database as a snapshot, so it keeps the
+    // credentials too (a restored snapshot still has the master and application passwords).
+    const secretPolicy = props.retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    appSecret.applyRemovalPolicy(secretPolicy);
+    (this.instance.node.findChild('Secret') as rds.DatabaseSecret).applyRemovalPolicy(secretPolicy);
 
     this.proxy = this.instance.addProxy('Proxy', {
       vpc: props.vpc,
       vpcSubnets: props.appSubnets,
       securityGroups: [this.proxySecurityGroup],
-      secrets: [this.secret],
+      // Migrations log in as master, everything else as the application role.
+      secrets: [this.secret, this.appSecret],
       requireTLS: true,
       // Each Lambda holds one connection; a bounded borrow timeout fails fast under overload.
       borrowTimeout: Duration.seconds(30),
@@ -133,11 +137,25 @@ export class EventStoreDatabase extends Construct {
       vpcSubnets: props.appSubnets,
       securityGroup: rotationSg,
     });
+    // Single-user: the role changes its own password (any PostgreSQL role may), no master needed.
+    this.appRotation = new secretsmanager.SecretRotation(this, 'AppRotation', {
+      application: secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_SINGLE_USER,
+      secret: this.appSecret,
+      target: this.instance,
+      vpc: props.vpc,
+      vpcSubnets: props.appSubnets,
+      securityGroup: rotationSg,
+      automaticallyAfter: Duration.days(s.rotationDays),
+    });
+    // The schedule (which rotates at once when created) lives on the secret, not under the rotation.
+    this.appRotationSchedule = this.node.findAll().find(
+      (c): c is secretsmanager.RotationSchedule => c instanceof secretsmanager.RotationSchedule && c.node.path.includes('/AppSecret'),
+    )!;
   }
 
-  /** Opens the proxy port to a client and lets it read the credentials. */
-  allowClient(client: ec2.IConnectable & { grantPrincipal: iam.IPrincipal }): void {
-    this.proxy.connections.allowFrom(client, ec2.Port.tcp(5432), 'from processors');
-    this.secret.grantRead(client);
+  /** Opens the proxy port to a client and lets it read the application credentials. */
+  allowClient(client: ec2.IConnectable & { grantPrincipal: iam.IPrincipal }, description: string): void {
+    this.proxy.connections.allowFrom(client, ec2.Port.tcp(5432), description);
+    this.appSecret.grantRead(client);
   }
 }

@@ -23,6 +23,8 @@ export interface StreamProcessorProps {
   readonly encryptionKey: kms.IKey;
   readonly vpc: ec2.IVpc;
   readonly subnets: ec2.SubnetSelection;
+  /** Failed-records alarm threshold per 5 minutes. @default 50 */
+  readonly failedRecordsPer5Min?: number;
   /** Extra environment (tables, DB, Redis); the construct adds KINESIS_STREAM and DLQ_URL. */
   readonly environment: Record<string, string>;
   readonly logRetention: logs.RetentionDays;
@@ -31,9 +33,27 @@ export interface StreamProcessorProps {
 }
 
 /**
- * One pattern, one construct: Kinesis stream + processor Lambda + event source
- * mapping (partial batch failures, bisect, bounded retries and record age) +
- * on-failure SQS destination + the alarms that say it is falling behind.
+ * What the processors' handlers log when they hand records back in `batchItemFailures` (or fail a
+ * batch): the source of the "failed records" metric. A handler never throws for a bad record, so
+ * Lambda's own Errors metric stays at zero while records fail; these lines are the real signal.
+ * Kept next to the metric filter and checked against the bundle's output (tests/infra).
+ */
+export const PROCESSOR_FAILURE_MESSAGES = [
+  'record failed',
+  'batch commit failed; retrying from its first record',
+  'final ack not published; record will be retried',
+  'dead-letter queue unavailable; retrying the malformed record',
+  'projection failed; retrying the batch',
+  'projection: outcome lookup failed; retrying the batch',
+] as const;
+
+export const FAILED_RECORDS_METRIC = { namespace: 'Ackstream', metricName: 'ProcessorFailedRecords' } as const;
+
+/**
+ * One pattern, one construct: Kinesis stream + processor Lambdas + event source
+ * mappings (partial batch failures, unbounded retries and record age: the
+ * handlers are written for it) + the DLQ the handlers park poison records in +
+ * the alarms that say it is failing or falling behind.
  */
 export class StreamProcessor extends Construct {
   readonly stream: kinesis.Stream;
@@ -45,6 +65,10 @@ export class StreamProcessor extends Construct {
   readonly consumer?: kinesis.StreamConsumer;
   readonly projectionConsumer?: kinesis.StreamConsumer;
   readonly alarms: cloudwatch.Alarm[] = [];
+  /** The two event source mappings (commit, projection): the migrations run before they exist. */
+  readonly mappings: lambda.EventSourceMapping[] = [];
+  readonly logGroup: logs.LogGroup;
+  readonly securityGroup: ec2.SecurityGroup;
 
   constructor(scope: Construct, id: string, props: StreamProcessorProps) {
     super(scope, id);
@@ -59,7 +83,7 @@ export class StreamProcessor extends Construct {
       removalPolicy: props.retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     });
 
-    // Failed batches land here as metadata (shard, sequence range) for replay from the stream.
+    // Poison records, parked by the handlers themselves (processors/parking.ts): `npm run dlq`.
     this.deadLetterQueue = new sqs.Queue(this, 'Dlq', {
       encryption: sqs.QueueEncryption.KMS,
       encryptionMasterKey: props.encryptionKey,
@@ -67,12 +91,21 @@ export class StreamProcessor extends Construct {
       retentionPeriod: Duration.days(14),
     });
 
-    const logGroup = new logs.LogGroup(this, 'Logs', {
+    const logGroup = this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: props.logRetention,
       removalPolicy: RemovalPolicy.DESTROY,
     });
 
-    const securityGroup = new ec2.SecurityGroup(this, 'Sg', {
+    new logs.MetricFilter(this, 'FailedRecordsFilter', {
+      logGroup,
+      metricNamespace: FAILED_RECORDS_METRIC.namespace,
+      metricName: FAILED_RECORDS_METRIC.metricName,
+      filterPattern: logs.FilterPattern.any(...PROCESSOR_FAILURE_MESSAGES.map((m) => logs.FilterPattern.stringValue('$.msg', '=', m))),
+      metricValue: '1',
+      defaultValue: 0,
+    });
+
+    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
       vpc: props.vpc,
       description: 'Processor Lambda: no ingress; egress to proxy, Redis and AWS endpoints',
       allowAllOutbound: true,
@@ -91,7 +124,7 @@ export class StreamProcessor extends Construct {
         reservedConcurrentExecutions: s.reservedConcurrency,
         vpc: props.vpc,
         vpcSubnets: props.subnets,
-        securityGroups: [securityGroup],
+        securityGroups: [this.securityGroup],
         logGroup,
         tracing: lambda.Tracing.ACTIVE,
         environment: {
@@ -106,16 +139,18 @@ export class StreamProcessor extends Construct {
     this.fn = makeFn('Fn', handler);
     this.projectionFn = makeFn('ProjectionFn', handler.replace(/\.handler$/, '.projectionHandler'));
 
+    // No on-failure destination and no retry/age bound: the handlers retry infrastructure errors
+    // until they pass and park poison records themselves, and the projection consumer waits for
+    // records the commit consumer has not decided yet. A bound would skip such records as
+    // metadata-only letters: lost acks and holes in the read model. Stream retention is the limit;
+    // the iterator-age alarms fire long before it.
     const esmProps: sources.KinesisEventSourceProps = {
       startingPosition: lambda.StartingPosition.TRIM_HORIZON,
       batchSize: s.batchSize,
       maxBatchingWindow: Duration.seconds(s.maxBatchingWindowSeconds),
-      bisectBatchOnError: true,
+      bisectBatchOnError: false,
       reportBatchItemFailures: true,
-      retryAttempts: s.retryAttempts,
-      maxRecordAge: Duration.seconds(s.maxRecordAgeSeconds),
       parallelizationFactor: s.parallelizationFactor,
-      onFailure: new sources.SqsDlq(this.deadLetterQueue),
     };
     if (s.enhancedFanOut) {
       // Dedicated 2 MB/s per shard pipe per consumer: they do not share read throughput.
@@ -133,6 +168,15 @@ export class StreamProcessor extends Construct {
       this.fn.addEventSource(new sources.KinesisEventSource(this.stream, esmProps));
       this.projectionFn.addEventSource(new sources.KinesisEventSource(this.stream, esmProps));
     }
+    for (const fn of [this.fn, this.projectionFn]) {
+      for (const child of fn.node.children) {
+        if (!(child instanceof lambda.EventSourceMapping)) continue;
+        const cfn = child.node.defaultChild as lambda.CfnEventSourceMapping;
+        cfn.addPropertyOverride('MaximumRetryAttempts', -1);
+        cfn.addPropertyOverride('MaximumRecordAgeInSeconds', -1);
+        this.mappings.push(child);
+      }
+    }
     // Processors may re-publish (e.g. replays), and write failed records to the DLQ themselves.
     this.stream.grantWrite(this.fn);
     this.deadLetterQueue.grantSendMessages(this.fn);
@@ -148,15 +192,26 @@ export class StreamProcessor extends Construct {
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
-      new cloudwatch.Alarm(this, 'Errors', {
-        alarmDescription: 'Processor invocations failing',
+      new cloudwatch.Alarm(this, 'FailedRecords', {
+        alarmDescription: 'Processors keep handing records back for retry (batchItemFailures): a store is failing or a record cannot be processed',
+        metric: this.failedRecordsMetric(),
+        threshold: props.failedRecordsPer5Min ?? 50,
+        evaluationPeriods: 2,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'Throttles', {
+        alarmDescription: 'Processor invocations throttled (account concurrency or reserved concurrency too low)',
         metric: new cloudwatch.MathExpression({
           expression: 'commit + projection',
-          usingMetrics: { commit: this.fn.metricErrors(), projection: this.projectionFn.metricErrors() },
+          usingMetrics: {
+            commit: this.fn.metricThrottles({ statistic: 'Sum' }),
+            projection: this.projectionFn.metricThrottles({ statistic: 'Sum' }),
+          },
           period: Duration.minutes(5),
         }),
-        threshold: 10,
-        evaluationPeriods: 1,
+        threshold: 0,
+        evaluationPeriods: 2,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
@@ -169,6 +224,11 @@ export class StreamProcessor extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
     );
+  }
+
+  /** Records the handlers reported failed, counted from their log lines by a metric filter. */
+  failedRecordsMetric(): cloudwatch.Metric {
+    return new cloudwatch.Metric({ ...FAILED_RECORDS_METRIC, statistic: 'Sum', period: Duration.minutes(5) });
   }
 
   /** One consumer's records are older than the bound for five minutes: it is falling behind. */

@@ -125,6 +125,30 @@ export class WebService extends Construct {
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
+      // No healthy target: the ALB answers 503 for this route. Missing data (no targets registered) is as bad.
+      new cloudwatch.Alarm(this, 'HealthyHosts', {
+        alarmDescription: `${id}: no healthy target behind the load balancer`,
+        metric: this.targetGroup.metrics.healthyHostCount({ statistic: 'Minimum', period: Duration.minutes(1) }),
+        threshold: 1,
+        evaluationPeriods: 3,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      }),
+      // Fewer tasks than the autoscaling floor for 5 minutes: tasks crash or cannot be placed.
+      new cloudwatch.Alarm(this, 'RunningTasks', {
+        alarmDescription: `${id}: fewer running tasks than the minimum (${z.minTasks}) — crashing, or cannot be placed`,
+        metric: new cloudwatch.Metric({
+          namespace: 'ECS/ContainerInsights',
+          metricName: 'RunningTaskCount',
+          dimensionsMap: { ClusterName: props.cluster.clusterName, ServiceName: this.service.serviceName },
+          statistic: 'Minimum',
+          period: Duration.minutes(1),
+        }),
+        threshold: z.minTasks,
+        evaluationPeriods: 5,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      }),
     );
   }
 }

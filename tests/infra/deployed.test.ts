@@ -1,0 +1,404 @@
+/**
+ * What `cdk deploy` would run, checked offline on the synthesized cloud assembly of both stages:
+ *  - cfn-lint finds no error in either template (.cfnlintrc.yaml);
+ *  - the template ↔ runtime contract: every container's and function's environment + secrets pass
+ *    that service's own config schema, the services start with them and answer /healthz on the
+ *    machine's non-loopback address, and every table the code derives a name for exists and is granted;
+ *  - the bundles in the assembly run: the migration function creates the schema on an empty database
+ *    and is a no-op the second time; the processors' bundle commits + acks a write and hands back an
+ *    undecided record in batchItemFailures, against local PostgreSQL, Redis, dynalite and moto.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { Redis } from 'ioredis';
+import { Client } from 'pg';
+import type { z } from 'zod';
+import { AckConfig } from '../../ack-service/main';
+import { AckRetentionEnv, retentionFrom } from '../../core/ack-log';
+import { loadConfig } from '../../core/config';
+import { withDatabaseUrl } from '../../core/db-credentials';
+import { deleteKeysByPrefix } from '../../core/redis';
+import { RedisAckLog } from '../../core/redis-ack-log';
+import { GatewayConfig } from '../../gateway/main';
+import { devConfig, prodConfig, type StageConfig } from '../../infra/lib/config';
+import { PROCESSOR_FAILURE_MESSAGES } from '../../infra/lib/constructs/stream-processor';
+import { MigrateConfig } from '../../infra/runtime/migrate-handler';
+import { LambdaConfig } from '../../processors/config';
+import { ProcessorsConfig } from '../../processors/config';
+import { ReplayConfig } from '../../processors/replay/cli';
+import { ReadConfig } from '../../read-model/main';
+import { DynamoProjectionRegistry } from '../../core/projections/dynamodb/registry-store';
+import { registryTableName, versionItemsTable } from '../../core/projections/registry';
+import { createDocumentClient, createDynamo, createKinesis, createSqs } from '../../core/aws';
+import { provision, startEmulators, type Emulators } from '../../scripts/local-stack';
+import { command, ROUTE } from '../helpers/processors';
+import { createTestDatabase, dropTestDatabase, REDIS_URL, uniqueName } from '../helpers/stack';
+import { idsOf, resourcesOf, target, type CfnResource, type CfnTemplate } from './support';
+import { REPO_ROOT, resolveLocal, synthReal, type RealSynth } from './synth-real';
+
+jest.setTimeout(240_000);
+
+const STAGES: [string, StageConfig][] = [['dev', devConfig()], ['prod', prodConfig()]];
+const synths = new Map<string, RealSynth>();
+beforeAll(() => {
+  for (const [name, cfg] of STAGES) synths.set(name, synthReal(cfg));
+});
+afterAll(() => {
+  for (const s of synths.values()) s.cleanup();
+});
+const tpl = (stage: string): CfnTemplate => synths.get(stage)!.json;
+
+/** Each entry file's own config schema (the module the container or function runs). */
+const SERVICE_SCHEMAS: Record<string, z.ZodType[]> = {
+  'gateway/main.ts': [GatewayConfig],
+  'read-model/main.ts': [ReadConfig],
+  'ack-service/main.ts': [AckConfig],
+  // The operator task runs both CLIs through scripts/ops-run.ts, which builds DATABASE_URL first.
+  'scripts/ops-run.ts': [ProcessorsConfig, ReplayConfig],
+};
+
+interface Container {
+  stage: string;
+  name: string;
+  entry: string;
+  port?: number;
+  env: Record<string, string>;
+  secrets: string[];
+  taskRole: string | undefined;
+}
+
+function containers(stage: string): Container[] {
+  const t = tpl(stage);
+  return Object.entries(t.Resources)
+    .filter(([, r]) => r.Type === 'AWS::ECS::TaskDefinition')
+    .flatMap(([, r]) => (r.Properties!['ContainerDefinitions'] as Record<string, any>[]).map((c) => {
+      const argv = [...(c.EntryPoint ?? []), ...(c.Command ?? [])] as string[];
+      const entry = argv.find((a) => a in SERVICE_SCHEMAS);
+      if (!entry) throw new Error(`container ${c.Name} runs ${argv.join(' ')}: no known entry (add its schema)`);
+      return {
+        stage, name: c.Name as string, entry,
+        port: c.PortMappings?.[0]?.ContainerPort as number | undefined,
+        env: Object.fromEntries((c.Environment ?? []).map((e: { Name: string; Value: unknown }) => [e.Name, resolveLocal(e.Value)])),
+        secrets: (c.Secrets ?? []).map((s: { Name: string }) => s.Name),
+        taskRole: target(r.Properties!['TaskRoleArn']),
+      };
+    }));
+}
+
+/** Secrets injected by ECS, replaced by local values of the right shape. */
+const localSecret = (name: string) => (name === 'DB_USER' ? 'ackstream_app' : `local-${name.toLowerCase()}-`.padEnd(48, 'x'));
+
+function functions(stage: string): Array<{ id: string; handler: string; env: Record<string, string>; role: string | undefined }> {
+  return Object.entries(tpl(stage).Resources)
+    .filter(([id, r]) => r.Type === 'AWS::Lambda::Function' && (id.startsWith('Processor') || id.startsWith('Migrations')))
+    .map(([id, r]) => ({
+      id,
+      handler: r.Properties!['Handler'] as string,
+      env: Object.fromEntries(Object.entries((r.Properties!['Environment']?.Variables ?? {}) as Record<string, unknown>).map(([k, v]) => [k, resolveLocal(v)])),
+      role: target(r.Properties!['Role']),
+    }));
+}
+
+/** Statements of every IAM policy attached to a role. */
+function statementsOf(t: CfnTemplate, role: string | undefined): Array<{ actions: string[]; resources: string[] }> {
+  return resourcesOf(t, 'AWS::IAM::Policy')
+    .filter((p) => (p.Properties!['Roles'] as unknown[]).some((r) => target(r) === role))
+    .flatMap((p) => (p.Properties!['PolicyDocument'].Statement as Record<string, unknown>[]).map((st) => ({
+      actions: [st.Action].flat() as string[],
+      resources: [st.Resource].flat().map(resolveLocal),
+    })));
+}
+
+const granted = (t: CfnTemplate, role: string | undefined, action: string, resource: string) =>
+  statementsOf(t, role).some((st) => st.actions.includes(action) && st.resources.includes(resource));
+
+// ---------------------------------------------------------------------------------------------
+const lint = spawnSync('cfn-lint', ['--version'], { encoding: 'utf8' });
+const haveCfnLint = lint.status === 0;
+if (!haveCfnLint) process.stderr.write('cfn-lint is not installed: the cfn-lint tests are SKIPPED (pip install cfn-lint; .ci/run does)\n');
+
+describe.each(STAGES)('cfn-lint, %s stage', (stage) => {
+  (haveCfnLint ? test : test.skip)('no errors (rules ignored only as listed in .cfnlintrc.yaml)', () => {
+    const out = spawnSync('cfn-lint', ['-f', 'json', '-t', synths.get(stage)!.templateFile], { cwd: REPO_ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const findings = JSON.parse(out.stdout || '[]') as Array<{ Level: string; Rule: { Id: string }; Message: string; Location: { Path: unknown[] } }>;
+    const errors = findings.filter((f) => f.Level === 'Error').map((f) => `${f.Rule.Id} ${JSON.stringify(f.Location.Path)}: ${f.Message}`);
+    expect(errors).toEqual([]);
+    expect(out.status! & 2).toBe(0); // cfn-lint's exit code: bit 2 = errors
+  });
+});
+
+describe.each(STAGES)('template ↔ runtime contract, %s stage', (stage, cfg) => {
+  test('every container\'s environment + secrets pass its service\'s own schema; services listen on all interfaces, keep-alive above the ALB idle timeout', () => {
+    const list = containers(stage);
+    expect(list.map((c) => c.entry).sort()).toEqual(['ack-service/main.ts', 'gateway/main.ts', 'read-model/main.ts', 'scripts/ops-run.ts']);
+    const alb = resourcesOf(tpl(stage), 'AWS::ElasticLoadBalancingV2::LoadBalancer')[0]!;
+    const idle = Number((alb.Properties!['LoadBalancerAttributes'] as { Key: string; Value: string }[]).find((a) => a.Key === 'idle_timeout.timeout_seconds')!.Value);
+    expect(idle).toBe(cfg.albIdleTimeoutSeconds);
+    for (const c of list) {
+      const env = withDatabaseUrl({ ...c.env, ...Object.fromEntries(c.secrets.map((s) => [s, localSecret(s)])) });
+      for (const schema of SERVICE_SCHEMAS[c.entry]!) {
+        const parsed = loadConfig(schema, env) as Record<string, unknown>;
+        if (c.port !== undefined) {
+          expect(parsed['HOST']).toBe('0.0.0.0');
+          expect(Object.entries(parsed).some(([k, v]) => k.endsWith('_PORT') && v === c.port)).toBe(true);
+          expect(parsed['HTTP_KEEP_ALIVE_MS']).toBeGreaterThan(idle * 1000);
+        }
+      }
+    }
+  });
+
+  test('every function\'s environment passes its entry\'s schema (processors: LambdaConfig; migrations: MigrateConfig)', () => {
+    const fns = functions(stage);
+    expect(fns.map((f) => f.handler).sort()).toEqual(['index.handler', 'index.handler', 'index.projectionHandler']);
+    for (const f of fns) {
+      const schema = f.id.startsWith('Migrations') ? MigrateConfig : LambdaConfig;
+      // Lambda sets AWS_REGION itself.
+      expect(() => loadConfig(schema, { ...f.env, AWS_REGION: cfg.region })).not.toThrow();
+      expect(f.env['AUTH_SECRET_ARN']).toBeUndefined(); // nothing reads it
+    }
+  });
+
+  test('every table the code derives a name for exists and is granted to the roles that use it', () => {
+    const t = tpl(stage);
+    const [items] = idsOf(t, 'AWS::DynamoDB::Table', (r) => (r.Properties!['KeySchema'] as unknown[]).length === 2);
+    const itemsName = `ref-${items}`;
+    const registry = idsOf(t, 'AWS::DynamoDB::Table', (r) => r.Properties!['TableName'] !== undefined && resolveLocal(r.Properties!['TableName']) === registryTableName(itemsName));
+    expect(registry).toHaveLength(1);
+    const registryArn = `att-${registry[0]}-Arn`;
+    const versionArn = (a: string) => a.endsWith(`:table/${versionItemsTable(itemsName, 0).replace(/0$/, '*')}`);
+    const processorRoles = functions(stage).filter((f) => f.id.startsWith('ProcessorFn') || f.id.startsWith('ProcessorProjectionFn')).map((f) => f.role);
+    const readApi = containers(stage).find((c) => c.entry === 'read-model/main.ts')!.taskRole;
+    const ops = containers(stage).find((c) => c.entry === 'scripts/ops-run.ts')!.taskRole;
+    for (const role of [...processorRoles, readApi, ops]) {
+      expect(granted(t, role, 'dynamodb:GetItem', registryArn)).toBe(true);
+      expect(statementsOf(t, role).some((st) => st.actions.includes('dynamodb:GetItem') && st.resources.some(versionArn))).toBe(true);
+    }
+    expect(granted(t, ops, 'dynamodb:PutItem', registryArn)).toBe(true);
+    expect(statementsOf(t, ops).some((st) => st.actions.includes('dynamodb:CreateTable') && st.resources.some(versionArn))).toBe(true);
+    // The stream the gateway writes to is the one in its environment.
+    const gw = containers(stage).find((c) => c.entry === 'gateway/main.ts')!;
+    const [stream] = idsOf(t, 'AWS::Kinesis::Stream');
+    expect(gw.env['KINESIS_STREAM']).toBe(`ref-${stream}`);
+    expect(granted(t, gw.taskRole, 'kinesis:PutRecords', `att-${stream}-Arn`)).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+function nonLoopbackAddress(): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  throw new Error('this machine has no non-loopback IPv4 address');
+}
+
+async function healthy(url: string, child: ChildProcess, timeoutMs = 30_000): Promise<number> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}`);
+    try {
+      const res = await fetch(url);
+      return res.status;
+    } catch {
+      if (Date.now() > until) throw new Error(`${url} did not answer in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+const stopChild = (child: ChildProcess) => new Promise<void>((resolve) => {
+  if (child.exitCode !== null) return resolve();
+  child.once('exit', () => resolve());
+  try { process.kill(-child.pid!, 'SIGTERM'); } catch { resolve(); }
+});
+
+describe('the services start with the template\'s environment', () => {
+  let emulators: Emulators;
+  const prefix = `test:${uniqueName('deployed')}:`;
+  beforeAll(async () => {
+    emulators = await startEmulators();
+  });
+  afterAll(async () => {
+    await emulators?.close();
+    const redis = new Redis(REDIS_URL);
+    await deleteKeysByPrefix(redis, prefix);
+    redis.disconnect();
+  });
+
+  test.each(STAGES)('%s: gateway, read API and ack service answer /healthz on the non-loopback address', async (stage) => {
+    const host = nonLoopbackAddress();
+    for (const c of containers(stage).filter((x) => x.port !== undefined)) {
+      // AWS endpoints remapped to the local emulators, secrets replaced by local values, Redis local.
+      const env: NodeJS.ProcessEnv = {
+        PATH: process.env.PATH, HOME: process.env.HOME,
+        ...c.env,
+        ...Object.fromEntries(c.secrets.filter((s) => s !== 'REDIS_AUTH_TOKEN').map((s) => [s, localSecret(s)])),
+        REDIS_URL, REDIS_PREFIX: prefix, LOG_LEVEL: 'warn',
+        KINESIS_ENDPOINT: emulators.kinesisEndpoint, DYNAMODB_ENDPOINT: emulators.dynamoEndpoint,
+        AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local',
+      };
+      const child = spawn(process.execPath, ['--import', 'tsx', c.entry], { cwd: REPO_ROOT, env, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+      try {
+        const status = await healthy(`http://${host}:${c.port}/healthz`, child).catch((err: Error) => { throw new Error(`${c.entry}: ${err.message}\n${stderr}`); });
+        expect({ entry: c.entry, status }).toEqual({ entry: c.entry, status: 200 });
+      } finally {
+        await stopChild(child);
+      }
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs `fn` with process.env replaced (a Lambda reads its configuration from the environment). */
+async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved = { ...process.env };
+  for (const k of Object.keys(process.env)) if (!['PATH', 'HOME', 'TMPDIR'].includes(k)) delete process.env[k];
+  Object.assign(process.env, env);
+  try {
+    return await fn();
+  } finally {
+    for (const k of Object.keys(process.env)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+}
+
+describe('the bundles in the cloud assembly run (dev stage assets)', () => {
+  const name = uniqueName('bundles');
+  let moto: ChildProcess;
+  let smEndpoint: string;
+  let emulators: Emulators;
+  let masterArn: string;
+  let appArn: string;
+  const prefix = `test:${name}:`;
+  const items = `${name}-items`;
+  const requests = `${name}-requests`;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    moto = spawn('moto_server', ['-p', String(port)], { stdio: 'ignore', detached: true });
+    smEndpoint = `http://127.0.0.1:${port}`;
+    const sm = new SecretsManagerClient({ region: 'us-east-1', endpoint: smEndpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    for (let i = 0; ; i++) {
+      try {
+        masterArn = (await sm.send(new CreateSecretCommand({ Name: `${name}-master`, SecretString: JSON.stringify({ username: 'postgres', password: 'local-master' }) }))).ARN!;
+        break;
+      } catch (err) {
+        if (i > 80) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    appArn = (await sm.send(new CreateSecretCommand({ Name: `${name}-app`, SecretString: JSON.stringify({ username: 'ackstream_app', password: 'local-app-password' }) }))).ARN!;
+    sm.destroy();
+    emulators = await startEmulators();
+    // The database starts EMPTY: the migration bundle creates the schema.
+    await createTestDatabase(name);
+  });
+  afterAll(async () => {
+    if (moto) await stopChild(moto);
+    await emulators?.close();
+    await dropTestDatabase(name);
+    const redis = new Redis(REDIS_URL);
+    await deleteKeysByPrefix(redis, prefix);
+    redis.disconnect();
+  });
+
+  const awsLocal = () => ({ AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local', AWS_ENDPOINT_URL_SECRETS_MANAGER: smEndpoint });
+  const fn = (prefixId: string) => functions('dev').find((f) => f.id.startsWith(prefixId))!;
+  const bundle = (id: string) => require(`${synths.get('dev')!.assetDirOf(id)}/index.js`) as Record<string, (e?: unknown) => Promise<any>>;
+
+  test('the migration bundle creates the schema on an empty database, then is a no-op; the app role is least-privilege', async () => {
+    const m = fn('MigrationsFn');
+    const env = { ...m.env, ...awsLocal(), DB_SECRET_ARN: masterArn, APP_DB_SECRET_ARN: appArn, DB_HOST: '127.0.0.1', DB_SSL: 'disable', DB_NAME: name };
+    const mod = bundle(m.id);
+    const first = await withEnv(env, () => mod.handler!());
+    expect(first.applied).toEqual(['1732262400000_event-log', '1732348800000_parked', '1764806400000_app-role']);
+    const second = await withEnv(env, () => mod.handler!());
+    expect(second).toEqual({ applied: [], appUser: 'ackstream_app' });
+    const pg = new Client({ connectionString: `postgres://postgres@127.0.0.1:5432/${name}` });
+    await pg.connect();
+    try {
+      const priv = async (table: string, p: string) => (await pg.query('SELECT has_table_privilege($1, $2, $3) AS ok', ['ackstream_app', table, p])).rows[0].ok as boolean;
+      expect(await priv('events', 'INSERT')).toBe(true);
+      expect(await priv('events', 'UPDATE')).toBe(false); // the log is append-only
+      expect(await priv('events', 'DELETE')).toBe(false);
+      expect(await priv('pgmigrations', 'SELECT')).toBe(false);
+    } finally {
+      await pg.end();
+    }
+  });
+
+  test('the processors bundle, as the app role: a write is committed and acked; an undecided record comes back in batchItemFailures', async () => {
+    const dynamo = createDynamo({ region: 'us-east-1', endpoint: emulators.dynamoEndpoint });
+    const kinesis = createKinesis({ region: 'us-east-1', endpoint: emulators.kinesisEndpoint });
+    const sqs = createSqs({ region: 'us-east-1', endpoint: emulators.sqsEndpoint });
+    await provision({ kinesis, dynamo, sqs, stream: `${name}-commands`, shardCount: 1, itemsTable: items, requestsTable: requests, dlqName: `${name}-dlq`, databaseUrl: `postgres://postgres@127.0.0.1:5432/${name}` });
+    await new DynamoProjectionRegistry(createDocumentClient(dynamo), registryTableName(items), { itemsTable: items, redisPrefix: prefix }).ensureTable(dynamo);
+    kinesis.destroy();
+    sqs.destroy();
+    const p = fn('ProcessorFn');
+    const env: Record<string, string> = {
+      ...p.env, ...awsLocal(),
+      DB_SECRET_ARN: appArn, DB_HOST: '127.0.0.1', DB_SSL: 'disable', DB_NAME: name,
+      REDIS_URL, REDIS_PREFIX: prefix, ITEMS_TABLE: items, REQUESTS_TABLE: requests,
+      AWS_ENDPOINT_URL_DYNAMODB: emulators.dynamoEndpoint,
+    };
+    delete env['REDIS_AUTH_TOKEN_SECRET_ARN']; // local Redis has no AUTH
+    delete env['DLQ_URL'];
+    const write = command({ kind: 'put', id: 'deployed-1', data: { title: 'from the bundle' } });
+    const undecided = command({ kind: 'put', id: 'deployed-2', data: { title: 'never committed' } });
+    const event = (...cmds: typeof write[]) => ({
+      Records: cmds.map((c, i) => ({
+        eventSource: 'aws:kinesis', eventVersion: '1.0', eventName: 'aws:kinesis:record', awsRegion: 'us-east-1',
+        eventID: `shardId-000000000000:4959${i}`, eventSourceARN: 'arn:aws:kinesis:us-east-1:123456789012:stream/local',
+        invokeIdentityArn: 'arn:aws:iam::123456789012:role/local',
+        kinesis: { kinesisSchemaVersion: '1.0', partitionKey: c.id, sequenceNumber: `4959${i}`, approximateArrivalTimestamp: Date.now() / 1000, data: Buffer.from(JSON.stringify(c)).toString('base64') },
+      })),
+    });
+    const mod = bundle(p.id);
+    const lines: string[] = [];
+    const write0 = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string | Uint8Array) => { lines.push(String(chunk)); return true; }) as typeof process.stdout.write;
+    try {
+      await withEnv(env, async () => {
+        expect(await mod.handler!(event(write))).toEqual({ batchItemFailures: [] });
+        expect(await mod.projectionHandler!(event(write, undecided))).toEqual({ batchItemFailures: [{ itemIdentifier: '49591' }] });
+      });
+    } finally {
+      process.stdout.write = write0;
+    }
+    const pg = new Client({ connectionString: `postgres://postgres@127.0.0.1:5432/${name}` });
+    await pg.connect();
+    try {
+      expect((await pg.query('SELECT status FROM requests WHERE request_id = $1', [write.requestId])).rows).toEqual([{ status: 'committed' }]);
+    } finally {
+      await pg.end();
+    }
+    const redis = new Redis(REDIS_URL);
+    try {
+      const acks = await new RedisAckLog(redis, prefix, retentionFrom(loadConfig(AckRetentionEnv, {}))).readAfter(ROUTE, 0, 100);
+      expect(JSON.stringify(acks)).toContain(write.requestId);
+      expect(JSON.stringify(acks)).toContain('committed');
+    } finally {
+      redis.disconnect();
+    }
+    dynamo.destroy();
+    // Whatever the bundle logged for failed records is a message the FailedRecords metric filter counts.
+    for (const l of lines.filter((x) => x.startsWith('{"t"'))) {
+      const entry = JSON.parse(l) as { level: string; msg: string };
+      if (entry.level === 'warn' && /fail|retr/.test(entry.msg)) expect(PROCESSOR_FAILURE_MESSAGES).toContain(entry.msg);
+    }
+  });
+});
