@@ -20,7 +20,8 @@ export const Subject = z.string().regex(SUBJECT_PATTERN, 'must be 1-256 printabl
 export type JsonObject = { [key: string]: unknown };
 export const JsonObjectSchema = z.record(z.string(), z.unknown());
 
-export const CommandKind = z.enum(['put', 'patch', 'delete']);
+/** `attach`/`detach`: an attachment's metadata added (by the attachment worker) or removed (core/attachments.ts). */
+export const CommandKind = z.enum(['put', 'patch', 'delete', 'attach', 'detach']);
 export type CommandKind = z.infer<typeof CommandKind>;
 
 /** A write as the gateway puts it on the stream (one Kinesis record, JSON). */
@@ -37,12 +38,14 @@ export const CommandSchema = z.object({
   ifMatch: z.number().int().positive().optional(),
   ifNoneMatch: z.literal(true).optional(),
   idempotencyKey: z.string().min(1).max(255).optional(),
+  /** `attach` only: the worker refused the upload; the command is decided as this rejection. */
+  reject: z.object({ code: z.string().min(1).max(64), message: z.string().max(1024) }).optional(),
   traceId: z.string().max(128).optional(),
   receivedAt: z.string(),
 });
 export type Command = z.infer<typeof CommandSchema>;
 
-export type EventType = 'ItemPut' | 'ItemPatched' | 'ItemDeleted';
+export type EventType = 'ItemPut' | 'ItemPatched' | 'ItemDeleted' | 'AttachmentAdded' | 'AttachmentRemoved';
 
 /** One entry of the append-only event log. */
 export interface StoredEvent {
@@ -77,6 +80,14 @@ export const RejectionCode = z.enum([
   'not_found',
   'item_parked',
   'invalid_command',
+  // Attachments (core/attachments.ts): the worker's checks, and a removal of an unknown attachment.
+  'attachment_size_mismatch',
+  'attachment_sha256_mismatch',
+  'attachment_type_mismatch',
+  'attachment_too_large',
+  'upload_expired',
+  'attachment_not_found',
+  'too_many_attachments',
 ]);
 export type RejectionCode = z.infer<typeof RejectionCode>;
 
@@ -129,6 +140,8 @@ export interface ItemDocument {
   version: number;
   updatedAt: string;
   data: JsonObject;
+  /** Present once the item has had an attachment (core/attachments.ts AttachmentMeta). */
+  attachments?: JsonObject[];
 }
 
 /** The 202 answer of a write. */

@@ -8,6 +8,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { z } from 'zod';
 import type { AckLog } from '../core/ack-log';
 import type { Principal, TokenVerifier } from '../core/auth';
+import { ATTACHMENTS_STATE_KEY } from '../core/attachments';
 import { CollectionName, type Command, type CommandKind, ItemId, type WriteAccepted } from '../core/contracts';
 import {
   BadRequestError,
@@ -60,7 +61,8 @@ const WriteHeaders = z.object({
   'idempotency-key': z.string().regex(/^[\x21-\x7E]{1,255}$/, 'must be 1-255 printable ASCII characters without spaces').optional(),
   'x-trace-id': z.string().max(128, 'must be at most 128 characters').optional(),
 });
-const CONTENT_TYPES: Record<Exclude<CommandKind, 'delete'>, string[]> = {
+type ItemWriteKind = Extract<CommandKind, 'put' | 'patch' | 'delete'>;
+const CONTENT_TYPES: Record<Exclude<ItemWriteKind, 'delete'>, string[]> = {
   put: ['application/json'],
   patch: ['application/merge-patch+json', 'application/json'],
 };
@@ -112,7 +114,7 @@ export function createGatewayApp(deps: GatewayDeps): express.Express {
   // Raw bytes, so the size limit holds before parsing and syntax errors can name their position.
   const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
 
-  const write = (kind: CommandKind) => async (req: Request, res: Response, next: NextFunction) => {
+  const write = (kind: ItemWriteKind) => async (req: Request, res: Response, next: NextFunction) => {
     try {
       if (lifecycle.closing) throw new ServiceUnavailableError('The gateway is shutting down; retry on another instance.', 1);
       const principal = await deps.verifier.verifyHeader(req.header('authorization'));
@@ -126,6 +128,9 @@ export function createGatewayApp(deps: GatewayDeps): express.Express {
         requireContentType(req, kind);
         await runMiddleware(rawBody, req, res);
         data = readObject(req.body);
+        if (Object.hasOwn(data, ATTACHMENTS_STATE_KEY)) {
+          throw new BadRequestError(`The top-level key "${ATTACHMENTS_STATE_KEY}" is reserved for the item's attachments (POST .../attachments adds one).`);
+        }
       }
       const command: Command = {
         v: 1,
@@ -280,7 +285,7 @@ async function emitQueued(deps: GatewayDeps, acks: QueuedAckBatcher, cmd: Comman
   }
 }
 
-function requireContentType(req: Request, kind: Exclude<CommandKind, 'delete'>) {
+function requireContentType(req: Request, kind: Exclude<ItemWriteKind, 'delete'>) {
   const raw = req.header('content-type');
   const allowed = CONTENT_TYPES[kind];
   const what = `Content-Type must be ${allowed.join(' or ')} for ${kind.toUpperCase()}`;
