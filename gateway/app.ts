@@ -162,6 +162,12 @@ export function createGatewayApp(deps: GatewayDeps): express.Express {
         ? await idempotentPut(deps, queuedAcks, command, res)
         : await queue(deps, queuedAcks, command);
       res.locals.requestId = accepted.requestId;
+      if ((kind === 'delete' || kind === 'detach') && deps.attachments?.purge) {
+        // The bytes go once the DELETE is committed (the worker waits for it); a lost job leaves orphans that `verify` reports.
+        await deps.attachments.purge({ tenant: command.tenant, collection: command.collection, id: command.id, requestId: accepted.requestId,
+          ...(kind === 'detach' ? { attachmentId: String(command.data?.attachmentId) } : {}) })
+          .catch((err: unknown) => deps.log.warn('attachment purge job not sent', { requestId: accepted.requestId, err }));
+      }
       if (lifecycle.closing) res.set('Connection', 'close');
       res.status(202).location(`/v1/requests/${accepted.requestId}`).json(accepted);
     } catch (err) {

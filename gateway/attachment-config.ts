@@ -5,7 +5,8 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { DEFAULT_MAX_ATTACHMENT_BYTES, HARD_MAX_ATTACHMENT_BYTES } from '../core/attachments';
-import { createDocumentClient, createDynamo } from '../core/aws';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { createDocumentClient, createDynamo, createSqs } from '../core/aws';
 import { optionalUrl, positiveInt } from '../core/config';
 import { createS3, S3ObjectStore } from '../core/object-store';
 import { DynamoDurableStore, type HotStore } from '../core/read-store';
@@ -23,6 +24,8 @@ export const AttachmentEnv = z.object({
   ATTACHMENT_TENANT_PENDING_BYTES: positiveInt(200 * 1024 * 1024),
   ATTACHMENT_UPLOAD_URL_S: positiveInt(900),
   ATTACHMENT_DOWNLOAD_URL_S: positiveInt(60),
+  /** The attachment worker's queue: DELETEs send it purge jobs. */
+  WORK_QUEUE_URL: z.string().optional(),
   /** The durable copy, asked when the hot copy has no entry for the item (it may have been evicted). */
   ITEMS_TABLE: z.string().default('ackstream-items'),
   REQUESTS_TABLE: z.string().default('ackstream-requests'),
@@ -30,7 +33,7 @@ export const AttachmentEnv = z.object({
 export type AttachmentEnv = z.infer<typeof AttachmentEnv>;
 
 export function attachmentSettings(
-  config: AttachmentEnv & { AWS_REGION: string; DYNAMODB_ENDPOINT?: string | undefined; REDIS_PREFIX: string },
+  config: AttachmentEnv & { AWS_REGION: string; DYNAMODB_ENDPOINT?: string | undefined; SQS_ENDPOINT?: string | undefined; REDIS_PREFIX: string },
   hot: HotStore,
   redis: Redis | undefined,
 ): { settings: AttachmentSettings; close(): void } | undefined {
@@ -43,8 +46,15 @@ export function attachmentSettings(
       return (await hot.getItem(tenant, collection, id)) ?? durable.getItem(tenant, collection, id);
     },
   };
+  const sqs = config.WORK_QUEUE_URL ? createSqs({ region: config.AWS_REGION, endpoint: config.SQS_ENDPOINT }) : undefined;
+  const queueUrl = config.WORK_QUEUE_URL;
   return {
     settings: {
+      ...(sqs && queueUrl ? {
+        async purge(job: { tenant: string; collection: string; id: string; attachmentId?: string; requestId: string }) {
+          await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify({ type: 'purge', ...job }), DelaySeconds: 1 }));
+        },
+      } : {}),
       store: new S3ObjectStore(s3, { region: config.AWS_REGION, bucket: config.ATTACHMENTS_BUCKET, endpoint: config.S3_ENDPOINT, publicEndpoint: config.S3_PUBLIC_ENDPOINT }),
       items,
       maxBytes: config.MAX_ATTACHMENT_BYTES,
@@ -56,6 +66,7 @@ export function attachmentSettings(
     close() {
       s3.destroy();
       dynamo.destroy();
+      sqs?.destroy();
     },
   };
 }

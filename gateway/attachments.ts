@@ -37,18 +37,22 @@ export interface AttachmentSettings {
   tenantPendingBytes: number;
   uploadUrlSeconds: number;
   downloadUrlSeconds: number;
-  /** Reservations of the upload quota; absent (single node, tests without Redis): in process. */
+  /** Reservations of the upload quota (Redis; in process for a single node). */
   quota: UploadQuota;
+  /**
+   * Asks the attachment worker to remove the bytes of a deleted item or attachment once the
+   * DELETE is committed (a purge job on the work queue, worker/handler.ts).
+   */
+  purge?(job: { tenant: string; collection: string; id: string; attachmentId?: string; requestId: string }): Promise<void>;
 }
 
 export interface UploadQuota {
   /** Reserves `size` bytes until `expiresAt` (ms); false if the tenant's quota would be exceeded. Same id twice: one reservation. */
   reserve(tenant: string, attachmentId: string, size: number, expiresAt: number, limit: number): Promise<boolean>;
-  /** The worker is done with an upload (accepted or refused): its reservation ends. */
-  release(tenant: string, attachmentId: string): Promise<void>;
 }
 
 /**
+ * A reservation lasts as long as its upload URL (then the bytes have landed or never will).
  * Reservations in one sorted set per tenant (score: expiry in ms, member: `<attachmentId>:<size>`),
  * checked and added in one Lua script so racing requests cannot both pass.
  */
@@ -60,11 +64,6 @@ export class RedisUploadQuota implements UploadQuota {
   async reserve(tenant: string, attachmentId: string, size: number, expiresAt: number, limit: number): Promise<boolean> {
     const ok = await this.redis.eval(RESERVE, 1, this.key(tenant), Date.now(), expiresAt, `${attachmentId}:${size}`, size, limit, attachmentId);
     return ok === 1;
-  }
-  async release(tenant: string, attachmentId: string): Promise<void> {
-    const members = await this.redis.zrange(this.key(tenant), 0, -1);
-    const mine = members.filter((m) => m.startsWith(`${attachmentId}:`));
-    if (mine.length) await this.redis.zrem(this.key(tenant), ...mine);
   }
 }
 
@@ -95,9 +94,6 @@ export class MemoryUploadQuota implements UploadQuota {
     if (total + size > limit) return false;
     m.set(attachmentId, { size, expiresAt });
     return true;
-  }
-  async release(tenant: string, attachmentId: string): Promise<void> {
-    this.byTenant.get(tenant)?.delete(attachmentId);
   }
 }
 
