@@ -69,7 +69,9 @@ export const DEFAULT_RETENTION: AckRetention = { seconds: 24 * 3600, maxPerPrinc
 
 /** Env fragment for every process that appends acks (the window is applied at append time). */
 export const AckRetentionEnv = z.object({
+  /** How long acks stay in a principal's history (for resumes with ?after=). */
   ACK_RETENTION_SECONDS: z.coerce.number().int().positive().default(DEFAULT_RETENTION.seconds),
+  /** Most acks kept per principal; older ones are trimmed. */
   ACK_MAX_PER_PRINCIPAL: z.coerce.number().int().positive().default(DEFAULT_RETENTION.maxPerPrincipal),
 });
 export const retentionFrom = (c: z.infer<typeof AckRetentionEnv>): AckRetention => ({

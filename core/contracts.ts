@@ -47,22 +47,6 @@ export type Command = z.infer<typeof CommandSchema>;
 
 export type EventType = 'ItemPut' | 'ItemPatched' | 'ItemDeleted' | 'AttachmentAdded' | 'AttachmentRemoved';
 
-/** One entry of the append-only event log. */
-export interface StoredEvent {
-  position: string; // bigint as string: global order in the log
-  tenant: string;
-  collection: string;
-  id: string;
-  version: number;
-  type: EventType;
-  data: JsonObject | null;
-  requestId: string;
-  idempotencyKey: string | null;
-  principal: string;
-  traceId: string | null;
-  recordedAt: string;
-}
-
 /** Current state of one item as the write side holds it. */
 export interface ItemState {
   tenant: string;
@@ -150,8 +134,4 @@ export interface WriteAccepted {
   status: 'queued';
   shardId: string;
   sequenceNumber: string;
-}
-
-export function isFinal(stage: AckStage): stage is FinalStage {
-  return stage !== 'queued';
 }

@@ -31,4 +31,3 @@ export function createLogger(
   };
 }
 
-export const silentLogger: Logger = createLogger('silent');

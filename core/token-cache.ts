@@ -9,7 +9,7 @@
  * a bit: eviction is CLOCK (an approximation of LRU, as in the near cache), because the Map
  * delete + re-insert of an exact LRU cost more than the lookup itself under load.
  */
-import { bearerToken, type Principal, type TokenVerifier } from '../core/auth';
+import { bearerToken, type Principal, type TokenVerifier } from './auth';
 
 interface Entry {
   principal: Principal;

@@ -13,21 +13,26 @@ import { DynamoDurableStore, type HotStore } from '../core/read-store';
 import { type AttachmentSettings, type ItemLookup, MemoryUploadQuota, RedisUploadQuota } from './attachments';
 
 export const AttachmentEnv = z.object({
+  /** The attachments bucket; unset: attachments are off (their routes answer 404). */
   ATTACHMENTS_BUCKET: z.string().optional(),
   /** Object store endpoint (fauxqs locally); unset on AWS. */
   S3_ENDPOINT: optionalUrl,
   /** The object store address as clients reach it, for presigned URLs (defaults to S3_ENDPOINT). */
   S3_PUBLIC_ENDPOINT: optionalUrl,
+  /** Largest attachment, in bytes (the declared size at POST, the real size in the worker). */
   MAX_ATTACHMENT_BYTES: positiveInt(DEFAULT_MAX_ATTACHMENT_BYTES)
     .pipe(z.number().max(HARD_MAX_ATTACHMENT_BYTES, `MAX_ATTACHMENT_BYTES may be at most ${HARD_MAX_ATTACHMENT_BYTES}`)),
   /** Bytes a tenant may have under unexpired upload URLs at once. */
   ATTACHMENT_TENANT_PENDING_BYTES: positiveInt(200 * 1024 * 1024),
+  /** Lifetime of a presigned upload URL (and of its quota reservation), in seconds. */
   ATTACHMENT_UPLOAD_URL_S: positiveInt(900),
+  /** Lifetime of the signed URL a GET of an attachment redirects to, in seconds. */
   ATTACHMENT_DOWNLOAD_URL_S: positiveInt(60),
   /** The attachment worker's queue: DELETEs send it purge jobs. */
   WORK_QUEUE_URL: z.string().optional(),
   /** The durable copy, asked when the hot copy has no entry for the item (it may have been evicted). */
   ITEMS_TABLE: z.string().default('ackstream-items'),
+  /** The durable copy's requests table (the lookup's store needs it; the gateway reads only items). */
   REQUESTS_TABLE: z.string().default('ackstream-requests'),
 });
 export type AttachmentEnv = z.infer<typeof AttachmentEnv>;

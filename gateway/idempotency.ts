@@ -34,7 +34,6 @@ export type ClaimResult =
 
 export interface IdempotencyStore {
   claim(scope: IdempotencyScope, fingerprint: string, requestId: string): Promise<ClaimResult>;
-  get(scope: IdempotencyScope): Promise<IdempotencyRecord | undefined>;
   /** Records the stream position; the claim is then answered as-is for the window. */
   complete(scope: IdempotencyScope, record: IdempotencyRecord): Promise<void>;
   /** The owner could not queue: the lease ends now so the next request may take over. */
@@ -114,11 +113,6 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     return { kind: 'existing', record: JSON.parse(cur) as IdempotencyRecord };
   }
 
-  async get(scope: IdempotencyScope): Promise<IdempotencyRecord | undefined> {
-    const cur = await this.redis.get(this.k(scope));
-    return cur ? (JSON.parse(cur) as IdempotencyRecord) : undefined;
-  }
-
   async complete(scope: IdempotencyScope, record: IdempotencyRecord): Promise<void> {
     await (this.redis as Scripted).idemSettle(this.k(scope), record.requestId, JSON.stringify(record), String(this.times.windowSeconds));
   }
@@ -164,11 +158,6 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
       return { kind: 'owner', requestId: e.rec.requestId };
     }
     return { kind: 'existing', record: { ...e.rec } };
-  }
-
-  async get(scope: IdempotencyScope) {
-    const e = this.live(this.k(scope));
-    return e ? { ...e.rec } : undefined;
   }
 
   async complete(scope: IdempotencyScope, record: IdempotencyRecord) {

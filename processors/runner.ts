@@ -8,14 +8,14 @@
  * are finished, to keep per-key order. Per-shard lag (MillisBehindLatest and iterator age) is
  * exported as metrics and logged every `lagLogMs`.
  */
+import { listShards } from '../core/kinesis-shards';
 import {
   ExpiredIteratorException,
   GetRecordsCommand,
   type GetRecordsCommandOutput,
   GetShardIteratorCommand,
   type KinesisClient,
-  ListShardsCommand,
-  type _Record,
+    type _Record,
   type Shard,
 } from '@aws-sdk/client-kinesis';
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
@@ -71,15 +71,7 @@ export class StreamRunner {
   }
 
   private async refreshShards(): Promise<void> {
-    const shards: Shard[] = [];
-    let token: string | undefined;
-    do {
-      const out = await this.opts.kinesis.send(
-        new ListShardsCommand(token ? { NextToken: token } : { StreamName: this.opts.stream }),
-      );
-      shards.push(...(out.Shards ?? []));
-      token = out.NextToken;
-    } while (token);
+    const shards = await listShards(this.opts.kinesis, this.opts.stream);
     const known = new Set(shards.map((s) => s.ShardId!));
     for (const shard of shards) {
       const id = shard.ShardId!;

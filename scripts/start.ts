@@ -21,7 +21,7 @@ import { createS3 } from '../core/object-store';
 import { startWorker } from '../worker/main';
 import { WorkerConfig } from '../worker/composition';
 import { NotificationBridge, provisionAttachments } from './attachment-stack';
-import { DATA_DIR, ensurePostgres, ensureRedis, localAuthSecret, provision, ROOT, startEmulators, stopChild } from './local-stack';
+import { DATA_DIR, ensurePostgres, ensureRedis, localAuthSecret, localEnv, provision, ROOT, startEmulators, stopChild } from './local-stack';
 
 const SERVICES = [
   { name: 'gateway', entry: 'gateway/main.ts' },
@@ -49,16 +49,17 @@ async function main() {
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
 
-  const env = process.env;
-  const ports = { gateway: Number(env.GATEWAY_PORT ?? 3000), read: Number(env.READ_PORT ?? 3001), ack: Number(env.ACK_PORT ?? 3002) };
+  const env = localEnv();
+  const inherited = process.env;
+  const ports = { gateway: env.GATEWAY_PORT, read: env.READ_PORT, ack: env.ACK_PORT };
   const secret = localAuthSecret();
   say(`data directory: ${DATA_DIR} (npm run reset wipes it)`);
 
   const emulators = await startEmulators({
     dataDir: DATA_DIR,
-    kinesisPort: Number(env.KINESIS_PORT ?? 4567),
-    dynamoPort: Number(env.DYNAMODB_PORT ?? 4568),
-    sqsPort: Number(env.SQS_PORT ?? 4569),
+    kinesisPort: env.KINESIS_PORT,
+    dynamoPort: env.DYNAMODB_PORT,
+    sqsPort: env.SQS_PORT,
   });
   stops.push(() => emulators.close());
   say(`emulators: Kinesis ${emulators.kinesisEndpoint}, DynamoDB ${emulators.dynamoEndpoint}, SQS ${emulators.sqsEndpoint}`);
@@ -74,19 +75,15 @@ async function main() {
     say('Redis: none configured (REDIS_URL) and no redis-server on the PATH: running single-node, with the Redis-backed parts in-process.');
   }
 
-  const region = env.AWS_REGION ?? 'us-east-1';
-  const names = {
-    KINESIS_STREAM: env.KINESIS_STREAM ?? 'ackstream-commands',
-    ITEMS_TABLE: env.ITEMS_TABLE ?? 'ackstream-items',
-    REQUESTS_TABLE: env.REQUESTS_TABLE ?? 'ackstream-requests',
-  };
+  const region = env.AWS_REGION;
+  const names = { KINESIS_STREAM: env.KINESIS_STREAM, ITEMS_TABLE: env.ITEMS_TABLE, REQUESTS_TABLE: env.REQUESTS_TABLE };
   const kinesis = createKinesis({ region, endpoint: emulators.kinesisEndpoint });
   const dynamo = createDynamo({ region, endpoint: emulators.dynamoEndpoint });
   const sqs = createSqs({ region, endpoint: emulators.sqsEndpoint });
   const { dlqUrl } = await provision({
     kinesis, dynamo, sqs,
     stream: names.KINESIS_STREAM,
-    shardCount: Number(env.SHARD_COUNT ?? 2),
+    shardCount: env.SHARD_COUNT,
     itemsTable: names.ITEMS_TABLE,
     requestsTable: names.REQUESTS_TABLE,
     dlqName: 'ackstream-dlq',
@@ -95,7 +92,7 @@ async function main() {
   // Attachments: a bucket on fauxqs (S3 on the SQS port), the work queue + DLQ, and the bridge that
   // stands in for S3 bucket notifications (fauxqs has none): see scripts/attachment-stack.ts.
   const s3 = createS3({ region, endpoint: emulators.sqsEndpoint });
-  const bucket = env.ATTACHMENTS_BUCKET ?? 'ackstream-attachments';
+  const bucket = env.ATTACHMENTS_BUCKET;
   const { workQueueUrl } = await provisionAttachments(s3, sqs, { bucket, queueName: 'ackstream-work' });
   const bridge = new NotificationBridge(s3, createSqs({ region, endpoint: emulators.sqsEndpoint }), {
     bucket, queueUrl: workQueueUrl, region, intervalMs: 250, log: createLogger('warn', { service: 'notification-bridge' }),
@@ -109,7 +106,7 @@ async function main() {
   say(`attachments: bucket ${bucket} on ${emulators.sqsEndpoint}; fauxqs has no bucket notifications, so a local bridge turns new uploads into S3 events on ${workQueueUrl}`);
 
   const serviceEnv: NodeJS.ProcessEnv = {
-    ...env,
+    ...inherited,
     ...names,
     AUTH_SECRET: secret,
     AWS_REGION: region,
@@ -124,12 +121,12 @@ async function main() {
     GATEWAY_PORT: String(ports.gateway),
     READ_PORT: String(ports.read),
     ACK_PORT: String(ports.ack),
-    LOG_LEVEL: env.LOG_LEVEL ?? 'info',
-    PROCESSORS_METRICS_PORT: env.PROCESSORS_METRICS_PORT ?? '3003',
+    LOG_LEVEL: env.LOG_LEVEL,
+    PROCESSORS_METRICS_PORT: String(env.PROCESSORS_METRICS_PORT),
     CONSOLE_GATEWAY_URL: env.CONSOLE_GATEWAY_URL ?? `http://127.0.0.1:${ports.gateway}`,
     CONSOLE_METRICS_URLS:
       env.CONSOLE_METRICS_URLS ??
-      [ports.gateway, ports.read, ports.ack, Number(env.PROCESSORS_METRICS_PORT ?? 3003)].map((p) => `http://127.0.0.1:${p}/metrics`).join(','),
+      [ports.gateway, ports.read, ports.ack, env.PROCESSORS_METRICS_PORT].map((p) => `http://127.0.0.1:${p}/metrics`).join(','),
     ...(redis ? { REDIS_URL: redis.url } : {}),
   };
 

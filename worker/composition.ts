@@ -12,12 +12,18 @@ import { createAttachmentWorker, type WorkerDeps } from './handler';
 import { fileTypeSniffer, sharpThumbnailer } from './inspect';
 
 export const WorkerConfig = z.object({
+  /** The bucket the uploads land in. */
   ATTACHMENTS_BUCKET: z.string().min(1, 'ATTACHMENTS_BUCKET is required'),
+  /** Object store endpoint (fauxqs locally); unset on AWS. */
   S3_ENDPOINT: optionalUrl,
+  /** Largest attachment the worker accepts, in bytes (larger: rejected, attachment_too_large, never downloaded). */
   MAX_ATTACHMENT_BYTES: positiveInt(DEFAULT_MAX_ATTACHMENT_BYTES).pipe(z.number().max(HARD_MAX_ATTACHMENT_BYTES)),
   /** Local runner only (the Lambda gets its batches from the event source mapping). */
   WORK_QUEUE_URL: z.string().optional(),
+  /** Messages per receive of the local runner (the Lambda's batch size is the event source mapping's). */
   WORKER_BATCH_SIZE: positiveInt(10).pipe(z.number().max(10, 'SQS receives at most 10 messages at once')),
+  /** Tests only: the local worker SIGKILLs itself at this step of its first upload (proves a restart processes it once). */
+  ATTACHMENT_WORKER_EXIT_AT: z.enum(['inspected', 'kept', 'queued']).optional(),
 }).merge(AwsEnv).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
 export type WorkerConfig = z.infer<typeof WorkerConfig>;
 

@@ -14,7 +14,7 @@ import { SqsRunner } from './sqs-runner';
 export async function startWorker(config: WorkerConfig): Promise<RunningService> {
   if (!config.WORK_QUEUE_URL) throw new Error('WORK_QUEUE_URL is required for the local worker runner');
   const log = createLogger(config.LOG_LEVEL, { service: 'attachment-worker' });
-  const exitAt = process.env.ATTACHMENT_WORKER_EXIT_AT;
+  const exitAt = config.ATTACHMENT_WORKER_EXIT_AT;
   const { worker, close } = composeWorker(config, log, exitAt ? {
     step: (name) => {
       if (name === exitAt) process.kill(process.pid, 'SIGKILL');

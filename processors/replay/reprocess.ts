@@ -5,10 +5,11 @@
  * read from AT_TIMESTAMP (or TRIM_HORIZON) up to the moment the command started; a batch the
  * handler fails is retried from its first failed record, as the event source mapping would.
  */
+import { listShards } from '../../core/kinesis-shards';
 import { toKinesisEvent } from '../runner';
-import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, ListShardsCommand, type _Record, type Shard } from '@aws-sdk/client-kinesis';
+import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, type _Record, type Shard } from '@aws-sdk/client-kinesis';
 import type { KinesisHandler } from '../commit-consumer';
-import type { ProgressSink } from './progress';
+import type { ProgressSink } from '../../core/progress';
 
 export interface ReprocessOptions {
   kinesis: KinesisClient;
@@ -31,13 +32,7 @@ export interface ReprocessResult {
 export async function reprocess(o: ReprocessOptions): Promise<ReprocessResult> {
   const started = Date.now();
   const until = new Date(started);
-  const shards: Shard[] = [];
-  let token: string | undefined;
-  do {
-    const out = await o.kinesis.send(new ListShardsCommand(token ? { NextToken: token } : { StreamName: o.stream }));
-    shards.push(...(out.Shards ?? []));
-    token = out.NextToken;
-  } while (token);
+  const shards = await listShards(o.kinesis, o.stream);
   // Parents before children keeps each item's records in order across a reshard.
   const ordered = orderParentsFirst(shards);
   let records = 0;

@@ -5,7 +5,8 @@
  * the whole history); with --since it starts from AT_TIMESTAMP on top of a copy of the live version.
  * Document times are the records' arrival times (the original decision times are not on the stream).
  */
-import { GetRecordsCommand, type KinesisClient, ListShardsCommand, type Shard } from '@aws-sdk/client-kinesis';
+import { listShards } from '../../core/kinesis-shards';
+import { GetRecordsCommand, type KinesisClient, type Shard } from '@aws-sdk/client-kinesis';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Command, ItemState } from '../../core/contracts';
@@ -43,13 +44,7 @@ export async function copyTable(doc: DynamoDBDocumentClient, from: string, to: D
 
 /** Folds the stream's commands into final item states; `base` gives an item's state before the range. */
 export async function foldStream(o: StreamSourceOptions, base: (cmd: Command) => Promise<ItemState | undefined>): Promise<{ states: ItemState[]; records: number }> {
-  const shards: Shard[] = [];
-  let token: string | undefined;
-  do {
-    const out = await o.kinesis.send(new ListShardsCommand(token ? { NextToken: token } : { StreamName: o.stream }));
-    shards.push(...(out.Shards ?? []));
-    token = out.NextToken;
-  } while (token);
+  const shards = await listShards(o.kinesis, o.stream);
   const states = new Map<string, ItemState | undefined>();
   let records = 0;
   const ids = new Set(shards.map((s) => s.ShardId!));
