@@ -10,6 +10,7 @@ import { Construct } from 'constructs';
 import type { StageConfig } from './config';
 import { HotReadCache } from './constructs/cache';
 import { EventStoreDatabase } from './constructs/database';
+import { Attachments } from './constructs/attachments';
 import { Edge } from './constructs/edge';
 import { Network } from './constructs/network';
 import { Operations } from './constructs/operations';
@@ -22,6 +23,8 @@ export interface AckstreamStackProps extends StackProps {
   readonly config: StageConfig;
   /** The processors Lambda: `{ entry: 'processors/lambda.ts' }` in the app, prebuilt code in tests. */
   readonly processor: ProcessorSource;
+  /** The attachment worker Lambda (`{ entry: 'worker/lambda.ts' }`); absent: no attachments (constructs/attachments.ts). */
+  readonly attachmentWorker?: ProcessorSource;
   /** Directory with the Dockerfile of the one service image (the repo root in the app). */
   readonly imageDirectory: string;
 }
@@ -216,6 +219,13 @@ export class AckstreamStack extends Stack {
       drainSeconds: 30,
     });
     this.services = { gateway, readApi, ackService };
+    if (props.attachmentWorker) {
+      const att = new Attachments(this, 'Attachments', {
+        worker: props.attachmentWorker, stream: this.processor.stream, items: this.tables.items, requests: this.tables.requests, logRetention, retain: cfg.retainData,
+      });
+      att.grantGateway(gateway.taskDefinition.taskRole);
+      for (const [k, v] of Object.entries(att.gatewayEnvironment())) gateway.taskDefinition.defaultContainer!.addEnvironment(k, v);
+    }
 
     // Least privilege: each task role gets exactly what its service calls.
     this.processor.stream.grantWrite(gateway.taskDefinition.taskRole);
