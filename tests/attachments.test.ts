@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import sharpImport from 'sharp';
+import { createClient } from '../client';
 import { ObjectKeys } from '../core/attachments';
 import { request } from './helpers/http';
 import { type AttachmentStack, startAttachmentStack } from './helpers/attachments';
@@ -244,6 +245,23 @@ describe('the worker', () => {
     }
     expect(body).toBe('{"Records": "not an S3 event"');
   }, 60_000);
+});
+
+describe('the client SDK', () => {
+  test('attach() uploads and resolves committed; a wrong sha256 rejects with the reason; removeAttachment() commits', async () => {
+    await createItem('c1');
+    const client = createClient({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, token });
+    try {
+      const ok = await client.attach('docs', 'c1', { name: 'sdk.png', contentType: 'image/png', bytes: new Uint8Array(png), sha256: sha(png) });
+      expect(await ok.committed).toMatchObject({ requestId: ok.requestId, version: 2 });
+      const bad = await client.attach('docs', 'c1', { name: 'bad.png', contentType: 'image/png', bytes: new Uint8Array(png), sha256: sha(Buffer.from('x')) });
+      await expect(bad.committed).rejects.toMatchObject({ reason: { code: 'attachment_sha256_mismatch' } });
+      const removed = await client.removeAttachment('docs', 'c1', ok.attachmentId);
+      expect(await removed.committed).toMatchObject({ version: 3 });
+    } finally {
+      client.close();
+    }
+  }, 30_000);
 });
 
 describe('deletes remove the bytes, the log keeps the history', () => {
