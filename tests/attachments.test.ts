@@ -8,6 +8,7 @@ import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import sharpImport from 'sharp';
 import { createClient } from '../client';
 import { ObjectKeys } from '../core/attachments';
+import { verifyAttachments } from '../processors/replay/verify-attachments';
 import { request } from './helpers/http';
 import { type AttachmentStack, startAttachmentStack } from './helpers/attachments';
 import { TestSocket } from './helpers/ws-client';
@@ -245,6 +246,25 @@ describe('the worker', () => {
     }
     expect(body).toBe('{"Records": "not an S3 event"');
   }, 60_000);
+});
+
+describe('verify', () => {
+  test('every committed attachment has its object; a lost object is reported', async () => {
+    const clean = await verifyAttachments(stack.pg, stack.store);
+    expect(clean).toMatchObject({ ok: true, missing: [] });
+    expect(clean.checked).toBeGreaterThan(0);
+    const doc = await readItem('a1');
+    const key = ObjectKeys.object('acme', 'docs', 'a1', doc.body.attachments[0].attachmentId);
+    const bytes = (await stack.store.get(key))!;
+    await stack.store.delete([key]);
+    try {
+      expect(await verifyAttachments(stack.pg, stack.store)).toMatchObject({
+        ok: false, missing: [{ key, attachmentId: doc.body.attachments[0].attachmentId, problem: 'missing' }],
+      });
+    } finally {
+      await stack.store.put(key, bytes, 'image/png');
+    }
+  });
 });
 
 describe('the client SDK', () => {
