@@ -225,6 +225,11 @@ export class AckstreamStack extends Stack {
       });
       att.grantGateway(gateway.taskDefinition.taskRole);
       for (const [k, v] of Object.entries(att.gatewayEnvironment())) gateway.taskDefinition.defaultContainer!.addEnvironment(k, v);
+      // Every method of the attachment routes (POST, GET → 302, DELETE) is the gateway's.
+      new elbv2.ApplicationListenerRule(this, 'AttachmentRoutes', {
+        listener: this.edge.httpsListener, priority: 15, action: elbv2.ListenerAction.forward([gateway.targetGroup]),
+        conditions: [elbv2.ListenerCondition.pathPatterns(['/v1/collections/*/items/*/attachments', '/v1/collections/*/items/*/attachments/*'])],
+      });
     }
 
     // Least privilege: each task role gets exactly what its service calls.

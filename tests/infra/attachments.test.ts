@@ -12,6 +12,8 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Annotations } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { AckstreamStack } from '../../infra/lib/ackstream-stack';
+import { devConfig } from '../../infra/lib/config';
 import { Attachments } from '../../infra/lib/constructs/attachments';
 import { FIXTURES } from './support';
 
@@ -110,4 +112,25 @@ test('least privilege: the gateway may put only under uploads/ and read only obj
 test('no unsuppressed cdk-nag errors', () => {
   const errors = Annotations.fromStack(stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*'));
   expect(errors.map((e) => `${e.id}: ${String(e.entry.data).slice(0, 80)}`)).toEqual([]);
+});
+
+test('in the whole stack: the gateway gets the bucket and queue settings, and the ALB sends every attachment route to it', () => {
+  const app = new App();
+  const config = devConfig();
+  const full = new AckstreamStack(app, 'Ackstream-dev', {
+    env: { account: '123456789012', region: config.region },
+    config,
+    processor: { code: lambda.Code.fromAsset(path.join(FIXTURES, 'lambda')) },
+    attachmentWorker: { code: lambda.Code.fromAsset(path.join(FIXTURES, 'lambda')) },
+    imageDirectory: path.join(FIXTURES, 'image'),
+  });
+  const t = Template.fromStack(full);
+  t.hasResourceProperties('AWS::ElasticLoadBalancingV2::ListenerRule', {
+    Priority: 15,
+    Conditions: [{ Field: 'path-pattern', PathPatternConfig: { Values: ['/v1/collections/*/items/*/attachments', '/v1/collections/*/items/*/attachments/*'] } }],
+  });
+  const gatewayTask = Object.values(t.findResources('AWS::ECS::TaskDefinition'))
+    .find((r) => JSON.stringify(r.Properties.ContainerDefinitions).includes('gateway/main.ts'))!;
+  const names = (gatewayTask.Properties.ContainerDefinitions[0].Environment as Array<{ Name: string }>).map((e) => e.Name);
+  expect(names).toEqual(expect.arrayContaining(['ATTACHMENTS_BUCKET', 'WORK_QUEUE_URL']));
 });
