@@ -27,7 +27,7 @@ function pdf(size: number): Buffer {
 
 export async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const sizes = [{ label: '100 KB', bytes: 100 * 1024, n: ctx.quick ? 20 : 300 }, { label: '1 MB', bytes: 1024 * 1024, n: ctx.quick ? 10 : 100 }];
-  const stack = await startAttachmentStack('bench-attachments', { maxBytes: 2 * 1024 * 1024 });
+  const stack = await startAttachmentStack('bench-attachments', { maxBytes: 2 * 1024 * 1024, pendingBytes: 4 * 1024 ** 3 });
   const figures: Figure[] = [];
   const baseline: Figure[] = [];
   try {

@@ -29,7 +29,7 @@ export interface AttachmentStack extends Stack {
   putRaw(key: string, body: Buffer, contentType: string, metadata: Record<string, string>): Promise<void>;
 }
 
-export async function startAttachmentStack(label: string, opts: StackOptions & { maxBytes?: number } = {}): Promise<AttachmentStack> {
+export async function startAttachmentStack(label: string, opts: StackOptions & { maxBytes?: number; pendingBytes?: number } = {}): Promise<AttachmentStack> {
   const stack = await startStack(label, { ...opts, services: ['processors', 'read-model', 'ack-service'] });
   const endpoint = stack.emulators.sqsEndpoint; // fauxqs serves S3 on its SQS port
   const s3 = createS3({ region: 'us-east-1', endpoint });
@@ -41,7 +41,7 @@ export async function startAttachmentStack(label: string, opts: StackOptions & {
     S3_ENDPOINT: endpoint,
     WORK_QUEUE_URL: queues.workQueueUrl,
     MAX_ATTACHMENT_BYTES: String(opts.maxBytes ?? 1024 * 1024),
-    ATTACHMENT_TENANT_PENDING_BYTES: String(3 * (opts.maxBytes ?? 1024 * 1024)),
+    ATTACHMENT_TENANT_PENDING_BYTES: String(opts.pendingBytes ?? 3 * (opts.maxBytes ?? 1024 * 1024)),
   });
   await stack.startService('gateway');
   const bridge = new NotificationBridge(s3, sqs, {
