@@ -86,6 +86,22 @@ export interface WriteHandle {
   committed: Promise<Committed>;
 }
 
+/** An attachment being added: its id, and the worker's outcome as a write's (committed = the item lists it). */
+export interface AttachmentHandle {
+  attachmentId: string;
+  requestId: string;
+  /** Resolves when committed; rejects with WriteRejectedError (e.g. `attachment_sha256_mismatch`). */
+  committed: Promise<Committed>;
+}
+
+export interface AttachmentFile {
+  name: string;
+  contentType: string;
+  bytes: Uint8Array<ArrayBuffer>;
+  /** Hex sha256 of the bytes: the worker then checks it. */
+  sha256?: string;
+}
+
 interface Pending {
   requestId: string;
   queued: Deferred<Queued>;
@@ -164,6 +180,39 @@ export class AckstreamClient {
     return this.write('DELETE', collection, id, undefined, undefined, options);
   }
 
+  /**
+   * Adds a file to an item (issue #16): asks the gateway for a presigned upload, PUTs the bytes
+   * straight to the object store, and resolves `committed` once the worker's check is committed.
+   */
+  async attach(collection: string, id: string, file: AttachmentFile, options: Pick<WriteOptions, 'idempotencyKey'> = {}): Promise<AttachmentHandle> {
+    if (this.closed) throw new ClientClosedError();
+    if (this.opens === 0) await this.connect();
+    const headers: Record<string, string> = { authorization: `Bearer ${await this.token()}`, 'content-type': 'application/json' };
+    if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
+    const url = `${trimSlash(this.opts.gatewayUrl)}/v1/collections/${encodeURIComponent(collection)}/items/${encodeURIComponent(id)}/attachments`;
+    const body = { name: file.name, contentType: file.contentType, size: file.bytes.byteLength, ...(file.sha256 ? { sha256: file.sha256 } : {}) };
+    const res = await this.fetch(url, { method: 'POST', headers, body: JSON.stringify(body) });
+    if (res.status !== 201) throw new HttpProblemError(res.status, await problemOf(res));
+    const created = (await res.json()) as { attachmentId: string; requestId: string; upload: { url: string; method: string; headers: Record<string, string> } };
+    // Registered before the upload: the worker's ack may come back before the PUT's answer does.
+    const p: Pending = { requestId: created.requestId, queued: new Deferred(), committed: new Deferred(), done: false };
+    this.pending.set(p.requestId, p);
+    this.needStatus.add(p.requestId); // no 202/queued for this request: also look its outcome up over REST
+    this.schedulePoll(this.opts.statusPollMs ?? 1000);
+    const put = await this.fetch(created.upload.url, { method: created.upload.method, headers: created.upload.headers, body: file.bytes });
+    if (!put.ok) {
+      this.pending.delete(p.requestId);
+      this.needStatus.delete(p.requestId);
+      throw new HttpProblemError(put.status, { type: 'about:blank', title: 'Upload refused by the object store', status: put.status, detail: await put.text() });
+    }
+    return { attachmentId: created.attachmentId, requestId: created.requestId, committed: p.committed.promise };
+  }
+
+  /** Removes an attachment (a write: committed with the item's next version; its bytes are then removed). */
+  removeAttachment(collection: string, id: string, attachmentId: string, options: WriteOptions = {}): Promise<WriteHandle> {
+    return this.write('DELETE', collection, id, undefined, undefined, options, `/attachments/${encodeURIComponent(attachmentId)}`);
+  }
+
   /** GET /v1/requests/{id} on the read API; undefined while the request is not known there. */
   async requestStatus(requestId: string): Promise<RequestStatus | undefined> {
     const res = await this.fetch(`${trimSlash(this.opts.readUrl)}/v1/requests/${encodeURIComponent(requestId)}`, {
@@ -194,7 +243,7 @@ export class AckstreamClient {
     this.pending.clear();
   }
 
-  private async write(method: string, collection: string, id: string, body: JsonObject | undefined, contentType: string | undefined, o: WriteOptions): Promise<WriteHandle> {
+  private async write(method: string, collection: string, id: string, body: JsonObject | undefined, contentType: string | undefined, o: WriteOptions, suffix = ''): Promise<WriteHandle> {
     if (this.closed) throw new ClientClosedError();
     // JSON.stringify would silently turn NaN into null, drop undefined members, or send a lone
     // surrogate the gateway refuses: check the document rules first, so nothing is sent for it.
@@ -213,7 +262,7 @@ export class AckstreamClient {
     if (o.idempotencyKey !== undefined) headers['idempotency-key'] = o.idempotencyKey;
     if (o.ifMatch !== undefined) headers['if-match'] = `"${o.ifMatch}"`;
     if (o.ifNoneMatch) headers['if-none-match'] = '*';
-    const url = `${trimSlash(this.opts.gatewayUrl)}/v1/collections/${encodeURIComponent(collection)}/items/${encodeURIComponent(id)}`;
+    const url = `${trimSlash(this.opts.gatewayUrl)}/v1/collections/${encodeURIComponent(collection)}/items/${encodeURIComponent(id)}${suffix}`;
     const res = await this.fetch(url, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
     if (res.status !== 202) throw new HttpProblemError(res.status, await problemOf(res));
     const accepted = (await res.json()) as WriteAccepted;

@@ -27,7 +27,8 @@ export const JsonObjectSchema = z.custom<JsonObject>(
   { message: 'must be a JSON object' },
 );
 
-export const CommandKind = z.enum(['put', 'patch', 'delete']);
+/** `attach`/`detach`: an attachment's metadata added (by the attachment worker) or removed (core/attachments.ts). */
+export const CommandKind = z.enum(['put', 'patch', 'delete', 'attach', 'detach']);
 export type CommandKind = z.infer<typeof CommandKind>;
 
 /** A write as the gateway puts it on the stream (one Kinesis record, JSON). */
@@ -44,12 +45,14 @@ export const CommandSchema = z.object({
   ifMatch: z.number().int().positive().optional(),
   ifNoneMatch: z.literal(true).optional(),
   idempotencyKey: z.string().min(1).max(255).optional(),
+  /** `attach` only: the worker refused the upload; the command is decided as this rejection. */
+  reject: z.object({ code: z.string().min(1).max(64), message: z.string().max(1024) }).optional(),
   traceId: z.string().max(128).optional(),
   receivedAt: z.string(),
 });
 export type Command = z.infer<typeof CommandSchema>;
 
-export type EventType = 'ItemPut' | 'ItemPatched' | 'ItemDeleted';
+export type EventType = 'ItemPut' | 'ItemPatched' | 'ItemDeleted' | 'AttachmentAdded' | 'AttachmentRemoved';
 
 /** Current state of one item as the write side holds it. */
 export interface ItemState {
@@ -70,6 +73,14 @@ export const RejectionCode = z.enum([
   'invalid_command',
   /** The document breaks the document contract (core/document.ts) or the database refuses its content: it can never succeed. */
   'invalid_document',
+  // Attachments (core/attachments.ts): the worker's checks, and a removal of an unknown attachment.
+  'attachment_size_mismatch',
+  'attachment_sha256_mismatch',
+  'attachment_type_mismatch',
+  'attachment_too_large',
+  'upload_expired',
+  'attachment_not_found',
+  'too_many_attachments',
 ]);
 export type RejectionCode = z.infer<typeof RejectionCode>;
 
@@ -124,6 +135,8 @@ export interface ItemDocument {
   version: number;
   updatedAt: string;
   data: JsonObject;
+  /** Present once the item has had an attachment (core/attachments.ts AttachmentMeta). */
+  attachments?: JsonObject[];
 }
 
 /** The 202 answer of a write. */

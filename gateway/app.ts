@@ -8,6 +8,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { z } from 'zod';
 import type { AckLog } from '../core/ack-log';
 import type { Principal, TokenVerifier } from '../core/auth';
+import { ATTACHMENTS_STATE_KEY } from '../core/attachments';
 import { CollectionName, type Command, type CommandKind, ItemId, type WriteAccepted } from '../core/contracts';
 import {
   BadRequestError,
@@ -25,6 +26,7 @@ import type { Logger } from '../core/log';
 import { metricsHandler } from '../core/metrics';
 import { requestStatusWrite } from '../core/projections';
 import type { HotStore } from '../core/read-store';
+import { AttachmentIdParams, AttachmentParams, type AttachmentSettings, createUpload, downloadUrl } from './attachments';
 import type { CommandStream, StreamPosition } from './command-stream';
 import type { IdempotencyScope, IdempotencyStore } from './idempotency';
 import { bodyText, parseJsonBody } from './json-body';
@@ -43,6 +45,8 @@ export interface GatewayDeps {
   /** Absent: no rate limit. */
   rateLimiter?: RateLimiter;
   metrics?: GatewayMetrics;
+  /** Attachments (gateway/attachments.ts); absent: the attachment routes answer 404. */
+  attachments?: AttachmentSettings;
   /** Set when shutdown begins: new requests are answered 503. */
   lifecycle?: { closing: boolean };
 }
@@ -60,7 +64,8 @@ const WriteHeaders = z.object({
   'idempotency-key': z.string().regex(/^[\x21-\x7E]{1,255}$/, 'must be 1-255 printable ASCII characters without spaces').optional(),
   'x-trace-id': z.string().max(128, 'must be at most 128 characters').optional(),
 });
-const CONTENT_TYPES: Record<Exclude<CommandKind, 'delete'>, string[]> = {
+type ItemWriteKind = Extract<CommandKind, 'put' | 'patch' | 'delete' | 'detach'>;
+const CONTENT_TYPES: Record<Exclude<ItemWriteKind, 'delete' | 'detach'>, string[]> = {
   put: ['application/json'],
   patch: ['application/merge-patch+json', 'application/json'],
 };
@@ -70,6 +75,8 @@ const ContentType = z.object({
 });
 
 const ITEM_PATH = '/v1/collections/:collection/items/:id';
+const ATTACHMENTS_PATH = `${ITEM_PATH}/attachments`;
+const ATTACHMENT_PATH = `${ATTACHMENTS_PATH}/:attachmentId`;
 const IDEMPOTENCY_POLL_MS = 10;
 
 export function createGatewayApp(deps: GatewayDeps): express.Express {
@@ -112,7 +119,7 @@ export function createGatewayApp(deps: GatewayDeps): express.Express {
   // Raw bytes, so the size limit holds before parsing and syntax errors can name their position.
   const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
 
-  const write = (kind: CommandKind) => async (req: Request, res: Response, next: NextFunction) => {
+  const write = (kind: ItemWriteKind) => async (req: Request, res: Response, next: NextFunction) => {
     try {
       if (lifecycle.closing) throw new ServiceUnavailableError('The gateway is shutting down; retry on another instance.', 1);
       const principal = await deps.verifier.verifyHeader(req.header('authorization'));
@@ -122,10 +129,16 @@ export function createGatewayApp(deps: GatewayDeps): express.Express {
       const params = parse(Params, req.params, 'path parameter');
       const headers = parse(WriteHeaders, req.headers, 'header');
       let data: Record<string, unknown> | undefined;
-      if (kind !== 'delete') {
+      if (kind === 'detach') {
+        if (!deps.attachments) throw new NotFoundError(`No route for ${req.method} ${req.path}.`);
+        data = { attachmentId: parse(AttachmentIdParams, req.params, 'path parameter').attachmentId };
+      } else if (kind !== 'delete') {
         requireContentType(req, kind);
         await runMiddleware(rawBody, req, res);
         data = readObject(req.body);
+        if (Object.hasOwn(data, ATTACHMENTS_STATE_KEY)) {
+          throw new BadRequestError(`The top-level key "${ATTACHMENTS_STATE_KEY}" is reserved for the item's attachments (POST .../attachments adds one).`);
+        }
       }
       const command: Command = {
         v: 1,
@@ -149,6 +162,12 @@ export function createGatewayApp(deps: GatewayDeps): express.Express {
         ? await idempotentPut(deps, queuedAcks, command, res)
         : await queue(deps, queuedAcks, command);
       res.locals.requestId = accepted.requestId;
+      if ((kind === 'delete' || kind === 'detach') && deps.attachments?.purge) {
+        // The bytes go once the DELETE is committed (the worker waits for it); a lost job leaves orphans that `verify` reports.
+        await deps.attachments.purge({ tenant: command.tenant, collection: command.collection, id: command.id, requestId: accepted.requestId,
+          ...(kind === 'detach' ? { attachmentId: String(command.data?.attachmentId) } : {}) })
+          .catch((err: unknown) => deps.log.warn('attachment purge job not sent', { requestId: accepted.requestId, err }));
+      }
       if (lifecycle.closing) res.set('Connection', 'close');
       res.status(202).location(`/v1/requests/${accepted.requestId}`).json(accepted);
     } catch (err) {
@@ -159,6 +178,43 @@ export function createGatewayApp(deps: GatewayDeps): express.Express {
   app.put(ITEM_PATH, write('put'));
   app.patch(ITEM_PATH, write('patch'));
   app.delete(ITEM_PATH, write('delete'));
+  app.delete(ATTACHMENT_PATH, write('detach'));
+
+  app.post(ATTACHMENTS_PATH, async (req, res, next) => {
+    try {
+      if (lifecycle.closing) throw new ServiceUnavailableError('The gateway is shutting down; retry on another instance.', 1);
+      if (!deps.attachments) throw new NotFoundError(`No route for ${req.method} ${req.path}: attachments are not configured.`);
+      const principal = await deps.verifier.verifyHeader(req.header('authorization'));
+      res.locals.tenant = principal.tenant;
+      authorise(principal);
+      await rateLimit(deps, principal.tenant, res);
+      const params = parse(AttachmentParams, req.params, 'path parameter');
+      const headers = parse(WriteHeaders, req.headers, 'header');
+      requireContentType(req, 'attachment');
+      await runMiddleware(rawBody, req, res);
+      const answer = await createUpload(deps.attachments, deps.idempotency, {
+        tenant: principal.tenant, principal: principal.sub, idempotencyKey: headers['idempotency-key'],
+      }, params, readObject(req.body));
+      res.locals.requestId = answer.requestId;
+      res.status(201).location(`${req.path}/${answer.attachmentId}`).set('Cache-Control', 'no-store').json(answer);
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  app.get(ATTACHMENT_PATH, async (req, res, next) => {
+    try {
+      if (!deps.attachments) throw new NotFoundError(`No route for ${req.method} ${req.path}: attachments are not configured.`);
+      // Any role of the tenant may read; the item and the key are looked up under the token's tenant only.
+      const principal = await deps.verifier.verifyHeader(req.header('authorization'));
+      res.locals.tenant = principal.tenant;
+      const params = parse(AttachmentIdParams, req.params, 'path parameter');
+      const url = await downloadUrl(deps.attachments, principal.tenant, params, req.query.thumbnail !== undefined);
+      res.status(302).set('Cache-Control', 'no-store').location(url).end();
+    } catch (err) {
+      next(err);
+    }
+  });
 
   app.use((req, _res, next) => next(new NotFoundError(`No route for ${req.method} ${req.path}.`)));
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -280,9 +336,9 @@ async function emitQueued(deps: GatewayDeps, acks: QueuedAckBatcher, cmd: Comman
   }
 }
 
-function requireContentType(req: Request, kind: Exclude<CommandKind, 'delete'>) {
+function requireContentType(req: Request, kind: Exclude<ItemWriteKind, 'delete' | 'detach'> | 'attachment') {
   const raw = req.header('content-type');
-  const allowed = CONTENT_TYPES[kind];
+  const allowed = kind === 'attachment' ? ['application/json'] : CONTENT_TYPES[kind];
   const what = `Content-Type must be ${allowed.join(' or ')} for ${kind.toUpperCase()}`;
   if (!raw) throw new UnsupportedMediaTypeError(`${what}; the request has no Content-Type.`);
   const [type, ...params] = raw.split(';').map((s) => s.trim());

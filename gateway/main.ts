@@ -12,6 +12,7 @@ import { answerClientErrorsWithProblems, closeOnSignals, type RunningService } f
 import { type HotStore, RedisHotStore } from '../core/read-store';
 import { CachingTokenVerifier } from '../core/token-cache';
 import { createGatewayApp } from './app';
+import { AttachmentEnv, attachmentSettings } from './attachment-config';
 import { BatchingCommandStream, type KinesisSender } from './batching-stream';
 import { type IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore } from './idempotency';
 import { HttpKinesisSender } from './kinesis-http';
@@ -65,7 +66,7 @@ export const GatewayConfig = z.object({
   RATE_LIMIT_BURST_WINDOW_S: positiveInt(10),
   /** How long shutdown waits for open connections after the buffer is flushed. */
   SHUTDOWN_GRACE_MS: positiveInt(5_000),
-}).merge(AuthEnv).merge(AckRetentionEnv).merge(AwsEnv).merge(RedisEnv).merge(StreamEnv).merge(LogEnv).merge(HttpEnv);
+}).merge(AuthEnv).merge(AckRetentionEnv).merge(AwsEnv).merge(RedisEnv).merge(StreamEnv).merge(LogEnv).merge(HttpEnv).merge(AttachmentEnv);
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 
 export interface GatewayOverrides {
@@ -119,7 +120,9 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
     callTimeoutMs: config.STREAM_CALL_TIMEOUT_MS,
   }, metrics.observer, log);
   const lifecycle = { closing: false };
+  const attachments = attachmentSettings(config, hot, redis);
   const app = createGatewayApp({
+    ...(attachments ? { attachments: attachments.settings } : {}),
     stream, acks, hot, log, idempotency, metrics, lifecycle,
     ...(rateLimiter ? { rateLimiter } : {}),
     // Verified tokens are cached until their exp (HS256 verification was ~4 % of the gateway's CPU per write).
@@ -157,6 +160,7 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
         if (redis) await closeRedis(redis);
         httpKinesis?.destroy();
         ownKinesis?.destroy();
+        attachments?.close();
         log.info('gateway stopped');
       })();
       return closed;

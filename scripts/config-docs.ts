@@ -13,13 +13,15 @@ import { ReplayConfig } from '../processors/replay/cli';
 import { ReadConfig } from '../read-model/main';
 import { CliEnv } from './cli-env';
 import { LocalStackEnv } from './local-stack';
+import { WorkerConfig } from '../worker/composition';
 
 const ROOT = path.resolve(__dirname, '..');
 export const CONFIGURATION_MD = path.join(ROOT, 'docs', 'CONFIGURATION.md');
 
 /** Every schema an entry point loads, with who loads it. */
 const SCHEMAS: Array<{ title: string; entry: string; schema: z.ZodType; sources: string[] }> = [
-  { title: 'Gateway', entry: 'gateway/main.ts', schema: GatewayConfig, sources: ['gateway/main.ts'] },
+  { title: 'Gateway', entry: 'gateway/main.ts', schema: GatewayConfig, sources: ['gateway/main.ts', 'gateway/attachment-config.ts'] },
+  { title: 'Attachment worker (local runner, AWS Lambda)', entry: 'worker/main.ts, worker/lambda.ts', schema: WorkerConfig, sources: ['worker/composition.ts'] },
   { title: 'Processors (local runner, container)', entry: 'processors/main.ts, scripts/dlq.ts', schema: ProcessorsConfig, sources: ['processors/config.ts'] },
   { title: 'Processors (AWS Lambda)', entry: 'processors/lambda.ts', schema: LambdaConfig, sources: ['processors/config.ts'] },
   { title: 'Ack service and operator console', entry: 'ack-service/main.ts', schema: AckConfig, sources: ['ack-service/main.ts', 'ack-service/console/index.ts'] },

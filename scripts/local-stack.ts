@@ -61,6 +61,8 @@ export const LocalStackEnv = z.object({
   CONSOLE_GATEWAY_URL: z.string().url().optional(),
   /** Comma-separated /metrics URLs the console scrapes; unset: the four local services' /metrics. */
   CONSOLE_METRICS_URLS: z.string().optional(),
+  /** The attachments bucket `npm start` creates on fauxqs (S3 on the SQS port). */
+  ATTACHMENTS_BUCKET: z.string().default('ackstream-attachments'),
 }).merge(AwsEnv.pick({ AWS_REGION: true })).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
 export type LocalStackEnv = z.infer<typeof LocalStackEnv>;
 

@@ -17,6 +17,10 @@ import { GatewayConfig, startGateway } from '../gateway/main';
 import { ProcessorsConfig, startProcessors } from '../processors/main';
 import { ReadConfig, startReadModel } from '../read-model/main';
 import { MemoryHotStore } from '../core/read-store';
+import { createS3 } from '../core/object-store';
+import { startWorker } from '../worker/main';
+import { WorkerConfig } from '../worker/composition';
+import { NotificationBridge, provisionAttachments } from './attachment-stack';
 import { DATA_DIR, ensurePostgres, ensureRedis, localAuthSecret, localEnv, provision, ROOT, startEmulators, stopChild } from './local-stack';
 import { removeLocalSettings, writeLocalSettings } from './local-settings';
 
@@ -25,6 +29,7 @@ const SERVICES = [
   { name: 'processors', entry: 'processors/main.ts' },
   { name: 'read-model', entry: 'read-model/main.ts' },
   { name: 'ack-service', entry: 'ack-service/main.ts' },
+  { name: 'worker', entry: 'worker/main.ts' },
 ] as const;
 
 const say = (msg: string) => process.stdout.write(`[ackstream] ${msg}\n`);
@@ -85,10 +90,21 @@ async function main() {
     dlqName: 'ackstream-dlq',
     databaseUrl: pg.url,
   });
+  // Attachments: a bucket on fauxqs (S3 on the SQS port), the work queue + DLQ, and the bridge that
+  // stands in for S3 bucket notifications (fauxqs has none): see scripts/attachment-stack.ts.
+  const s3 = createS3({ region, endpoint: emulators.sqsEndpoint });
+  const bucket = env.ATTACHMENTS_BUCKET;
+  const { workQueueUrl } = await provisionAttachments(s3, sqs, { bucket, queueName: 'ackstream-work' });
+  const bridge = new NotificationBridge(s3, createSqs({ region, endpoint: emulators.sqsEndpoint }), {
+    bucket, queueUrl: workQueueUrl, region, intervalMs: 250, log: createLogger('warn', { service: 'notification-bridge' }),
+  });
+  bridge.start();
+  stops.push(() => bridge.stop());
   kinesis.destroy();
   dynamo.destroy();
   sqs.destroy();
-  say('stream, tables, queue and database schema are in place');
+  say('stream, tables, queues, bucket and database schema are in place');
+  say(`attachments: bucket ${bucket} on ${emulators.sqsEndpoint}; fauxqs has no bucket notifications, so a local bridge turns new uploads into S3 events on ${workQueueUrl}`);
 
   const serviceEnv: NodeJS.ProcessEnv = {
     ...inherited,
@@ -100,6 +116,9 @@ async function main() {
     DYNAMODB_ENDPOINT: emulators.dynamoEndpoint,
     SQS_ENDPOINT: emulators.sqsEndpoint,
     ...(dlqUrl ? { DLQ_URL: dlqUrl } : {}),
+    ATTACHMENTS_BUCKET: bucket,
+    S3_ENDPOINT: emulators.sqsEndpoint,
+    WORK_QUEUE_URL: workQueueUrl,
     GATEWAY_PORT: String(ports.gateway),
     READ_PORT: String(ports.read),
     ACK_PORT: String(ports.ack),
@@ -137,6 +156,7 @@ async function main() {
       await startReadModel(loadConfig(ReadConfig, serviceEnv), { hot, log: log('read-model') }),
       await startAckService(loadConfig(AckConfig, serviceEnv), { acks, log: log('ack-service') }),
       await startGateway(loadConfig(GatewayConfig, serviceEnv), { acks, hot, log: log('gateway') }),
+      await startWorker(loadConfig(WorkerConfig, serviceEnv)),
     ];
     for (const s of started) stops.push(() => s.close());
   }
@@ -171,6 +191,13 @@ async function main() {
  3. read it back:      curl -s ${r}/v1/collections/notes/items/n1 -H "Authorization: Bearer $TOKEN"
     list:              curl -s "${r}/v1/collections/notes/items?limit=10" -H "Authorization: Bearer $TOKEN"
     request status:    curl -s ${r}/v1/requests/<requestId> -H "Authorization: Bearer $TOKEN"
+ 4. attach a file (PNG, JPEG, GIF, WebP, PDF or ZIP; straight to the object store, checked by the worker):
+    U=$(curl -s -X POST ${g}/v1/collections/notes/items/n1/attachments \\
+        -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+        -d "{\\"name\\":\\"photo.png\\",\\"contentType\\":\\"image/png\\",\\"size\\":$(wc -c < photo.png)}")
+    curl -i -X PUT --data-binary @photo.png $(echo "$U" | node -pe 'const u = JSON.parse(require("fs").readFileSync(0)).upload;
+        Object.entries(u.headers).map(([k, v]) => "-H " + k + ":" + v).join(" ") + " " + u.url')
+    then: the ack on the WebSocket, the item lists it, GET ${g}/v1/collections/notes/items/n1/attachments/<attachmentId> → 302
  Ctrl-C stops everything.
 ────────────────────────────────────────────────────────────────────────────
 `);

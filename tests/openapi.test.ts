@@ -6,9 +6,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
+import sharpImport from 'sharp';
 import { parse } from 'yaml';
 import { request, type JsonResponse } from './helpers/http';
-import { startStack, type Stack } from './helpers/stack';
+import { type AttachmentStack, startAttachmentStack } from './helpers/attachments';
 import { TestSocket } from './helpers/ws-client';
 
 type Obj = Record<string, any>;
@@ -17,7 +18,7 @@ const doc = parse(readFileSync(path.join(__dirname, '..', 'docs', 'openapi.yaml'
 const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
 ajv.addSchema(doc, 'oas');
 
-const METHODS = ['get', 'put', 'patch', 'delete'];
+const METHODS = ['get', 'put', 'patch', 'delete', 'post'];
 const operations = Object.entries(doc.paths as Obj).flatMap(([template, item]) =>
   METHODS.filter((m) => item[m]).map((m) => ({
     template,
@@ -72,13 +73,14 @@ function conforms(method: string, url: string, res: JsonResponse): void {
   validate(`${at}/content/${pointer(type)}/schema`, res.body, `${method} ${urlPath} ${res.status} body`);
 }
 
-let stack: Stack;
+let stack: AttachmentStack;
 let token: string;
 let other: string;
 let socket: TestSocket;
 
 beforeAll(async () => {
-  stack = await startStack('openapi');
+  stack = await startAttachmentStack('openapi');
+  await stack.startWorker();
   token = await stack.token({ tenant: 'acme', sub: 'alice' });
   other = await stack.token({ tenant: 'globex', sub: 'bob' });
   socket = await TestSocket.open(`${stack.ackUrl}/v1/acks`, { Authorization: `Bearer ${token}` });
@@ -152,6 +154,29 @@ test('read-your-writes past the bound is a documented 409 with currentVersion', 
   expect(res.status).toBe(409);
   expect(res.body.currentVersion).toBe(2);
 }, 10_000);
+
+test('attachments answer as documented: 201 upload, 302 download, 202 delete, and their errors', async () => {
+  const sharp = ((sharpImport as unknown as { default?: typeof sharpImport }).default ?? sharpImport);
+  const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } }).png().toBuffer();
+  await call('gateway', 'PUT', '/v1/collections/docs/items/att', { token, body: '{"t":1}', headers: JSON_TYPE });
+  const base = '/v1/collections/docs/items/att/attachments';
+  expect((await call('gateway', 'POST', '/v1/collections/docs/items/none/attachments', { token, body: '{"name":"a.png","contentType":"image/png","size":1}', headers: JSON_TYPE })).status).toBe(404);
+  expect((await call('gateway', 'POST', base, { token, body: '{"name":"a.png","contentType":"text/html","size":1}', headers: JSON_TYPE })).status).toBe(400);
+  let created = await call('gateway', 'POST', base, { token, body: JSON.stringify({ name: 'a.png', contentType: 'image/png', size: png.length }), headers: JSON_TYPE });
+  for (let i = 0; created.status === 404 && i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100)); // the PUT's projection is on its way
+    created = await call('gateway', 'POST', base, { token, body: JSON.stringify({ name: 'a.png', contentType: 'image/png', size: png.length }), headers: JSON_TYPE });
+  }
+  expect(created.status).toBe(201);
+  expect((await fetch(created.body.upload.url, { method: 'PUT', headers: created.body.upload.headers, body: new Uint8Array(png) })).status).toBe(200);
+  expect((await socket.finalAck(created.body.requestId, 20_000)).stage).toBe('committed');
+  const url = `${stack.gatewayUrl}${base}/${created.body.attachmentId}`;
+  const raw = await fetch(url, { headers: { authorization: `Bearer ${token}` }, redirect: 'manual' });
+  conforms('GET', url, { status: raw.status, headers: raw.headers, body: undefined, text: await raw.text() });
+  expect(raw.status).toBe(302);
+  expect((await call('gateway', 'GET', `${base}/${created.body.attachmentId}`, { token: other })).status).toBe(404);
+  expect((await call('gateway', 'DELETE', `${base}/${created.body.attachmentId}`, { token })).status).toBe(202);
+}, 30_000);
 
 test('every documented operation was exercised against the running stack', () => {
   expect([...exercised].sort()).toEqual(operations.map((o) => `${o.method} ${o.template}`).sort());

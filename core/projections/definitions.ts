@@ -2,6 +2,7 @@
  * Projections: pure functions from a decided command (or a folded event) to read-model writes.
  * They are registered by name and version so a changed projection can be rebuilt side by side.
  */
+import { ATTACHMENTS_STATE_KEY } from '../attachments';
 import type { Command, ItemDocument, ItemState, Rejection, RequestStatus } from '../contracts';
 import { type ItemWrite, RANK_FINAL, RANK_QUEUED, type RequestWrite } from '../read-store';
 
@@ -26,9 +27,13 @@ export const itemsProjection: Projection = {
   name: 'items',
   version: 1,
   item(state) {
-    const doc: ItemDocument | null = state.deleted
-      ? null
-      : { collection: state.collection, id: state.id, version: state.version, updatedAt: state.updatedAt, data: state.data ?? {} };
+    let doc: ItemDocument | null = null;
+    if (!state.deleted) {
+      // Attachments sit under a reserved key of the state (core/attachments.ts); the document lists them apart from data.
+      const { [ATTACHMENTS_STATE_KEY]: attachments, ...data } = state.data ?? {};
+      doc = { collection: state.collection, id: state.id, version: state.version, updatedAt: state.updatedAt, data };
+      if (Array.isArray(attachments)) doc.attachments = attachments as ItemDocument['attachments'];
+    }
     return {
       tenant: state.tenant, collection: state.collection, id: state.id,
       version: state.version, updatedAt: state.updatedAt, json: doc && JSON.stringify(doc),

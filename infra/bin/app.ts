@@ -16,6 +16,7 @@ new AckstreamStack(app, `Ackstream-${config.stage}`, {
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: config.region },
   config,
   processor: { entry: path.resolve(repoRoot, entry) },
+  attachmentWorker: { entry: path.resolve(repoRoot, 'worker/lambda.ts') },
   imageDirectory: repoRoot,
   description: `Ackstream (${config.stage}): event-driven CQRS backbone`,
 });

@@ -13,6 +13,7 @@ import type { StageConfig } from './config';
 import { HotReadCache } from './constructs/cache';
 import { Chaos } from './constructs/chaos';
 import { EventStoreDatabase } from './constructs/database';
+import { Attachments } from './constructs/attachments';
 import { Migrations } from './constructs/migrations';
 import { OperatorTask } from './constructs/operator-task';
 import { Edge } from './constructs/edge';
@@ -28,6 +29,8 @@ export interface AckstreamStackProps extends StackProps {
   readonly config: StageConfig;
   /** The processors Lambda: `{ entry: 'processors/lambda.ts' }` in the app, prebuilt code in tests. */
   readonly processor: ProcessorSource;
+  /** The attachment worker Lambda (`{ entry: 'worker/lambda.ts' }`); absent: no attachments (constructs/attachments.ts). */
+  readonly attachmentWorker?: ProcessorSource;
   /** Directory with the Dockerfile of the one service image (the repo root in the app). */
   readonly imageDirectory: string;
   /** Repository root (the migration function's sources); defaults to {@link imageDirectory}. */
@@ -253,6 +256,18 @@ export class AckstreamStack extends Stack {
       drainSeconds: 30,
     });
     this.services = { gateway, readApi, ackService };
+    if (props.attachmentWorker) {
+      const att = new Attachments(this, 'Attachments', {
+        worker: props.attachmentWorker, stream: this.processor.stream, items: this.tables.items, requests: this.tables.requests, logRetention, retain: cfg.retainData,
+      });
+      att.grantGateway(gateway.taskDefinition.taskRole);
+      for (const [k, v] of Object.entries(att.gatewayEnvironment())) gateway.taskDefinition.defaultContainer!.addEnvironment(k, v);
+      // Every method of the attachment routes (POST, GET → 302, DELETE) is the gateway's.
+      new elbv2.ApplicationListenerRule(this, 'AttachmentRoutes', {
+        listener: this.edge.httpsListener, priority: 15, action: elbv2.ListenerAction.forward([gateway.targetGroup]),
+        conditions: [elbv2.ListenerCondition.pathPatterns(['/v1/collections/*/items/*/attachments', '/v1/collections/*/items/*/attachments/*'])],
+      });
+    }
 
     // Least privilege: each task role gets exactly what its service calls.
     this.processor.stream.grantWrite(gateway.taskDefinition.taskRole);

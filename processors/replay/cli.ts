@@ -15,10 +15,16 @@ import { abandon, rebuild, type ReplayDeps, retire, sweepRetirements, switchTo }
 import { reprocess } from './reprocess';
 import { formatStatus, status } from './status';
 import { verify } from './verify';
+import { verifyAttachments } from './verify-attachments';
+import { createS3, S3ObjectStore } from '../../core/object-store';
 
 export const ReplayConfig = z.object({
   /** PostgreSQL of the processors (the event log a rebuild folds, the command store a reprocess commits to). */
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+  /** The attachments bucket: when set, `verify` also checks every committed attachment's object exists. */
+  ATTACHMENTS_BUCKET: z.string().optional(),
+  /** Object store endpoint (fauxqs locally); unset on AWS. */
+  S3_ENDPOINT: z.string().url().optional(),
 }).merge(AwsEnv).merge(RedisEnv).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
 
 export const USAGE = `usage: npm run replay -- <command> [options]
@@ -149,7 +155,22 @@ export async function runReplay(argv: string[], env: NodeJS.ProcessEnv = process
           for (const d of rep.diffs) io.out(`  differs: ${d.key}: log ${JSON.stringify(d.log ?? null)} read model ${JSON.stringify(d.model ?? null)}`);
           io.out(rep.ok ? 'verify: clean' : `verify: ${rep.diffCount} items differ`);
         }
-        return rep.ok ? 0 : 1;
+        let attachmentsOk = true;
+        if (config.ATTACHMENTS_BUCKET) {
+          const s3 = createS3({ region: config.AWS_REGION, endpoint: config.S3_ENDPOINT });
+          try {
+            const att = await verifyAttachments(pool, new S3ObjectStore(s3, { region: config.AWS_REGION, bucket: config.ATTACHMENTS_BUCKET }));
+            attachmentsOk = att.ok;
+            if (flags.json) io.out(JSON.stringify({ attachments: att }, null, 2));
+            else {
+              for (const m of att.missing) io.out(`  attachment ${m.problem}: ${m.key}`);
+              io.out(att.ok ? `verify attachments: ${att.checked} objects present` : `verify attachments: ${att.missing.length} of ${att.checked} objects missing or differ`);
+            }
+          } finally {
+            s3.destroy();
+          }
+        }
+        return rep.ok && attachmentsOk ? 0 : 1;
       }
       case 'reprocess': {
         if ((str(flags, 'from') ?? 'stream') !== 'stream') throw new UsageError('reprocess reads the stream (--from stream)');
