@@ -122,6 +122,7 @@ test('in the whole stack: the gateway gets the bucket and queue settings, and th
     config,
     processor: { code: lambda.Code.fromAsset(path.join(FIXTURES, 'lambda')) },
     attachmentWorker: { code: lambda.Code.fromAsset(path.join(FIXTURES, 'lambda')) },
+    migrationCode: lambda.Code.fromAsset(path.join(FIXTURES, 'lambda')),
     imageDirectory: path.join(FIXTURES, 'image'),
   });
   const t = Template.fromStack(full);
