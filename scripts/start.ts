@@ -55,6 +55,8 @@ async function main() {
     kinesisPort: env.KINESIS_PORT,
     dynamoPort: env.DYNAMODB_PORT,
     sqsPort: env.SQS_PORT,
+    // Off the orchestrator's event loop (which also carries every service's log lines).
+    processes: true,
   });
   stops.push(() => emulators.close());
   say(`emulators: Kinesis ${emulators.kinesisEndpoint}, DynamoDB ${emulators.dynamoEndpoint}, SQS ${emulators.sqsEndpoint}`);
