@@ -11,8 +11,11 @@ import { AckServer, createAckHttpServer } from './server';
 import { ConsoleEnv, createConsole } from './console';
 
 export const AckConfig = z.object({
+  /** Port of the WebSocket server (and the operator console). */
   ACK_PORT: port(3002),
+  /** Interface the server listens on (0.0.0.0 in a container). */
   HOST: z.string().default('127.0.0.1'),
+  /** Interval of the server's pings; a connection that missed the previous one is terminated. */
   HEARTBEAT_MS: positiveInt(30_000),
   /** Acks read per page when a connection resumes from its cursor (`?after=`). Default 500. */
   RESUME_PAGE_SIZE: z.coerce.number().int().positive().optional(),
@@ -24,6 +27,7 @@ export const AckConfig = z.object({
   MAX_BUFFERED_BYTES: positiveInt(1024 * 1024),
   /** Largest client message; larger closes with 1009. */
   MAX_MESSAGE_BYTES: positiveInt(4096),
+  /** How long a closing slow client gets to read its close frame before it is terminated. */
   CLOSE_GRACE_MS: positiveInt(5000),
 }).merge(AckRetentionEnv).merge(AuthEnv).merge(RedisEnv).merge(LogEnv).merge(ConsoleEnv);
 export type AckConfig = z.infer<typeof AckConfig>;

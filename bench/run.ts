@@ -9,8 +9,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createProgress } from '../core/progress';
 import { scenarioPlots } from './plot';
-import { Progress } from './progress';
 import { describeMachine, markdownReport, markdownTable, type RunReport } from './report';
 import type { BenchContext, Scenario, ScenarioResult } from './types';
 
@@ -104,7 +104,9 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
   const results: ScenarioResult[] = [];
   const failures: RunReport['failures'] = [];
   for (const name of names) {
-    const progress = new Progress(name);
+    const started = Date.now();
+    const progress = createProgress({ label: `[bench] ${name}`, unit: '' }); // scenarios count in mixed units
+    const finish = (ok: boolean) => progress.log(`${ok ? 'done' : 'FAILED'} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
     const ctx: BenchContext = {
       quick: args.quick,
       progress: (done, total, label) => progress.update(done, total, label),
@@ -118,9 +120,9 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       // Scenarios bound themselves; this only stops a hung one from holding the whole run.
       const result = await withTimeout(mod.run(ctx), args.quick ? 60_000 : 20 * 60_000, name);
       results.push({ ...result, scenario: result.scenario || name });
-      progress.finish(true);
+      finish(true);
     } catch (err) {
-      progress.finish(false);
+      finish(false);
       const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
       process.stderr.write(`${error}\n`);
       failures.push({ scenario: name, error: error.split('\n')[0]! });

@@ -25,6 +25,7 @@ export const AuthEnv = z.object({
 });
 
 export const AwsEnv = z.object({
+  /** AWS region of the stream, tables and queue (any value works with the local emulators). */
   AWS_REGION: z.string().default('us-east-1'),
   /** Kinesis endpoint override (the local emulator); unset: AWS's endpoint for AWS_REGION. */
   KINESIS_ENDPOINT: optionalUrl,

@@ -25,17 +25,25 @@ export const HARD_MAX_BODY_BYTES = 256 * 1024;
 const nonNegativeInt = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
 
 export const GatewayConfig = z.object({
+  /** HTTP port of the gateway. */
   GATEWAY_PORT: port(3000),
+  /** Interface the server listens on (0.0.0.0 in a container). */
   HOST: z.string().default('127.0.0.1'),
+  /** Largest write body accepted, in bytes; larger ones get 413 (at most 262144). */
   MAX_BODY_BYTES: positiveInt(64 * 1024).pipe(z.number().max(HARD_MAX_BODY_BYTES, `MAX_BODY_BYTES may be at most ${HARD_MAX_BODY_BYTES}`)),
   /** PutRecords micro-batching (see gateway/batching-stream.ts). */
   STREAM_LINGER_MS: nonNegativeInt(5),
   /** Send at once under light load (no call in flight, none started within the linger); 'false': always linger. */
   STREAM_FLUSH_WHEN_IDLE: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** Records per PutRecords call (at most 500, Kinesis' limit). */
   STREAM_MAX_BATCH_RECORDS: positiveInt(500).pipe(z.number().max(500, 'PutRecords takes at most 500 records')),
+  /** Bytes per PutRecords call (at most 5 MiB, Kinesis' limit). */
   STREAM_MAX_BATCH_BYTES: positiveInt(5 * 1024 * 1024).pipe(z.number().max(5 * 1024 * 1024, 'PutRecords takes at most 5 MiB')),
+  /** Records held (waiting, in a call or waiting for a retry) before a write is answered 503. */
   STREAM_MAX_BUFFERED: positiveInt(10_000),
+  /** PutRecords calls in flight at once. */
   STREAM_MAX_CONCURRENT_CALLS: positiveInt(4),
+  /** A write the stream has not accepted within this time (retries included) is answered 503. */
   STREAM_RETRY_BUDGET_MS: positiveInt(2_000),
   /**
    * PutRecords through the AWS SDK client (the default: the SDK's endpoint rules, partitions and
@@ -43,13 +51,17 @@ export const GatewayConfig = z.object({
    * (gateway/kinesis-http.ts: ≈ 1.2 ms less CPU per call, tested against the emulator only).
    */
   STREAM_CLIENT: z.enum(['http', 'sdk']).default('sdk'),
+  /** One PutRecords call is aborted after this long; its records count as failed and are retried within the budget. */
   STREAM_CALL_TIMEOUT_MS: positiveInt(2_000),
   /** Idempotency-Key window and the lease of an in-progress claim. */
   IDEMPOTENCY_WINDOW_S: positiveInt(24 * 3600),
+  /** How long an in-progress claim holds its key; a retry with the same body after it lapses takes the claim over. */
   IDEMPOTENCY_LEASE_MS: positiveInt(5_000),
   /** Per-tenant write rate (token bucket shared through Redis); 0 turns it off. */
   RATE_LIMIT_PER_SECOND: nonNegativeInt(1_000),
+  /** Extra writes a tenant may take above RATE_LIMIT_PER_SECOND, from a second bucket refilled over RATE_LIMIT_BURST_WINDOW_S. */
   RATE_LIMIT_BURST: nonNegativeInt(2_000),
+  /** Seconds over which the burst bucket refills. */
   RATE_LIMIT_BURST_WINDOW_S: positiveInt(10),
   /** How long shutdown waits for open connections after the buffer is flushed. */
   SHUTDOWN_GRACE_MS: positiveInt(5_000),

@@ -1,6 +1,6 @@
 /**
  * The processors' parts wired once, for every runtime: the local runner (processors/main.ts),
- * the Lambda entry (processors/lambda.ts) and the operator CLI (scripts/dlq.ts). Each runtime
+ * the Lambda entry (processors/lambda.ts) and the operator CLIs (scripts/dlq.ts, processors/replay/cli.ts). Each runtime
  * creates its outside clients (they differ: endpoints, secrets, overrides) and hands them here.
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -10,7 +10,8 @@ import { Pool } from 'pg';
 import type { AckLog } from '../core/ack-log';
 import type { Logger } from '../core/log';
 import { fanOutStores } from '../core/projections';
-import { type DurableStore, DynamoDurableStore, DynamoRequestBatchWriter, type HotStore } from '../core/read-store';
+import { type DurableStore, DynamoDurableStore, DynamoRequestBatchWriter, type HotStore, RedisHotStore } from '../core/read-store';
+import { RedisAckLog } from '../core/redis-ack-log';
 import { createKinesisHandler, createPublisher, type KinesisHandler } from './commit-consumer';
 import { type CommandStore, PgCommandStore } from './command-store';
 import type { ProcessorsSharedConfig } from './config';
@@ -27,9 +28,10 @@ import { consumerProjectors, Projector } from './projection-writer';
  *   need their own;
  * - lambda: 2 — one invocation per container at a time (one batch: its transaction, plus a
  *   lookup or an attempts count), and many containers share RDS Proxy's connection budget;
- * - cli: 2 — an operator command works one item at a time.
+ * - cli: 2 — an operator command works one item at a time;
+ * - replay: 4 — a rebuild reads the log while its writers and the registry checkpoints run.
  */
-export const PG_POOL_DEFAULTS = { process: 10, lambda: 2, cli: 2 } as const;
+export const PG_POOL_DEFAULTS = { process: 10, lambda: 2, cli: 2, replay: 4 } as const;
 
 export function createPool(connectionString: string, runtime: keyof typeof PG_POOL_DEFAULTS, configured: number | undefined, log: Logger): Pool {
   const pool = new Pool({ connectionString, max: configured ?? PG_POOL_DEFAULTS[runtime] });
@@ -104,4 +106,19 @@ export function redrivePublisher(p: { config: ProcessorsSharedConfig; doc: Dynam
     acks: p.acks,
     log: p.log,
   });
+}
+
+/**
+ * The replay tool's reprocess handler: the commit consumer's path (decide, commit, project, ack) over
+ * records read again from the stream, projecting into every deployed version of the projection.
+ * No parking: a record that fails stops the reprocess, for the operator to look at.
+ */
+export function reprocessHandler(p: {
+  config: Pick<ProcessorsSharedConfig, 'ITEMS_TABLE' | 'REQUESTS_TABLE' | 'REDIS_PREFIX'>;
+  pool: Pool; doc: DynamoDBDocumentClient; redis: Redis; log: Logger;
+}): KinesisHandler {
+  const { config, doc, redis } = p;
+  const base = { durable: new DynamoDurableStore(doc, config.ITEMS_TABLE, config.REQUESTS_TABLE), hot: new RedisHotStore(redis, config.REDIS_PREFIX) };
+  const versioned = fanOutStores({ doc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base });
+  return createKinesisHandler({ store: new PgCommandStore(p.pool), projector: new Projector(versioned.durable, versioned.hot), acks: new RedisAckLog(redis, config.REDIS_PREFIX), log: p.log });
 }

@@ -26,12 +26,15 @@ export type ProcessorsSharedConfig = z.infer<typeof ProcessorsSharedEnv>;
 
 /** The local runner's (and the CLIs') configuration: the shared keys plus the stream polling of processors/runner.ts. */
 export const ProcessorsConfig = z.object({
+  /** PostgreSQL (event log, current state, checkpoints, parked records). */
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+  /** The commit consumer's checkpoint name (processors/commit-consumer.ts). */
   PROCESSOR_CONSUMER: z.string().default('processors'),
   /** The projection consumer's checkpoint name (processors/projection-consumer.ts). */
   PROJECTION_CONSUMER: z.string().default('projections'),
   /** Which consumers this process runs: both (default), or one each in separate processes (as the two Lambdas in AWS). */
   CONSUMERS: z.enum(['commit,projection', 'commit', 'projection']).default('commit,projection'),
+  /** Records per GetRecords call and per batch handed to a consumer (like the event source's BatchSize). */
   BATCH_SIZE: positiveInt(500),
   /** Like MaximumBatchingWindowInSeconds: wait up to this long to fill a batch (0: do not wait). */
   BATCH_WINDOW_MS: z.coerce.number().int().min(0).default(0),
@@ -43,9 +46,13 @@ export const ProcessorsConfig = z.object({
    * log), so this bounds only the delay of records that reach the stream another way.
    */
   IDLE_POLL_MAX_MS: positiveInt(1000),
+  /** Wait before retrying a failed batch. */
   RETRY_DELAY_MS: positiveInt(200),
+  /** How often the shard list is refreshed (new shards after a reshard). */
   SHARD_REFRESH_MS: positiveInt(10_000),
+  /** Port of the processors' Prometheus /metrics (0: any free port). */
   PROCESSORS_METRICS_PORT: port(3003),
+  /** How often each shard's lag is logged. */
   LAG_LOG_MS: positiveInt(10_000),
 }).merge(ProcessorsSharedEnv).merge(StreamEnv);
 export type ProcessorsConfig = z.infer<typeof ProcessorsConfig>;
@@ -53,9 +60,13 @@ export type ProcessorsConfig = z.infer<typeof ProcessorsConfig>;
 /** The Lambda entry's configuration: the shared keys plus how it finds its secrets (RDS Proxy, ElastiCache AUTH). */
 export const LambdaConfig = z
   .object({
+    /** PostgreSQL URL; when unset, it is built from DB_SECRET_ARN, DB_HOST and DB_NAME. */
     DATABASE_URL: z.string().optional(),
+    /** Secrets Manager secret holding the database username and password (JSON), read at cold start. */
     DB_SECRET_ARN: z.string().optional(),
+    /** Database host (the RDS Proxy endpoint), port 5432, TLS required. */
     DB_HOST: z.string().optional(),
+    /** Database name on DB_HOST. */
     DB_NAME: z.string().default('ackstream'),
     /** ElastiCache AUTH token (a plain-string secret), read at cold start. */
     REDIS_AUTH_TOKEN_SECRET_ARN: z.string().optional(),

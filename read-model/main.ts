@@ -19,7 +19,9 @@ import { DynamoDurableStore, type DurableStore, type HotStore, RedisHotStore } f
 import { CachingTokenVerifier } from '../core/token-cache';
 
 export const ReadConfig = z.object({
+  /** HTTP port of the read API. */
   READ_PORT: port(3001),
+  /** Interface the server listens on (0.0.0.0 in a container). */
   HOST: z.string().default('127.0.0.1'),
   /** Longest wait for `minVersion` / `X-Min-Version` before a 409. */
   READ_MIN_VERSION_WAIT_MS: positiveInt(2000),
@@ -29,6 +31,7 @@ export const ReadConfig = z.object({
   READ_DYNAMODB_TIMEOUT_MS: positiveInt(1500),
   /** Consecutive failures that open a store's circuit breaker, and how long it stays open. */
   READ_BREAKER_THRESHOLD: positiveInt(3),
+  /** How long an open circuit breaker skips its store before trying it again. */
   READ_BREAKER_OPEN_MS: positiveInt(1000),
   /** Verified tokens kept (until their exp) so repeat requests skip the HMAC. */
   READ_TOKEN_CACHE_SIZE: positiveInt(10_000),
@@ -37,6 +40,7 @@ export const ReadConfig = z.object({
    * Redis client-side caching. Bounded by entries (0 = off) and by bytes (bodies + bookkeeping).
    */
   READ_NEAR_CACHE_MAX_ENTRIES: z.coerce.number().int().min(0).max(10_000_000).default(50_000),
+  /** Bytes the near cache may hold (bodies and bookkeeping), at least 1 MiB. */
   READ_NEAR_CACHE_MAX_BYTES: z.coerce.number().int().min(1024 * 1024).max(16 * 1024 ** 3).default(64 * 1024 * 1024),
   /** An invalidation connection silent this long (heartbeat unanswered) flushes the near cache. */
   READ_NEAR_CACHE_MAX_SILENCE_MS: z.coerce.number().int().min(100).max(60_000).default(1000),

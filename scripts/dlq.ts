@@ -11,6 +11,7 @@ import type { AckLog } from '../core/ack-log';
 import { createDocumentClient, createDynamo, createSqs } from '../core/aws';
 import { loadConfig, runMain } from '../core/config';
 import { createLogger } from '../core/log';
+import { createProgress } from '../core/progress';
 import { RedisHotStore } from '../core/read-store';
 import { closeRedis, createRedis } from '../core/redis';
 import { RedisAckLog } from '../core/redis-ack-log';
@@ -26,16 +27,10 @@ export interface DlqOutput {
 }
 
 export const consoleOutput = (): DlqOutput => {
-  const tty = process.stdout.isTTY;
+  const bar = createProgress({ label: 'dlq', out: process.stdout, intervalMs: process.stdout.isTTY ? undefined : 0 });
   return {
     line: (t) => process.stdout.write(`${t}\n`),
-    progress: (done, total, label) => {
-      const width = 30;
-      const bar = '#'.repeat(Math.round((done / Math.max(total, 1)) * width)).padEnd(width, '.');
-      const text = `[${bar}] ${done}/${total} ${label}`;
-      if (tty) process.stdout.write(`\r\x1b[K${text}${done === total ? '\n' : ''}`);
-      else process.stdout.write(`${text}\n`);
-    },
+    progress: (done, total, label) => (done === total ? bar.finish(done, total, label) : bar.update(done, total, label)),
   };
 };
 

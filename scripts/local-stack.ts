@@ -9,17 +9,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, type Server } from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import {
-  CreateTableCommand,
-  type DynamoDBClient,
-  DescribeTableCommand,
-  ResourceInUseException,
-} from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateStreamCommand, DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { AwsEnv, loadConfig, LogEnv, port, positiveInt, StreamEnv, TablesEnv } from '../core/config';
+import { ensureTable, itemsTableDefinition, requestsTableDefinition } from '../core/read-store';
 import { migrate } from '../processors/migrate';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -42,12 +38,17 @@ export const LocalStackEnv = z.object({
   LOCAL_PG_PORT: port(54329),
   /** Port of the redis-server `npm start` runs (when REDIS_URL is not set). */
   LOCAL_REDIS_PORT: port(63790),
-  /** Ports of the local services and emulators under `npm start`. */
+  /** Port of the gateway under `npm start`. */
   GATEWAY_PORT: port(3000),
+  /** Port of the read API under `npm start`. */
   READ_PORT: port(3001),
+  /** Port of the ack service (and console) under `npm start`. */
   ACK_PORT: port(3002),
+  /** Port of the Kinesis emulator (kinesalite) under `npm start`. */
   KINESIS_PORT: port(4567),
+  /** Port of the DynamoDB emulator (dynalite) under `npm start`. */
   DYNAMODB_PORT: port(4568),
+  /** Port of the SQS emulator (fauxqs) under `npm start`. */
   SQS_PORT: port(4569),
   /** Shards of the local stream. */
   SHARD_COUNT: positiveInt(2),
@@ -55,6 +56,7 @@ export const LocalStackEnv = z.object({
   PROCESSORS_METRICS_PORT: port(3003),
   /** The console's settings (ack-service/console/); `npm start` points them at the local services. */
   CONSOLE_GATEWAY_URL: z.string().url().optional(),
+  /** Comma-separated /metrics URLs the console scrapes; unset: the four local services' /metrics. */
   CONSOLE_METRICS_URLS: z.string().optional(),
 }).merge(AwsEnv.pick({ AWS_REGION: true })).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
 export type LocalStackEnv = z.infer<typeof LocalStackEnv>;
@@ -174,54 +176,14 @@ export async function provision(o: ProvisionOptions): Promise<{ dlqUrl?: string 
     if (d.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  await createTable(o.dynamo, {
-    TableName: o.itemsTable,
-    BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [
-      { AttributeName: 'pk', AttributeType: 'S' },
-      { AttributeName: 'id', AttributeType: 'S' },
-      { AttributeName: 'updatedAtId', AttributeType: 'S' },
-    ],
-    KeySchema: [
-      { AttributeName: 'pk', KeyType: 'HASH' },
-      { AttributeName: 'id', KeyType: 'RANGE' },
-    ],
-    LocalSecondaryIndexes: [
-      {
-        IndexName: 'byUpdatedAt',
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'updatedAtId', KeyType: 'RANGE' },
-        ],
-        Projection: { ProjectionType: 'ALL' },
-      },
-    ],
-  });
-  await createTable(o.dynamo, {
-    TableName: o.requestsTable,
-    BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
-    KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
-  });
+  await ensureTable(o.dynamo, itemsTableDefinition(o.itemsTable));
+  await ensureTable(o.dynamo, requestsTableDefinition(o.requestsTable));
   let dlqUrl: string | undefined;
   if (o.sqs && o.dlqName) {
     dlqUrl = (await o.sqs.send(new CreateQueueCommand({ QueueName: o.dlqName }))).QueueUrl;
   }
   await migrate(o.databaseUrl);
   return dlqUrl ? { dlqUrl } : {};
-}
-
-async function createTable(dynamo: DynamoDBClient, input: ConstructorParameters<typeof CreateTableCommand>[0]) {
-  try {
-    await dynamo.send(new CreateTableCommand(input));
-  } catch (err) {
-    if (!(err instanceof ResourceInUseException) && (err as Error).name !== 'ResourceInUseException') throw err;
-  }
-  for (let i = 0; i < 100; i++) {
-    const d = await dynamo.send(new DescribeTableCommand({ TableName: input.TableName }));
-    if (d.Table?.TableStatus === 'ACTIVE') return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** The local HS256 secret: AUTH_SECRET when set, else one generated once and kept under .data/. */

@@ -1,7 +1,7 @@
 /** The pure parts of replay: folding log rows, progress lines, CLI arguments, canonical JSON, registry caching. */
 import { CachedRegistry, defaultRecord, type ProjectionRecord } from '../core/projections';
 import { foldRows, type LogRow } from '../processors/replay/fold';
-import { createProgress, formatEta, progressLine } from '../processors/replay/progress';
+import { createProgress, formatEta, progressLine } from '../core/progress';
 import { parseArgs, parseDuration, UsageError } from '../processors/replay/cli';
 import { canonicalJson } from '../processors/replay/verify';
 
@@ -46,6 +46,20 @@ test('progress shows done/total, rate and ETA; a bar on a terminal, plain lines 
   const q = createProgress({ label: 'x', out: { write: (s: string) => tty.push(s), isTTY: true, columns: 120 }, now: () => t });
   q.update(10, 20);
   expect(tty[0]).toMatch(/^\rx \[#+-*\] 10\/20/);
+});
+
+test('the same bar serves the dlq and the bench: a detail after the figures, the rate optional, log lines clear the bar', () => {
+  expect(progressLine('dlq', 3, 4, 0, 0, 'req-7')).toBe('dlq: 3/4 75.0% 0 ev/s ETA -- req-7');
+  expect(progressLine('[bench] reads', 30, 60, 2, 0, 'seed Redis', '')).toBe('[bench] reads: 30/60 50.0% ETA 15s seed Redis');
+
+  const tty: string[] = [];
+  const p = createProgress({ label: 'b', out: { write: (s: string) => tty.push(s), isTTY: true, columns: 100 }, now: () => 0 });
+  p.update(1, 10);
+  p.update(10, 10); // reaching the total draws even inside the redraw interval
+  p.log('done in 1.0s');
+  expect(tty).toHaveLength(3);
+  expect(tty[1]).toMatch(/^\rb \[#+\] 10\/10 100\.0%/);
+  expect(tty[2]).toBe('\r\x1b[Kb: done in 1.0s\n');
 });
 
 test('CLI arguments and durations are parsed, and bad ones are refused', () => {

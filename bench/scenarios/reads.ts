@@ -14,12 +14,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
-import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { signToken } from '../../core/auth';
 import { createDocumentClient, createDynamo } from '../../core/aws';
-import { DynamoDurableStore, RedisHotStore } from '../../core/read-store';
+import { DynamoDurableStore, ensureTable, itemsTableDefinition, RedisHotStore } from '../../core/read-store';
 import { freePort, stopChild, waitForPort } from '../../scripts/local-stack';
 import type { BenchContext, Figure, ScenarioResult, Series } from '../types';
 import { deleteKeysByPrefix } from '../../core/redis';
@@ -295,15 +294,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const dynamo = createDynamo({ region: 'us-east-1', endpoint: `http://127.0.0.1:${dynPort}` });
   const children: ChildProcess[] = [];
   try {
-    // The items table as scripts/local-stack.ts provisions it (the listing index is not used here).
-    await dynamo.send(
-      new CreateTableCommand({
-        TableName: 'bench-items',
-        BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'id', AttributeType: 'S' }],
-        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'id', KeyType: 'RANGE' }],
-      }),
-    );
+    await ensureTable(dynamo, itemsTableDefinition('bench-items')); // the items table every runtime uses
     const hot = new RedisHotStore(redis, prefix);
     const durable = new DynamoDurableStore(createDocumentClient(dynamo), 'bench-items', 'bench-requests');
     const at = new Date().toISOString();

@@ -13,3 +13,4 @@ export { MemoryHotStore } from './memory/hot-store';
 export { DynamoDurableStore } from './dynamodb/durable-store';
 export { DynamoItemBatchWriter, DynamoRequestBatchWriter } from './dynamodb/batch-writers';
 export { itemKey, itemRow, requestRow, storedItemOf } from './dynamodb/rows';
+export { ensureTable, itemsTableDefinition, requestsTableDefinition } from './dynamodb/tables';

@@ -3,26 +3,21 @@
  * (the same environment as the processors), wires the adapters, runs one command, returns the
  * exit code.
  */
-import { Pool } from 'pg';
 import { z } from 'zod';
 import { createDocumentClient, createDynamo, createKinesis } from '../../core/aws';
 import { AwsEnv, LogEnv, loadConfig, RedisEnv, StreamEnv, TablesEnv } from '../../core/config';
 import { createLogger } from '../../core/log';
-import { RedisAckLog } from '../../core/redis-ack-log';
 import { closeRedis, createRedis } from '../../core/redis';
 import { DynamoProjectionRegistry, registryTableName } from '../../core/projections';
-import { DynamoDurableStore, RedisHotStore } from '../../core/read-store';
-import { PgCommandStore } from '../command-store';
-import { createKinesisHandler } from '../commit-consumer';
-import { Projector } from '../projection-writer';
-import { fanOutStores } from '../../core/projections';
-import { createProgress } from './progress';
+import { createProgress } from '../../core/progress';
+import { createPool, reprocessHandler } from '../composition';
 import { abandon, rebuild, type ReplayDeps, retire, sweepRetirements, switchTo } from './rebuild';
 import { reprocess } from './reprocess';
 import { formatStatus, status } from './status';
 import { verify } from './verify';
 
 export const ReplayConfig = z.object({
+  /** PostgreSQL of the processors (the event log a rebuild folds, the command store a reprocess commits to). */
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
 }).merge(AwsEnv).merge(RedisEnv).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
 
@@ -98,8 +93,8 @@ export async function runReplay(argv: string[], env: NodeJS.ProcessEnv = process
     return command ? 0 : 2;
   }
   const config = loadConfig(ReplayConfig, env);
-  const pool = new Pool({ connectionString: config.DATABASE_URL, max: 4 });
-  pool.on('error', () => undefined);
+  const log = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, { service: 'replay' }, (l) => io.err.write(l));
+  const pool = createPool(config.DATABASE_URL, 'replay', undefined, log);
   const dynamo = createDynamo({ region: config.AWS_REGION, endpoint: config.DYNAMODB_ENDPOINT });
   const doc = createDocumentClient(dynamo);
   const redis = createRedis(config.REDIS_URL, config.REDIS_AUTH_TOKEN);
@@ -161,10 +156,7 @@ export async function runReplay(argv: string[], env: NodeJS.ProcessEnv = process
         const sinceRaw = str(flags, 'since');
         const since = sinceRaw === undefined ? undefined : new Date(sinceRaw);
         if (since && Number.isNaN(since.getTime())) throw new UsageError(`--since must be an ISO time, got "${sinceRaw}"`);
-        const log = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, { service: 'replay' }, (l) => io.err.write(l));
-        const base = { durable: new DynamoDurableStore(doc, config.ITEMS_TABLE, config.REQUESTS_TABLE), hot: new RedisHotStore(redis, config.REDIS_PREFIX) };
-        const versioned = fanOutStores({ doc, redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX, base });
-        const handler = createKinesisHandler({ store: new PgCommandStore(pool), projector: new Projector(versioned.durable, versioned.hot), acks: new RedisAckLog(redis, config.REDIS_PREFIX), log });
+        const handler = reprocessHandler({ config, pool, doc, redis, log });
         const kinesis = createKinesis({ region: config.AWS_REGION, endpoint: config.KINESIS_ENDPOINT });
         try {
           const res = await reprocess({

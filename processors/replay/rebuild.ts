@@ -7,7 +7,7 @@
  * killed run continues where it stopped. When caught up, readers are switched by one registry
  * write; the previous version is kept (still projected into) for rollback, then retired.
  */
-import { CreateTableCommand, DeleteTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Redis } from 'ioredis';
@@ -15,13 +15,13 @@ import type { Pool } from 'pg';
 import type { ItemState } from '../../core/contracts';
 import {
   type DynamoProjectionRegistry, liveVersion, type ProjectionRecord, type ProjectionVersion, RegistryConflictError, REGISTRY_SETTLE_MS,
-  versionItemsTable, versionRedisPrefix, waitActive,
+  versionItemsTable, versionRedisPrefix,
 } from '../../core/projections';
-import { DynamoDurableStore, type DurableStore } from '../../core/read-store';
+import { DynamoDurableStore, type DurableStore, ensureTable, itemsTableDefinition } from '../../core/read-store';
 import type { Projection } from '../../core/projections';
 import { latestProjection, projectionAt } from '../../core/projections';
 import { countUpTo, foldItems, foldLog, type FoldPage, type ItemKey, itemsChangedBetween, logHead } from './fold';
-import { type ProgressSink, silentProgress } from './progress';
+import { type ProgressSink, silentProgress } from '../../core/progress';
 import { copyTable, foldStream, stateFromStore } from './stream-source';
 import { deleteKeysByPrefix } from '../../core/redis';
 
@@ -79,25 +79,9 @@ export async function updateRecord(deps: ReplayDeps, name: string, mutate: (rec:
   }
 }
 
-/** An items table with the same schema as `like` (keys, attributes, the byUpdatedAt LSI). */
-export async function createItemsTableLike(dynamo: DynamoDBClient, like: string, table: string): Promise<void> {
-  const src = (await dynamo.send(new DescribeTableCommand({ TableName: like }))).Table!;
-  try {
-    await dynamo.send(
-      new CreateTableCommand({
-        TableName: table,
-        BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: src.AttributeDefinitions,
-        KeySchema: src.KeySchema,
-        ...(src.LocalSecondaryIndexes?.length
-          ? { LocalSecondaryIndexes: src.LocalSecondaryIndexes.map((i) => ({ IndexName: i.IndexName, KeySchema: i.KeySchema, Projection: i.Projection })) }
-          : {}),
-      }),
-    );
-  } catch (err) {
-    if ((err as Error).name !== 'ResourceInUseException') throw err;
-  }
-  await waitActive(dynamo, table);
+/** A version's items table: the same layout as every items table (core/read-store/dynamodb/tables.ts). */
+export async function createItemsTable(dynamo: DynamoDBClient, table: string): Promise<void> {
+  await ensureTable(dynamo, itemsTableDefinition(table));
 }
 
 /** Writes final item states with bounded parallel version-guarded puts. */
@@ -158,7 +142,7 @@ export async function rebuild(deps: ReplayDeps, opts: RebuildOptions): Promise<R
     const n = Math.max(...Object.keys(rec.versions).map(Number)) + 1;
     const table = versionItemsTable(deps.itemsTable, n);
     // The table exists before the registration, so no processor ever writes to a missing table.
-    await createItemsTableLike(deps.dynamo, liveVersion(rec).itemsTable, table);
+    await createItemsTable(deps.dynamo, table);
     rec = await updateRecord(deps, opts.projection, (r) => {
       if (Object.values(r.versions).some((x) => x.state === 'building')) throw new Error(`projection ${opts.projection} is already being rebuilt`);
       r.versions[String(n)] = {

@@ -9,7 +9,7 @@ import { listShards } from '../../core/kinesis-shards';
 import { toKinesisEvent } from '../runner';
 import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, type _Record, type Shard } from '@aws-sdk/client-kinesis';
 import type { KinesisHandler } from '../commit-consumer';
-import type { ProgressSink } from './progress';
+import type { ProgressSink } from '../../core/progress';
 
 export interface ReprocessOptions {
   kinesis: KinesisClient;
