@@ -195,6 +195,7 @@ export class StreamRunner {
     // on the current batch; it is dropped if the batch is retried (the retry re-reads from there).
     let prefetched: Promise<GetRecordsCommandOutput> | undefined;
     let prefetchedWakes = 0;
+    let prefetchedAt = 0;
     const dropPrefetch = () => {
       prefetched?.catch(() => undefined);
       prefetched = undefined;
@@ -208,6 +209,7 @@ export class StreamRunner {
       let behind = 0;
       // Wakes counted when this round's first GetRecords was sent (a prefetch was sent earlier).
       const wakesBefore = prefetched ? prefetchedWakes : this.wakes;
+      const polledAt = prefetched ? prefetchedAt : Date.now();
       for (;;) {
         let out;
         try {
@@ -243,6 +245,7 @@ export class StreamRunner {
       if (records.length > 0) {
         if (next && window === 0) {
           prefetchedWakes = this.wakes;
+          prefetchedAt = Date.now();
           prefetched = this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: next, Limit: this.opts.batchSize }));
           // Handled here too: if delivery throws, nobody awaits it, and a rejection must not go unhandled.
           prefetched.catch(() => undefined);
@@ -270,8 +273,11 @@ export class StreamRunner {
       }
       iterator = next;
       if (records.length === 0) {
-        // Empty: wait, longer each time, unless a wake came since this poll was sent.
-        if (this.wakes === wakesBefore) await this.idle(idleWait);
+        // Empty: wait, longer each time; a wake (also one that came while this poll was out) ends
+        // the wait, but never sooner than pollIntervalMs after this poll: a shard is polled at
+        // most as often as without the backoff, however many writes wake it.
+        const earliest = polledAt + this.opts.pollIntervalMs;
+        await this.idle(this.wakes === wakesBefore ? idleWait : 0, earliest);
         idleWait = Math.min(idleMax, idleWait * 2);
       } else idleWait = this.opts.pollIntervalMs;
     }
@@ -301,18 +307,28 @@ export class StreamRunner {
 
 
 
-  /** An idle wait: ended early by wake() or stop(). */
-  private idle(ms: number): Promise<void> {
+  /**
+   * An idle wait of `ms` (at least until `earliest`, a time stamp): wake() cuts it short to
+   * `earliest`; stop() ends it at once.
+   */
+  private idle(ms: number, earliest: number): Promise<void> {
     if (this.stopping) return Promise.resolve();
     return new Promise((resolve) => {
+      let timer: NodeJS.Timeout;
       const done = () => {
         clearTimeout(timer);
-        this.idlers.delete(done);
+        this.idlers.delete(wake);
         this.sleepers.delete(done);
         resolve();
       };
-      const timer = setTimeout(done, ms);
-      this.idlers.add(done);
+      const wake = () => {
+        this.idlers.delete(wake);
+        if (this.stopping) return done();
+        clearTimeout(timer);
+        timer = setTimeout(done, Math.max(0, earliest - Date.now()));
+      };
+      timer = setTimeout(done, Math.max(ms, earliest - Date.now()));
+      this.idlers.add(wake);
       this.sleepers.add(done);
     });
   }

@@ -119,4 +119,20 @@ describe('the local runner on an idle shard', () => {
     expect(delivered.map((d) => d.n)).toEqual(['1', '2']);
     expect(delivered[1]!.at - t).toBeLessThan(100);
   });
+
+  it('polls an empty shard at most once per pollIntervalMs however many wakes come (a wake per write must not multiply polls)', async () => {
+    const k = fakeKinesis();
+    const runner = runnerOver(k.client, []);
+    await runner.start();
+    const t = Date.now();
+    while (Date.now() - t < 500) {
+      runner.wake();
+      await sleep(1);
+    }
+    const polls = k.polls.filter((p) => p >= t).length;
+    await runner.stop();
+    // 500 ms at one poll per 10 ms at most (a few more for timer slack); unbounded, it would poll on every wake.
+    expect(polls).toBeGreaterThan(20);
+    expect(polls).toBeLessThanOrEqual(55);
+  });
 });
