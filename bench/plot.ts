@@ -104,7 +104,8 @@ export function lineChart(opts: { title: string; yLabel: string; series: Series[
 /** The plots of one scenario: latency percentiles of every figure that has them, and each unit's series over time. */
 export function scenarioPlots(r: ScenarioResult): Array<{ file: string; svg: string }> {
   const out: Array<{ file: string; svg: string }> = [];
-  const withLatency = [...r.figures, ...(r.baseline?.figures ?? []).map((f) => ({ ...f, name: `baseline: ${f.name}` }))].filter((f) => f.latency);
+  for (const c of r.charts ?? []) out.push({ file: c.file, svg: barChart(c) });
+  const withLatency = r.charts?.length ? [] : [...r.figures, ...(r.baseline?.figures ?? []).map((f) => ({ ...f, name: `baseline: ${f.name}` }))].filter((f) => f.latency);
   if (withLatency.length) {
     out.push({
       file: `${r.scenario}-latency.svg`,

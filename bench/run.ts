@@ -22,8 +22,8 @@ import type { BenchContext, Scenario, ScenarioResult } from './types';
 
 export const SCENARIO_DIR = path.join(__dirname, 'scenarios');
 export const RESULTS_DIR = path.join(__dirname, 'results');
-/** The order; scenarios not listed here run after these, alphabetically. */
-const PREFERRED_ORDER = ['writes', 'pipeline', 'acks', 'reads', 'mixed', 'replay'];
+/** The whole system first (as users run it), then the components; scenarios not listed here run after these, alphabetically. */
+const PREFERRED_ORDER = ['system', 'writes', 'pipeline', 'acks', 'reads', 'mixed', 'replay'];
 
 export function discoverScenarios(dir = SCENARIO_DIR): string[] {
   if (!existsSync(dir)) return [];

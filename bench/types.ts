@@ -39,6 +39,11 @@ export interface ScenarioResult {
   series?: Series[];
   /** What bounds the figure (from profiling). */
   notes?: string[];
+  /**
+   * Bar charts the scenario composes itself (bench/plot.ts draws them); when present they replace
+   * the generic per-figure latency chart, which is unreadable with many figures.
+   */
+  charts?: Array<{ file: string; title: string; yLabel: string; keys: string[]; groups: Array<{ label: string; values: Record<string, number> }> }>;
 }
 
 export type Scenario = (ctx: BenchContext) => Promise<ScenarioResult>;

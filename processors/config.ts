@@ -38,8 +38,14 @@ export const ProcessorsConfig = z.object({
   BATCH_SIZE: positiveInt(500),
   /** Like MaximumBatchingWindowInSeconds: wait up to this long to fill a batch (0: do not wait). */
   BATCH_WINDOW_MS: z.coerce.number().int().min(0).default(0),
-  /** Idle wait between polls of a shard that had nothing new. */
+  /** Wait after a shard's first empty poll; it doubles with each further empty poll, up to IDLE_POLL_MAX_MS. */
   POLL_INTERVAL_MS: positiveInt(20),
+  /**
+   * The longest wait between polls of an empty shard (Lambda polls an idle shard about once a
+   * second). A write queued through the gateway wakes the consumers at once (they watch the ack
+   * log), so this bounds only the delay of records that reach the stream another way.
+   */
+  IDLE_POLL_MAX_MS: positiveInt(1000),
   /** Wait before retrying a failed batch. */
   RETRY_DELAY_MS: positiveInt(200),
   /** How often the shard list is refreshed (new shards after a reshard). */

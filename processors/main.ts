@@ -68,6 +68,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
     batchSize: config.BATCH_SIZE,
     batchWindowMs: config.BATCH_WINDOW_MS,
     pollIntervalMs: config.POLL_INTERVAL_MS,
+    idlePollMaxMs: config.IDLE_POLL_MAX_MS,
     retryDelayMs: config.RETRY_DELAY_MS,
     shardRefreshMs: config.SHARD_REFRESH_MS,
     lagLogMs: config.LAG_LOG_MS,
@@ -91,12 +92,25 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
     : undefined;
   if (runner) await runner.start();
   await projectionRunner?.start();
+  // Idle shards are polled about once a second; a `queued` ack (the gateway's PutRecords was
+  // accepted) wakes both consumers at once. A lost wake (pub/sub gap) only delays records up to
+  // IDLE_POLL_MAX_MS, and a gap wakes them too.
+  const wakeAll = () => {
+    if (runner) runner.wake();
+    projectionRunner?.wake();
+  };
+  const unwatch = config.IDLE_POLL_MAX_MS > config.POLL_INTERVAL_MS
+    ? await acks.subscribe((_route, ack) => {
+      if (ack.stage === 'queued') wakeAll();
+    }, wakeAll)
+    : undefined;
   log.info('processors started', { stream: config.KINESIS_STREAM, consumers: config.CONSUMERS });
 
   return {
     name: 'processors',
     ...(metricsServer.url ? { url: metricsServer.url } : {}),
     async close() {
+      await unwatch?.();
       await Promise.all([runner && runner.stop(), projectionRunner?.stop()]);
       await metricsServer.close();
       sqs?.destroy();

@@ -5,7 +5,10 @@
  * reported failure, and checkpoints per shard only up to records whose effect is committed. Any
  * other failure in a shard's loop (checkpoint write, iterator) is treated like a crash: the shard
  * resumes from its checkpoint. Child shards (after a reshard) are read only once their parents
- * are finished, to keep per-key order. Per-shard lag (MillisBehindLatest and iterator age) is
+ * are finished, to keep per-key order. An empty shard is polled less and less often (from
+ * `pollIntervalMs` doubling up to `idlePollMaxMs`, as Lambda polls an idle shard about once a
+ * second), and `wake()` (called when the ack log shows a write was queued) ends every such wait at
+ * once: records are never missed, only delayed by at most `idlePollMaxMs` when no wake comes. Per-shard lag (MillisBehindLatest and iterator age) is
  * exported as metrics and logged every `lagLogMs`.
  */
 import { listShards } from '../core/kinesis-shards';
@@ -32,8 +35,10 @@ export interface RunnerOptions {
   handler: KinesisHandler;
   log: Logger;
   batchSize: number;
-  /** Idle wait between empty polls of a shard. */
+  /** Idle wait after the first empty poll of a shard. */
   pollIntervalMs: number;
+  /** The longest idle wait: each further empty poll doubles the wait up to this (default: pollIntervalMs, no backoff). */
+  idlePollMaxMs?: number;
   /** Wait before retrying a failed batch. */
   retryDelayMs: number;
   /** How often the shard list is refreshed (new shards after a reshard). */
@@ -53,6 +58,10 @@ export class StreamRunner {
   private readonly finished = new Set<string>();
   private refreshTimer: NodeJS.Timeout | undefined;
   private readonly sleepers = new Set<() => void>();
+  /** Idle waits that wake() ends. */
+  private readonly idlers = new Set<() => void>();
+  /** Counts wake() calls: a wake that lands while a shard's poll is in flight is not lost. */
+  private wakes = 0;
 
   constructor(private readonly opts: RunnerOptions) {}
 
@@ -68,6 +77,12 @@ export class StreamRunner {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     for (const wake of this.sleepers) wake();
     await Promise.allSettled([...this.loops.values()]);
+  }
+
+  /** Records may have arrived: every shard waiting after an empty poll polls again now. */
+  wake(): void {
+    this.wakes++;
+    for (const w of [...this.idlers]) w();
   }
 
   private async refreshShards(): Promise<void> {
@@ -174,9 +189,13 @@ export class StreamRunner {
     const window = this.opts.batchWindowMs ?? 0;
     let iterator: string | undefined = first;
     let lastLag = 0;
+    let idleWait = this.opts.pollIntervalMs;
+    const idleMax = Math.max(this.opts.pollIntervalMs, this.opts.idlePollMaxMs ?? this.opts.pollIntervalMs);
     // Like Lambda's event source mapping, the next GetRecords is in flight while the handler works
     // on the current batch; it is dropped if the batch is retried (the retry re-reads from there).
     let prefetched: Promise<GetRecordsCommandOutput> | undefined;
+    let prefetchedWakes = 0;
+    let prefetchedAt = 0;
     const dropPrefetch = () => {
       prefetched?.catch(() => undefined);
       prefetched = undefined;
@@ -188,6 +207,9 @@ export class StreamRunner {
       let next: string | undefined = iterator;
       let windowEnd = 0;
       let behind = 0;
+      // Wakes counted when this round's first GetRecords was sent (a prefetch was sent earlier).
+      const wakesBefore = prefetched ? prefetchedWakes : this.wakes;
+      const polledAt = prefetched ? prefetchedAt : Date.now();
       for (;;) {
         let out;
         try {
@@ -222,6 +244,8 @@ export class StreamRunner {
       }
       if (records.length > 0) {
         if (next && window === 0) {
+          prefetchedWakes = this.wakes;
+          prefetchedAt = Date.now();
           prefetched = this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: next, Limit: this.opts.batchSize }));
           // Handled here too: if delivery throws, nobody awaits it, and a rejection must not go unhandled.
           prefetched.catch(() => undefined);
@@ -248,7 +272,14 @@ export class StreamRunner {
         return true;
       }
       iterator = next;
-      if (records.length === 0) await this.sleep(this.opts.pollIntervalMs);
+      if (records.length === 0) {
+        // Empty: wait, longer each time; a wake (also one that came while this poll was out) ends
+        // the wait, but never sooner than pollIntervalMs after this poll: a shard is polled at
+        // most as often as without the backoff, however many writes wake it.
+        const earliest = polledAt + this.opts.pollIntervalMs;
+        await this.idle(this.wakes === wakesBefore ? idleWait : 0, earliest);
+        idleWait = Math.min(idleMax, idleWait * 2);
+      } else idleWait = this.opts.pollIntervalMs;
     }
     dropPrefetch();
     return false;
@@ -275,6 +306,32 @@ export class StreamRunner {
   }
 
 
+
+  /**
+   * An idle wait of `ms` (at least until `earliest`, a time stamp): wake() cuts it short to
+   * `earliest`; stop() ends it at once.
+   */
+  private idle(ms: number, earliest: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout;
+      const done = () => {
+        clearTimeout(timer);
+        this.idlers.delete(wake);
+        this.sleepers.delete(done);
+        resolve();
+      };
+      const wake = () => {
+        this.idlers.delete(wake);
+        if (this.stopping) return done();
+        clearTimeout(timer);
+        timer = setTimeout(done, Math.max(0, earliest - Date.now()));
+      };
+      timer = setTimeout(done, Math.max(ms, earliest - Date.now()));
+      this.idlers.add(wake);
+      this.sleepers.add(done);
+    });
+  }
 
   private sleep(ms: number): Promise<void> {
     if (this.stopping) return Promise.resolve();

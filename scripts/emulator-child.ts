@@ -15,4 +15,14 @@ if ((kind !== 'kinesis' && kind !== 'dynamodb') || !portArg || !dir) {
 if (dir !== 'memory') mkdirSync(dir, { recursive: true });
 const server: Server = kind === 'kinesis' ? kinesisEmulator(dir === 'memory' ? undefined : dir) : dynamoEmulator(dir === 'memory' ? undefined : dir);
 server.listen(Number(portArg), '127.0.0.1', () => process.stdout.write(`${kind} listening\n`));
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+process.on('SIGTERM', () => {
+  server.close(() => process.exit(0));
+  setTimeout(() => process.exit(0), 2000).unref(); // idle keep-alive sockets must not hold it
+});
+// Ctrl-C reaches the whole process group: `npm start` stops its emulators itself, after the
+// services (which may still checkpoint through them). Should that parent die, so does this.
+process.on('SIGINT', () => undefined);
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.exit(0);
+}, 2000).unref();

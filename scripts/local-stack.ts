@@ -1,5 +1,6 @@
 /**
- * The local stack: AWS emulators in-process (Kinesis: kinesalite, DynamoDB: dynalite, SQS: fauxqs),
+ * The local stack: AWS emulators (Kinesis: kinesalite, DynamoDB: dynalite, SQS: fauxqs; in-process
+ * for tests, each in a child process under `npm start`),
  * PostgreSQL and Redis (configured, or started here), and idempotent provisioning of the stream,
  * tables, queue and schema. Used by `npm start` and by the tests.
  */
@@ -96,18 +97,36 @@ export function dynamoEmulator(dir?: string): Server {
 
 const closeServer = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
 
-/** Starts the three AWS emulators in this process; `dataDir` makes Kinesis and DynamoDB data persistent. */
-export async function startEmulators(opts: { dataDir?: string; kinesisPort?: number; dynamoPort?: number; sqsPort?: number } = {}): Promise<Emulators> {
+/**
+ * Starts the three AWS emulators; `dataDir` makes Kinesis and DynamoDB data persistent.
+ * `processes`: Kinesis and DynamoDB each in a process of its own (scripts/emulator-child.ts), as
+ * `npm start` runs them, so they answer off the caller's event loop; else in this process (tests).
+ */
+export async function startEmulators(opts: { dataDir?: string; kinesisPort?: number; dynamoPort?: number; sqsPort?: number; processes?: boolean } = {}): Promise<Emulators> {
   const persist = (name: string) => {
     if (!opts.dataDir) return undefined;
     const dir = path.join(opts.dataDir, name);
     mkdirSync(dir, { recursive: true });
     return dir;
   };
-  const kin = kinesisEmulator(persist('kinesis'));
-  const dyn = dynamoEmulator(persist('dynamodb'));
-  const kPort = await listen(kin, opts.kinesisPort ?? 0);
-  const dPort = await listen(dyn, opts.dynamoPort ?? 0);
+  let kinesisEndpoint: string;
+  let dynamoEndpoint: string;
+  const closers: Array<() => Promise<void>> = [];
+  if (opts.processes) {
+    const [kin, dyn] = await Promise.all([
+      emulatorProcess('kinesis', opts.kinesisPort ?? (await freePort()), persist('kinesis')),
+      emulatorProcess('dynamodb', opts.dynamoPort ?? (await freePort()), persist('dynamodb')),
+    ]);
+    kinesisEndpoint = kin.endpoint;
+    dynamoEndpoint = dyn.endpoint;
+    closers.push(() => stopChild(kin.child), () => stopChild(dyn.child));
+  } else {
+    const kin = kinesisEmulator(persist('kinesis'));
+    const dyn = dynamoEmulator(persist('dynamodb'));
+    kinesisEndpoint = `http://127.0.0.1:${await listen(kin, opts.kinesisPort ?? 0)}`;
+    dynamoEndpoint = `http://127.0.0.1:${await listen(dyn, opts.dynamoPort ?? 0)}`;
+    closers.push(() => closeServer(kin), () => closeServer(dyn));
+  }
   // fauxqs is an ES module and keeps queues in memory: it runs as a child process (parked records
   // are also recorded in PostgreSQL, so nothing rests on the emulator's memory alone).
   const sqsPort = opts.sqsPort ?? (await freePort());
@@ -117,13 +136,26 @@ export async function startEmulators(opts: { dataDir?: string; kinesisPort?: num
   });
   await waitForPort(sqsPort, () => sqs.exitCode !== null);
   return {
-    kinesisEndpoint: `http://127.0.0.1:${kPort}`,
-    dynamoEndpoint: `http://127.0.0.1:${dPort}`,
+    kinesisEndpoint,
+    dynamoEndpoint,
     sqsEndpoint: `http://127.0.0.1:${sqsPort}`,
     async close() {
-      await Promise.all([closeServer(kin), closeServer(dyn), stopChild(sqs)]);
+      await Promise.all([...closers.map((c) => c()), stopChild(sqs)]);
     },
   };
+}
+
+/** kinesalite or dynalite in a child process (scripts/emulator-child.ts); resolves once it listens. */
+export async function emulatorProcess(kind: 'kinesis' | 'dynamodb', port: number, dir?: string): Promise<{ endpoint: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'emulator-child.ts'), kind, String(port), dir ?? 'memory'], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (c) => reject(new Error(`the ${kind} emulator exited (${c}) before it listened on port ${port}`)));
+  });
+  child.stdout!.resume();
+  return { endpoint: `http://127.0.0.1:${port}`, child };
 }
 
 export interface ProvisionOptions {

