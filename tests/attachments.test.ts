@@ -197,9 +197,12 @@ describe('the per-tenant quota of stored bytes (committed + pending uploads)', (
       ids.push(res.body.attachmentId);
     }
     expect(await usage('quota-co')).toEqual({ committed: MAX + MAX / 2, reserved: 0 });
+    // The rest of the quota as pending uploads (each within the per-object limit).
     const rest = QUOTA - MAX - MAX / 2;
-    const fits = await newUpload('q2', { name: 'rest.pdf', contentType: 'application/pdf', size: rest }, quotaToken);
-    expect(fits.status).toBe(201);
+    const pending = [...Array(Math.floor(rest / MAX)).fill(MAX), rest % MAX];
+    for (const size of pending) {
+      expect((await newUpload('q2', { name: 'rest.pdf', contentType: 'application/pdf', size }, quotaToken)).status).toBe(201);
+    }
     const over = await newUpload('q2', { name: 'one.pdf', contentType: 'application/pdf', size: 1 }, quotaToken);
     expect(over.status).toBe(409);
     expect(over.body).toMatchObject({ committedBytes: MAX + MAX / 2, reservedBytes: rest, requestedBytes: 1 });
