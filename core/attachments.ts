@@ -133,3 +133,28 @@ export interface UploadMetadata {
 }
 
 export const sha256Hex = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+/**
+ * The expiry check of one upload URL: the gateway puts it on the work queue when it hands the URL
+ * out, delayed (SQS DelaySeconds ≤ 900) until the URL has expired plus a grace period for an upload
+ * that started in time. The worker then decides the attachment if nothing else has: it processes
+ * the upload if it is there, and otherwise puts `rejected` / `upload_expired` on the item's stream
+ * under the attachment's request id, so the outcome is one and in order with the item's writes.
+ */
+export const ExpiryJobSchema = z.object({
+  type: z.literal('expire'),
+  tenant: z.string(),
+  principal: z.string(),
+  collection: z.string(),
+  id: z.string(),
+  attachmentId: z.string().regex(ATTACHMENT_ID_PATTERN),
+  name: z.string(),
+  /** When the upload URL expired (ISO 8601). */
+  expiresAt: z.string(),
+  /** When the check is due: expiresAt + the grace period (ISO 8601). */
+  dueAt: z.string(),
+});
+export type ExpiryJob = z.infer<typeof ExpiryJobSchema>;
+
+/** SQS delays a message at most 15 minutes: the upload URL's lifetime plus the grace period must fit. */
+export const MAX_EXPIRY_DELAY_S = 900;

@@ -72,6 +72,17 @@ export class ConflictError extends ProblemError {
     super(409, 'conflict', 'Conflict', detail, {}, extensions);
   }
 }
+/**
+ * A tenant's attachments (committed plus pending uploads) would exceed its quota. 409, not 413:
+ * the request itself is fine (413 is kept for an object over the per-object limit, which no retry
+ * can fix); it conflicts with the tenant's current stored state, and succeeds once attachments are
+ * removed or pending uploads decided. Not 429 either: waiting alone does not free committed bytes.
+ */
+export class AttachmentQuotaError extends ProblemError {
+  constructor(detail: string, extensions: { quotaBytes: number; committedBytes: number; reservedBytes: number; requestedBytes: number }) {
+    super(409, 'attachment-quota-exceeded', 'Attachment Quota Exceeded', detail, {}, extensions);
+  }
+}
 export class PayloadTooLargeError extends ProblemError {
   constructor(detail: string) {
     super(413, 'payload-too-large', 'Payload Too Large', detail);

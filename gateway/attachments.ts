@@ -4,11 +4,13 @@
  *  - GET    /v1/collections/{c}/items/{id}/attachments/{attachmentId}[?thumbnail] → 302 to a short-lived signed URL
  * (DELETE of an attachment is a write like the others: see `detach` in app.ts.)
  *
- * The bytes never pass through the gateway. Nothing is created for a refused request; an upload
- * URL that is never used expires, and so does its reservation of the tenant's upload quota.
+ * The bytes never pass through the gateway. Nothing is created for a refused request. Every upload
+ * URL handed out reserves its size in the tenant's quota and has an expiry check on the work queue,
+ * so its attachment is always decided (committed, or rejected: `upload_expired` when nothing came)
+ * and the decision releases the reservation.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Pool } from 'pg';
 import { z } from 'zod';
 import {
   type AttachmentMeta,
@@ -17,9 +19,13 @@ import {
   ObjectKeys,
   type UploadMetadata,
   attachRequestId,
+  type ExpiryJob,
+  MAX_EXPIRY_DELAY_S,
 } from '../core/attachments';
 import { CollectionName, type ItemDocument, ItemId } from '../core/contracts';
-import { BadRequestError, NotFoundError, PayloadTooLargeError, ProblemError, ServiceUnavailableError, UnprocessableError } from '../core/errors';
+import {
+  AttachmentQuotaError, BadRequestError, ConflictError, NotFoundError, PayloadTooLargeError, ProblemError, ServiceUnavailableError, UnprocessableError,
+} from '../core/errors';
 import type { ObjectStore } from '../core/object-store';
 import type { IdempotencyStore } from './idempotency';
 
@@ -33,12 +39,16 @@ export interface AttachmentSettings {
   items: ItemLookup;
   /** Per-object limit (MAX_ATTACHMENT_BYTES). */
   maxBytes: number;
-  /** Per-tenant quota of bytes under unexpired upload URLs (ATTACHMENT_TENANT_PENDING_BYTES). */
-  tenantPendingBytes: number;
+  /** Per-tenant quota of stored bytes: committed attachments plus pending uploads (ATTACHMENT_TENANT_QUOTA_BYTES). */
+  tenantQuotaBytes: number;
   uploadUrlSeconds: number;
+  /** How long after an upload URL expired its expiry check runs (ATTACHMENT_EXPIRY_GRACE_S). */
+  expiryGraceSeconds: number;
   downloadUrlSeconds: number;
-  /** Reservations of the upload quota (Redis; in process for a single node). */
+  /** The tenant's stored bytes and upload reservations, in PostgreSQL. */
   quota: UploadQuota;
+  /** Puts an upload's expiry check on the work queue, delayed by `delaySeconds` (≤ 900). */
+  scheduleExpiry(job: ExpiryJob, delaySeconds: number): Promise<void>;
   /**
    * Asks the attachment worker to remove the bytes of a deleted item or attachment once the
    * DELETE is committed (a purge job on the work queue, worker/handler.ts).
@@ -46,54 +56,80 @@ export interface AttachmentSettings {
   purge?(job: { tenant: string; collection: string; id: string; attachmentId?: string; requestId: string }): Promise<void>;
 }
 
+export type Reservation =
+  /** Reserved now. */
+  | { kind: 'reserved'; expiresAt: number }
+  /** Reserved before (an Idempotency-Key replay): the same upload window. */
+  | { kind: 'existing'; expiresAt: number }
+  /** The attachment's request is decided already (a replay after the outcome). */
+  | { kind: 'decided'; status: string }
+  | { kind: 'over'; committedBytes: number; reservedBytes: number };
+
 export interface UploadQuota {
-  /** Reserves `size` bytes until `expiresAt` (ms); false if the tenant's quota would be exceeded. Same id twice: one reservation. */
-  reserve(tenant: string, attachmentId: string, size: number, expiresAt: number, limit: number): Promise<boolean>;
+  /**
+   * Reserves `size` bytes of the tenant's quota for an upload until its attach request is decided
+   * (the commit transaction releases it); `over` if committed + reserved + size would exceed `limit`.
+   */
+  reserve(r: { tenant: string; attachmentId: string; size: number; expiresAt: number; limit: number }): Promise<Reservation>;
+  /** Undoes a reservation whose upload URL was never handed out. */
+  release(attachmentId: string): Promise<void>;
 }
 
 /**
- * A reservation lasts as long as its upload URL (then the bytes have landed or never will).
- * Reservations in one sorted set per tenant (score: expiry in ms, member: `<attachmentId>:<size>`),
- * checked and added in one Lua script so racing requests cannot both pass.
+ * The quota where the truth is: the committed bytes per tenant are changed by the processors' commit
+ * transaction (processors/command-store/pg/event-log.ts, QuotaChanges), and the reservations live
+ * next to them. A reservation holds the tenant's usage row (an upsert locks it), so parallel POSTs
+ * of one tenant check and reserve one after another and cannot overshoot the quota together.
+ * A reservation whose request is never decided (its expiry check lost in the DLQ) stops counting a
+ * day after its URL expired.
  */
-export class RedisUploadQuota implements UploadQuota {
-  constructor(private readonly redis: Redis, private readonly prefix: string) {}
-  private key(tenant: string) {
-    return `${this.prefix}attquota:${tenant}`;
-  }
-  async reserve(tenant: string, attachmentId: string, size: number, expiresAt: number, limit: number): Promise<boolean> {
-    const ok = await this.redis.eval(RESERVE, 1, this.key(tenant), Date.now(), expiresAt, `${attachmentId}:${size}`, size, limit, attachmentId);
-    return ok === 1;
-  }
-}
+export class PgUploadQuota implements UploadQuota {
+  constructor(private readonly pool: Pool) {}
 
-const RESERVE = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-local total = 0
-for _, m in ipairs(members) do
-  local id, size = string.match(m, '^(.*):(%d+)$')
-  if id == ARGV[6] then return 1 end
-  total = total + tonumber(size)
-end
-if total + tonumber(ARGV[4]) > tonumber(ARGV[5]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-return 1
-`;
+  async reserve(r: { tenant: string; attachmentId: string; size: number; expiresAt: number; limit: number }): Promise<Reservation> {
+    const client = await this.pool.connect();
+    let failed: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const usage = await client.query<{ committed_bytes: string }>(
+        `INSERT INTO attachment_usage (tenant) VALUES ($1)
+         ON CONFLICT (tenant) DO UPDATE SET tenant = EXCLUDED.tenant RETURNING committed_bytes`,
+        [r.tenant],
+      );
+      const known = await client.query<{ expires_at: Date | null; status: string | null; reserved: string }>(
+        `SELECT (SELECT expires_at FROM attachment_reservations WHERE attachment_id = $2) AS expires_at,
+                (SELECT status FROM requests WHERE request_id = $3) AS status,
+                (SELECT coalesce(sum(bytes), 0) FROM attachment_reservations
+                  WHERE tenant = $1 AND expires_at > now() - interval '1 day') AS reserved`,
+        [r.tenant, r.attachmentId, attachRequestId(r.attachmentId)],
+      );
+      const row = known.rows[0]!;
+      let out: Reservation;
+      const committedBytes = Number(usage.rows[0]!.committed_bytes);
+      const reservedBytes = Number(row.reserved);
+      if (row.status) out = { kind: 'decided', status: row.status };
+      else if (row.expires_at) out = { kind: 'existing', expiresAt: row.expires_at.getTime() };
+      else if (committedBytes + reservedBytes + r.size > r.limit) out = { kind: 'over', committedBytes, reservedBytes };
+      else {
+        await client.query(
+          'INSERT INTO attachment_reservations (attachment_id, tenant, bytes, expires_at) VALUES ($1, $2, $3, $4)',
+          [r.attachmentId, r.tenant, r.size, new Date(r.expiresAt)],
+        );
+        out = { kind: 'reserved', expiresAt: r.expiresAt };
+      }
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      failed = err as Error;
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release(failed);
+    }
+  }
 
-export class MemoryUploadQuota implements UploadQuota {
-  private readonly byTenant = new Map<string, Map<string, { size: number; expiresAt: number }>>();
-  async reserve(tenant: string, attachmentId: string, size: number, expiresAt: number, limit: number): Promise<boolean> {
-    const now = Date.now();
-    const m = this.byTenant.get(tenant) ?? new Map();
-    this.byTenant.set(tenant, m);
-    for (const [id, r] of m) if (r.expiresAt <= now) m.delete(id);
-    if (m.has(attachmentId)) return true;
-    const total = [...m.values()].reduce((s, r) => s + r.size, 0);
-    if (total + size > limit) return false;
-    m.set(attachmentId, { size, expiresAt });
-    return true;
+  async release(attachmentId: string): Promise<void> {
+    await this.pool.query('DELETE FROM attachment_reservations WHERE attachment_id = $1', [attachmentId]);
   }
 }
 
@@ -147,12 +183,40 @@ export async function createUpload(
     }
   }
 
-  const expiresAt = Date.now() + s.uploadUrlSeconds * 1000;
-  const reserved = await guard(() => s.quota.reserve(who.tenant, attachmentId, req.size, expiresAt, s.tenantPendingBytes));
-  if (!reserved) {
-    throw new PayloadTooLargeError(
-      `Tenant ${who.tenant} has more than ${s.tenantPendingBytes} bytes of uploads in flight; wait for them to land or expire.`,
+  const reservation = await guard(() => s.quota.reserve({
+    tenant: who.tenant, attachmentId, size: req.size, expiresAt: Date.now() + s.uploadUrlSeconds * 1000, limit: s.tenantQuotaBytes,
+  }));
+  const requestId = attachRequestId(attachmentId);
+  if (reservation.kind === 'over') {
+    throw new AttachmentQuotaError(
+      `Tenant ${who.tenant} stores ${reservation.committedBytes} bytes of attachments and has ${reservation.reservedBytes} bytes of uploads pending; ` +
+        `${req.size} more would exceed its quota of ${s.tenantQuotaBytes} bytes. Remove attachments (or wait for pending uploads to be decided) and retry.`,
+      { quotaBytes: s.tenantQuotaBytes, committedBytes: reservation.committedBytes, reservedBytes: reservation.reservedBytes, requestedBytes: req.size },
     );
+  }
+  if (reservation.kind === 'decided') {
+    throw new ConflictError(`Attachment ${attachmentId} was already ${reservation.status} (request ${requestId}); use a new Idempotency-Key for a new attachment.`,
+      { requestId });
+  }
+  const expiresAt = reservation.expiresAt;
+  const seconds = Math.floor((expiresAt - Date.now()) / 1000);
+  if (seconds < 1) {
+    throw new ConflictError(`The upload URL of attachment ${attachmentId} expired at ${new Date(expiresAt).toISOString()}; its outcome is request ${requestId}.`,
+      { requestId });
+  }
+  if (reservation.kind === 'reserved') {
+    const grace = s.expiryGraceSeconds;
+    const job: ExpiryJob = {
+      type: 'expire', tenant: who.tenant, principal: who.principal, collection: params.collection, id: params.id, attachmentId, name: req.name,
+      expiresAt: new Date(expiresAt).toISOString(), dueAt: new Date(expiresAt + grace * 1000).toISOString(),
+    };
+    try {
+      await s.scheduleExpiry(job, Math.min(MAX_EXPIRY_DELAY_S, Math.ceil((expiresAt - Date.now()) / 1000) + grace));
+    } catch (err) {
+      // Without its expiry check an upload URL could leave the attachment undecided (and its bytes reserved) forever: hand none out.
+      await s.quota.release(attachmentId).catch(() => undefined);
+      throw new ServiceUnavailableError(`The work queue is unavailable (${(err as Error).message}); nothing was created.`, 1);
+    }
   }
   const metadata: UploadMetadata = {
     principal: who.principal,

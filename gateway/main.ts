@@ -120,7 +120,7 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
     callTimeoutMs: config.STREAM_CALL_TIMEOUT_MS,
   }, metrics.observer, log);
   const lifecycle = { closing: false };
-  const attachments = attachmentSettings(config, hot, redis);
+  const attachments = attachmentSettings(config, hot);
   const app = createGatewayApp({
     ...(attachments ? { attachments: attachments.settings } : {}),
     stream, acks, hot, log, idempotency, metrics, lifecycle,
@@ -160,7 +160,7 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
         if (redis) await closeRedis(redis);
         httpKinesis?.destroy();
         ownKinesis?.destroy();
-        attachments?.close();
+        await attachments?.close();
         log.info('gateway stopped');
       })();
       return closed;

@@ -17,6 +17,11 @@ import { TestSocket } from './helpers/ws-client';
 const sharp = ((sharpImport as unknown as { default?: typeof sharpImport }).default ?? sharpImport);
 
 const MAX = 64 * 1024;
+/** Per-tenant quota of the test stack: 8 objects of the largest size. */
+const QUOTA = 8 * MAX;
+/** Short upload windows (URL lifetime + grace), so expiry checks run within the tests. */
+const URL_S = 5;
+const GRACE_S = 1;
 let stack: AttachmentStack;
 let token: string;
 let otherToken: string;
@@ -24,7 +29,7 @@ let socket: TestSocket;
 let png: Buffer;
 
 beforeAll(async () => {
-  stack = await startAttachmentStack('attachments', { maxBytes: MAX });
+  stack = await startAttachmentStack('attachments', { maxBytes: MAX, quotaBytes: QUOTA, uploadUrlSeconds: URL_S, graceSeconds: GRACE_S });
   await stack.startWorker();
   token = await stack.token({ tenant: 'acme', sub: 'alice' });
   otherToken = await stack.token({ tenant: 'globex', sub: 'mallory' });
@@ -40,10 +45,33 @@ afterAll(async () => {
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const itemPath = (id: string) => `/v1/collections/docs/items/${id}`;
 
-async function createItem(id: string): Promise<void> {
-  const res = await request(`${stack.gatewayUrl}${itemPath(id)}`, { method: 'PUT', token, json: { title: id } });
+async function createItem(id: string, t = token, s = socket): Promise<void> {
+  const res = await request(`${stack.gatewayUrl}${itemPath(id)}`, { method: 'PUT', token: t, json: { title: id } });
   expect(res.status).toBe(202);
-  expect((await socket.finalAck(res.body.requestId)).stage).toBe('committed');
+  expect((await s.finalAck(res.body.requestId)).stage).toBe('committed');
+}
+
+/** Every key an attachment could have in the store (upload, kept object, thumbnail). */
+async function bytesOf(tenant: string, id: string, attachmentId: string): Promise<string[]> {
+  const keys = [ObjectKeys.upload(tenant, 'docs', id, attachmentId), ObjectKeys.object(tenant, 'docs', id, attachmentId),
+    ObjectKeys.thumbnail(tenant, 'docs', id, attachmentId)];
+  const found: string[] = [];
+  for (const k of keys) if (await stack.store.head(k)) found.push(k);
+  return found;
+}
+
+async function usage(tenant: string): Promise<{ committed: number; reserved: number }> {
+  const r = await stack.pg.query(
+    `SELECT (SELECT coalesce(sum(committed_bytes), 0) FROM attachment_usage WHERE tenant = $1) AS committed,
+            (SELECT coalesce(sum(bytes), 0) FROM attachment_reservations WHERE tenant = $1) AS reserved`, [tenant]);
+  return { committed: Number(r.rows[0].committed), reserved: Number(r.rows[0].reserved) };
+}
+
+/** A PDF the worker recognises (file-type reads the magic number), padded to `size` bytes. */
+function pdfOf(size: number): Buffer {
+  const head = Buffer.from('%PDF-1.4\n1 0 obj<<>>endobj\n');
+  const tail = Buffer.from('\ntrailer<<>>\n%%EOF\n');
+  return Buffer.concat([head, Buffer.alloc(size - head.length - tail.length, 0x20), tail]);
 }
 
 async function newUpload(id: string, body: Record<string, unknown>, t = token) {
@@ -130,21 +158,64 @@ describe('bad requests create nothing', () => {
     expect(res.status).toBe(404);
   });
 
-  test('the tenant in-flight quota → 413 once exceeded', async () => {
-    await createItem('q1');
-    const limit = 3 * MAX;
-    let total = 0;
-    for (;;) {
-      const res = await newUpload('q1', { name: 'big.pdf', contentType: 'application/pdf', size: MAX });
-      if (res.status !== 201) {
-        expect(res.status).toBe(413);
-        expect(res.body.detail).toMatch(/in flight/);
-        break;
-      }
-      total += MAX;
-      expect(total).toBeLessThanOrEqual(limit);
-    }
+});
+
+describe('the per-tenant quota of stored bytes (committed + pending uploads)', () => {
+  let quotaToken: string;
+  let quotaSocket: TestSocket;
+  beforeAll(async () => {
+    quotaToken = await stack.token({ tenant: 'quota-co', sub: 'qa' });
+    quotaSocket = await TestSocket.open(`${stack.ackUrl}/v1/acks`, { Authorization: `Bearer ${quotaToken}` });
   });
+  afterAll(async () => quotaSocket?.close());
+
+  test('parallel POSTs beyond the quota → 409 attachment-quota-exceeded for the excess, nothing created for them', async () => {
+    await createItem('q1', quotaToken, quotaSocket);
+    const answers = await Promise.all(Array.from({ length: 12 }, () => newUpload('q1', { name: 'big.pdf', contentType: 'application/pdf', size: MAX }, quotaToken)));
+    const created = answers.filter((a) => a.status === 201);
+    const refused = answers.filter((a) => a.status !== 201);
+    expect(created).toHaveLength(QUOTA / MAX);
+    expect(refused.map((a) => a.status)).toEqual(Array(12 - QUOTA / MAX).fill(409));
+    expect(refused[0]!.headers.get('content-type')).toContain('application/problem+json');
+    expect(refused[0]!.body).toMatchObject({
+      type: 'urn:ackstream:problem:attachment-quota-exceeded', status: 409, quotaBytes: QUOTA, committedBytes: 0, reservedBytes: QUOTA, requestedBytes: MAX,
+      detail: expect.stringMatching(/quota of 524288 bytes/),
+    });
+    expect(await usage('quota-co')).toEqual({ committed: 0, reserved: QUOTA });
+    // The reservations are released when their attachments are decided: here, as expired.
+    for (const a of created) expect(await quotaSocket.finalAck(a.body.requestId, 30_000)).toMatchObject({ stage: 'rejected', reason: { code: 'upload_expired' } });
+    expect(await usage('quota-co')).toEqual({ committed: 0, reserved: 0 });
+  }, 60_000);
+
+  test('committed bytes count (PostgreSQL, in the commit transaction); a detach and the item\'s delete free them', async () => {
+    await createItem('q2', quotaToken, quotaSocket);
+    const ids: string[] = [];
+    for (const size of [MAX, MAX / 2]) {
+      const res = await newUpload('q2', { name: 'doc.pdf', contentType: 'application/pdf', size }, quotaToken);
+      await upload(res.body.upload.url, res.body.upload.headers, pdfOf(size));
+      expect(await quotaSocket.finalAck(res.body.requestId, 20_000)).toMatchObject({ stage: 'committed' });
+      ids.push(res.body.attachmentId);
+    }
+    expect(await usage('quota-co')).toEqual({ committed: MAX + MAX / 2, reserved: 0 });
+    // The rest of the quota as pending uploads (each within the per-object limit).
+    const rest = QUOTA - MAX - MAX / 2;
+    const pending = [...Array(Math.floor(rest / MAX)).fill(MAX), rest % MAX];
+    for (const size of pending) {
+      expect((await newUpload('q2', { name: 'rest.pdf', contentType: 'application/pdf', size }, quotaToken)).status).toBe(201);
+    }
+    const over = await newUpload('q2', { name: 'one.pdf', contentType: 'application/pdf', size: 1 }, quotaToken);
+    expect(over.status).toBe(409);
+    expect(over.body).toMatchObject({ committedBytes: MAX + MAX / 2, reservedBytes: rest, requestedBytes: 1 });
+
+    const detach = await request(`${stack.gatewayUrl}${itemPath('q2')}/attachments/${ids[0]}`, { method: 'DELETE', token: quotaToken });
+    expect(await quotaSocket.finalAck(detach.body.requestId)).toMatchObject({ stage: 'committed' });
+    expect((await usage('quota-co')).committed).toBe(MAX / 2);
+    expect((await newUpload('q2', { name: 'now.pdf', contentType: 'application/pdf', size: MAX }, quotaToken)).status).toBe(201);
+
+    const del = await request(`${stack.gatewayUrl}${itemPath('q2')}`, { method: 'DELETE', token: quotaToken });
+    expect(await quotaSocket.finalAck(del.body.requestId)).toMatchObject({ stage: 'committed' });
+    expect((await usage('quota-co')).committed).toBe(0);
+  }, 60_000);
 });
 
 describe('the worker refuses bad uploads with a reason; nothing is projected', () => {
@@ -156,6 +227,9 @@ describe('the worker refuses bad uploads with a reason; nothing is projected', (
     const doc = await readItem('r1');
     expect(doc.body.attachments).toBeUndefined();
     expect(doc.body.version).toBe(1);
+    // No orphaned bytes: neither the upload, nor a kept object, nor a thumbnail.
+    const attachmentId = requestId.replace(/^att-/, '');
+    await eventually(async () => expect(await bytesOf('acme', 'r1', attachmentId)).toEqual([]));
   }
 
   test('wrong sha256', async () => {
@@ -186,6 +260,78 @@ describe('the worker refuses bad uploads with a reason; nothing is projected', (
     await expectRejected(res.body.requestId, 'upload_expired');
     expect(await stack.store.list('uploads/acme/docs/r1/')).toEqual([]);
   });
+});
+
+describe('an upload that never arrives expires', () => {
+  test('rejected upload_expired over the WebSocket, in order with the item\'s writes; nothing committed, kept or reserved', async () => {
+    await createItem('e1');
+    const res = await newUpload('e1', { name: 'never.png', contentType: 'image/png', size: png.length });
+    expect(res.status).toBe(201);
+    expect(Date.parse(res.body.upload.expiresAt) - Date.now()).toBeLessThanOrEqual(URL_S * 1000);
+    const put = await request(`${stack.gatewayUrl}${itemPath('e1')}`, { method: 'PATCH', token, json: { later: true },
+      headers: { 'content-type': 'application/merge-patch+json' } });
+    const ack = await socket.finalAck(res.body.requestId, (URL_S + GRACE_S) * 1000 + 15_000);
+    expect(ack).toMatchObject({ stage: 'rejected', collection: 'docs', id: 'e1', reason: { code: 'upload_expired', message: expect.stringMatching(/expired at/) } });
+    // The PATCH was queued after the POST but decided before the expiry: the acks follow the stream's order.
+    const patched = await socket.finalAck(put.body.requestId);
+    expect(patched).toMatchObject({ stage: 'committed', version: 2 });
+    expect(Number(ack.cursor)).toBeGreaterThan(Number(patched.cursor));
+    expect((await readItem('e1')).body).toMatchObject({ version: 2, data: { title: 'e1', later: true } });
+    expect((await readItem('e1')).body.attachments).toBeUndefined();
+    const events = await stack.pg.query('SELECT type FROM events WHERE request_id = $1', [res.body.requestId]);
+    expect(events.rows).toEqual([]);
+    expect(await stack.pg.query('SELECT 1 FROM attachment_reservations WHERE attachment_id = $1', [res.body.attachmentId])).toMatchObject({ rowCount: 0 });
+    expect(await bytesOf('acme', 'e1', res.body.attachmentId)).toEqual([]);
+  }, 40_000);
+
+  test('a late upload after the expiry is deleted; the outcome stays upload_expired, exactly one', async () => {
+    await createItem('e2');
+    const res = await newUpload('e2', { name: 'late.png', contentType: 'image/png', size: png.length });
+    expect(await socket.finalAck(res.body.requestId, (URL_S + GRACE_S) * 1000 + 15_000)).toMatchObject({ reason: { code: 'upload_expired' } });
+    // An upload that started in time and landed after the expiry check (its signed expiry still in
+    // the future from the object store's point of view): valid bytes, yet the attachment is decided.
+    const key = ObjectKeys.upload('acme', 'docs', 'e2', res.body.attachmentId);
+    await stack.putRaw(key, png, 'image/png', { ...metadataOf(res.body.upload.headers), expires: new Date(Date.now() + 60_000).toISOString() });
+    await eventually(async () => expect(await bytesOf('acme', 'e2', res.body.attachmentId)).toEqual([]));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await bytesOf('acme', 'e2', res.body.attachmentId)).toEqual([]);
+    expect(socket.acks(res.body.requestId).filter((a) => a.stage !== 'queued').map((a) => a.stage)).toEqual(['rejected']);
+    const decided = await stack.pg.query('SELECT status, reason FROM requests WHERE request_id = $1', [res.body.requestId]);
+    expect(decided.rows).toEqual([{ status: 'rejected', reason: expect.objectContaining({ code: 'upload_expired' }) }]);
+    expect((await readItem('e2')).body).toMatchObject({ version: 1 });
+  }, 40_000);
+
+  test('an upload that landed in time but was not handled before its expiry check is committed, not expired', async () => {
+    await createItem('e3');
+    await stack.stopWorker();
+    const res = await newUpload('e3', { name: 'slow.png', contentType: 'image/png', size: png.length });
+    await upload(res.body.upload.url, res.body.upload.headers, png);
+    // The worker is back only after the check is due: it has the landing and the expiry check to handle.
+    await new Promise((r) => setTimeout(r, (URL_S + GRACE_S) * 1000 + 500));
+    await stack.startWorker();
+    expect(await socket.finalAck(res.body.requestId, 20_000)).toMatchObject({ stage: 'committed', version: 2 });
+    await eventually(async () => expect(await bytesOf('acme', 'e3', res.body.attachmentId)).toEqual([
+      ObjectKeys.object('acme', 'docs', 'e3', res.body.attachmentId), ObjectKeys.thumbnail('acme', 'docs', 'e3', res.body.attachmentId),
+    ]));
+    expect(socket.acks(res.body.requestId).filter((a) => a.stage !== 'queued').map((a) => a.stage)).toEqual(['committed']);
+  }, 40_000);
+});
+
+describe('no orphaned bytes', () => {
+  test('an upload whose item was deleted meanwhile is rejected not_found, and its kept object and thumbnail are deleted', async () => {
+    await createItem('o1');
+    await stack.stopWorker();
+    const res = await newUpload('o1', { name: 'gone.png', contentType: 'image/png', size: png.length });
+    await upload(res.body.upload.url, res.body.upload.headers, png);
+    // Deleted through the stream directly, as a DELETE whose purge job is lost would be: only the
+    // attachment's own settling can remove its bytes.
+    await stack.putCommand({ v: 1, requestId: 'del-o1', kind: 'delete', tenant: 'acme', principal: 'alice', collection: 'docs', id: 'o1',
+      receivedAt: new Date().toISOString() });
+    expect(await socket.finalAck('del-o1')).toMatchObject({ stage: 'committed' });
+    await stack.startWorker();
+    expect(await socket.finalAck(res.body.requestId, 20_000)).toMatchObject({ stage: 'rejected', reason: { code: 'not_found' } });
+    await eventually(async () => expect(await bytesOf('acme', 'o1', res.body.attachmentId)).toEqual([]), (URL_S + GRACE_S) * 1000 + 15_000);
+  }, 60_000);
 });
 
 describe('tenant isolation', () => {

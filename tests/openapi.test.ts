@@ -79,7 +79,7 @@ let other: string;
 let socket: TestSocket;
 
 beforeAll(async () => {
-  stack = await startAttachmentStack('openapi');
+  stack = await startAttachmentStack('openapi', { quotaBytes: 3 * 1024 * 1024 });
   await stack.startWorker();
   token = await stack.token({ tenant: 'acme', sub: 'alice' });
   other = await stack.token({ tenant: 'globex', sub: 'bob' });
@@ -176,6 +176,11 @@ test('attachments answer as documented: 201 upload, 302 download, 202 delete, an
   expect(raw.status).toBe(302);
   expect((await call('gateway', 'GET', `${base}/${created.body.attachmentId}`, { token: other })).status).toBe(404);
   expect((await call('gateway', 'DELETE', `${base}/${created.body.attachmentId}`, { token })).status).toBe(202);
+  // The tenant's quota (3 MiB here): the fourth pending 1 MiB upload is a documented 409.
+  const big = JSON.stringify({ name: 'big.pdf', contentType: 'application/pdf', size: 1024 * 1024 });
+  const statuses: number[] = [];
+  for (let i = 0; i < 4; i++) statuses.push((await call('gateway', 'POST', base, { token, body: big, headers: JSON_TYPE })).status);
+  expect(statuses).toEqual([201, 201, 201, 409]);
 }, 30_000);
 
 test('every documented operation was exercised against the running stack', () => {

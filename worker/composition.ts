@@ -22,6 +22,11 @@ export const WorkerConfig = z.object({
   WORK_QUEUE_URL: z.string().optional(),
   /** Messages per receive of the local runner (the Lambda's batch size is the event source mapping's). */
   WORKER_BATCH_SIZE: positiveInt(10).pipe(z.number().max(10, 'SQS receives at most 10 messages at once')),
+  /**
+   * Messages of a batch the worker handles at once (the Lambda's and the local runner's). Each may
+   * hold an upload in memory: the function needs about this many times MAX_ATTACHMENT_BYTES.
+   */
+  WORKER_CONCURRENCY: positiveInt(4).pipe(z.number().max(10, 'a batch holds at most 10 messages')),
   /** Tests only: the local worker SIGKILLs itself at this step of its first upload (proves a restart processes it once). */
   ATTACHMENT_WORKER_EXIT_AT: z.enum(['inspected', 'kept', 'queued']).optional(),
 }).merge(AwsEnv).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
@@ -43,6 +48,7 @@ export function composeWorker(config: WorkerConfig, log: Logger, extra: Pick<Wor
     sniff: fileTypeSniffer,
     thumbnail: sharpThumbnailer,
     maxBytes: config.MAX_ATTACHMENT_BYTES,
+    concurrency: config.WORKER_CONCURRENCY,
     log,
     ...extra,
   });

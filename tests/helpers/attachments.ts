@@ -7,8 +7,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PutRecordCommand } from '@aws-sdk/client-kinesis';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { createSqs } from '../../core/aws';
+import { createKinesis, createSqs } from '../../core/aws';
+import type { Command } from '../../core/contracts';
+import { partitionKey } from '../../core/keys';
 import { createLogger } from '../../core/log';
 import { createS3, S3ObjectStore } from '../../core/object-store';
 import { NotificationBridge, provisionAttachments } from '../../scripts/attachment-stack';
@@ -25,23 +28,29 @@ export interface AttachmentStack extends Stack {
   /** Starts a worker process; resolves once it polls. `exitAt` makes it SIGKILL itself at that step. */
   startWorker(opts?: { exitAt?: 'inspected' | 'kept' | 'queued' }): Promise<ChildProcess>;
   stopWorker(): Promise<void>;
+  /** Puts a command straight on the stream (as the worker does), bypassing the gateway. */
+  putCommand(cmd: Command): Promise<void>;
   /** Puts an object the way S3 would have stored a signed upload (fauxqs enforces no signatures). */
   putRaw(key: string, body: Buffer, contentType: string, metadata: Record<string, string>): Promise<void>;
 }
 
-export async function startAttachmentStack(label: string, opts: StackOptions & { maxBytes?: number; pendingBytes?: number } = {}): Promise<AttachmentStack> {
+export async function startAttachmentStack(label: string, opts: StackOptions & { maxBytes?: number; quotaBytes?: number; uploadUrlSeconds?: number; graceSeconds?: number } = {}): Promise<AttachmentStack> {
   const stack = await startStack(label, { ...opts, services: ['processors', 'read-model', 'ack-service'] });
   const endpoint = stack.emulators.sqsEndpoint; // fauxqs serves S3 on its SQS port
   const s3 = createS3({ region: 'us-east-1', endpoint });
   const sqs = createSqs({ region: 'us-east-1', endpoint });
   const bucket = `att-${stack.name.replace(/_/g, '-')}`;
-  const queues = await provisionAttachments(s3, sqs, { bucket, queueName: `${stack.name}-work`, visibilityTimeoutSeconds: 1, maxReceiveCount: 2 });
+  const kinesis = createKinesis({ region: 'us-east-1', endpoint: stack.emulators.kinesisEndpoint });
+  const queues = await provisionAttachments(s3, sqs, { bucket, queueName: `${stack.name}-work`, visibilityTimeoutSeconds: 1, maxReceiveCount: 5 });
   Object.assign(stack.env, {
     ATTACHMENTS_BUCKET: bucket,
     S3_ENDPOINT: endpoint,
     WORK_QUEUE_URL: queues.workQueueUrl,
     MAX_ATTACHMENT_BYTES: String(opts.maxBytes ?? 1024 * 1024),
-    ATTACHMENT_TENANT_PENDING_BYTES: String(opts.pendingBytes ?? 3 * (opts.maxBytes ?? 1024 * 1024)),
+    ATTACHMENT_TENANT_QUOTA_BYTES: String(opts.quotaBytes ?? 100 * (opts.maxBytes ?? 1024 * 1024)),
+    // Short upload windows, so the expiry checks of the tests' uploads run within the tests.
+    ATTACHMENT_UPLOAD_URL_S: String(opts.uploadUrlSeconds ?? 600),
+    ATTACHMENT_EXPIRY_GRACE_S: String(opts.graceSeconds ?? 60),
   });
   await stack.startService('gateway');
   const bridge = new NotificationBridge(s3, sqs, {
@@ -75,6 +84,11 @@ export async function startAttachmentStack(label: string, opts: StackOptions & {
       if (worker) await stopChild(worker);
       worker = undefined;
     },
+    async putCommand(cmd: Command) {
+      await kinesis.send(new PutRecordCommand({
+        StreamName: stack.env.KINESIS_STREAM!, PartitionKey: partitionKey(cmd.tenant, cmd.collection, cmd.id), Data: Buffer.from(JSON.stringify(cmd)),
+      }));
+    },
     async putRaw(key: string, body: Buffer, contentType: string, metadata: Record<string, string>) {
       await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType, Metadata: metadata }));
     },
@@ -85,6 +99,7 @@ export async function startAttachmentStack(label: string, opts: StackOptions & {
     await bridge.stop();
     s3.destroy();
     sqs.destroy();
+    kinesis.destroy();
     await close();
   };
   return out;

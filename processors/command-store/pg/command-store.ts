@@ -18,8 +18,8 @@ import { decide } from '../../decide';
 import { deterministicRejection } from '../../failures';
 import type { BatchEntry, BatchOutcome, BatchResult, CommandStore, Outcome, ParkedInsert, ParkingStore } from '../port';
 import {
-  appendDecisions, cmdKey, eachInSavepoint, type EventRowJson, eventRow, insertParked, type ItemRow, type ItemRowJson, itemStateRow,
-  loadContext, type PriorRow, recordRequest, redeliveredOutcome, requestRow, type RequestRowJson, toState, transaction,
+  appendDecisions, applyQuotaChanges, cmdKey, eachInSavepoint, type EventRowJson, eventRow, insertParked, type ItemRow, type ItemRowJson, itemStateRow,
+  loadContext, type PriorRow, QuotaChanges, recordRequest, redeliveredOutcome, requestRow, type RequestRowJson, toState, transaction,
 } from './event-log';
 
 export class PgCommandStore implements CommandStore, ParkingStore {
@@ -119,6 +119,7 @@ export class PgCommandStore implements CommandStore, ParkingStore {
     const rq: RequestRowJson[] = [];
     const held: ParkedInsert[] = [];
     const outcomes: BatchOutcome[] = [];
+    const quota = new QuotaChanges();
 
     for (const e of entries) {
       const cmd = e.cmd;
@@ -132,6 +133,7 @@ export class PgCommandStore implements CommandStore, ParkingStore {
       let out: BatchOutcome;
       if (p) {
         out = redeliveredOutcome(p, states.get(key));
+        quota.decided(cmd);
       } else if (parkedReqs.has(cmd.requestId)) {
         out = { status: 'held', behind: parkedItems.get(key) ?? cmd.requestId, redelivered: true };
       } else if (parkedItems.has(key)) {
@@ -139,6 +141,7 @@ export class PgCommandStore implements CommandStore, ParkingStore {
         held.push({ entry: e, kind: 'held', error: `held behind parked request ${out.behind}` });
       } else {
         const decision = decide(cmd, states.get(key));
+        quota.decided(cmd);
         if (decision.kind === 'reject') {
           out = { status: 'rejected', reason: decision.reason, decidedAt, redelivered: false };
           rq.push(requestRow(cmd, 'rejected', null, decision.reason, decidedAt));
@@ -147,6 +150,7 @@ export class PgCommandStore implements CommandStore, ParkingStore {
             tenant: cmd.tenant, collection: cmd.collection, id: cmd.id,
             version: decision.version, deleted: decision.deleted, data: decision.data, updatedAt: decidedAt,
           };
+          quota.changed(cmd.tenant, states.get(key), next);
           states.set(key, next);
           touched.add(key);
           ev.push(eventRow(cmd, decision.version, decision.type, decision.eventData, decidedAt));
@@ -163,6 +167,7 @@ export class PgCommandStore implements CommandStore, ParkingStore {
       await appendDecisions(client, ev, it, rq);
     }
     await insertParked(client, held);
+    await applyQuotaChanges(client, quota);
     return outcomes;
   }
 
@@ -192,9 +197,12 @@ export class PgCommandStore implements CommandStore, ParkingStore {
     const state = row.rows[0] ? toState(cmd, row.rows[0]) : undefined;
     const decision = decide(cmd, state);
     const decidedAt = new Date().toISOString();
+    const quota = new QuotaChanges();
+    quota.decided(cmd);
 
     if (decision.kind === 'reject') {
       await recordRequest(client, cmd, 'rejected', null, decision.reason, decidedAt);
+      await applyQuotaChanges(client, quota);
       return { status: 'rejected', reason: decision.reason, decidedAt, redelivered: false };
     }
 
@@ -204,6 +212,8 @@ export class PgCommandStore implements CommandStore, ParkingStore {
     };
     await appendDecisions(client, [eventRow(cmd, decision.version, decision.type, decision.eventData, decidedAt)], [itemStateRow(next)],
       [requestRow(cmd, 'committed', decision.version, null, decidedAt)]);
+    quota.changed(cmd.tenant, state, next);
+    await applyQuotaChanges(client, quota);
     return { status: 'committed', version: decision.version, decidedAt, state: next, redelivered: false };
   }
 

@@ -4,6 +4,7 @@
  * INSERT is here once; the batch path and the one-command path share them.
  */
 import type { Pool, PoolClient } from 'pg';
+import { ATTACHMENTS_STATE_KEY } from '../../../core/attachments';
 import type { Command, ItemState, JsonObject, Rejection } from '../../../core/contracts';
 import type { BatchEntry, Outcome, ParkedInsert } from '../port';
 
@@ -146,6 +147,63 @@ export async function appendDecisions(client: PoolClient, ev: EventRowJson[], it
        AS x(r text, t text, pr text, c text, i text, s text, v int, re jsonb, ik text, at timestamptz)`,
     [JSON.stringify(ev), JSON.stringify(it), JSON.stringify(rq)],
   );
+}
+
+/**
+ * The attachment quota's bookkeeping of one transaction (migration 1764892800000): what the
+ * decisions change in each tenant's committed attachment bytes, and the upload reservations
+ * their attach requests release (decided either way, so the reservation has done its job).
+ */
+export class QuotaChanges {
+  readonly usage = new Map<string, number>();
+  readonly released = new Set<string>();
+
+  /** A decision that moved an item from `before` to `after` (either may be absent or deleted). */
+  changed(tenant: string, before: Pick<ItemState, 'deleted' | 'data'> | undefined, after: Pick<ItemState, 'deleted' | 'data'>): void {
+    const delta = attachmentBytes(after) - attachmentBytes(before);
+    if (delta !== 0) this.usage.set(tenant, (this.usage.get(tenant) ?? 0) + delta);
+  }
+
+  /** An attach request was decided (now, or before: a redelivery still releases a leftover reservation). */
+  decided(cmd: Command): void {
+    if (cmd.kind === 'attach' && typeof cmd.data?.attachmentId === 'string') this.released.add(cmd.data.attachmentId);
+  }
+
+  get empty(): boolean {
+    return this.released.size === 0 && ![...this.usage.values()].some((d) => d !== 0);
+  }
+}
+
+/** The bytes of the attachments an item state lists (0 for a deleted or absent item). */
+export function attachmentBytes(state: Pick<ItemState, 'deleted' | 'data'> | undefined): number {
+  if (!state || state.deleted) return 0;
+  const list = state.data?.[ATTACHMENTS_STATE_KEY];
+  if (!Array.isArray(list)) return 0;
+  let sum = 0;
+  for (const a of list) {
+    const size = (a as JsonObject | null)?.size;
+    if (typeof size === 'number' && Number.isFinite(size)) sum += size;
+  }
+  return sum;
+}
+
+/**
+ * Writes a transaction's quota changes. The usage rows first (in tenant order), then the
+ * reservations: the gateway's reservation holds a tenant's usage row and never waits on a
+ * reservation row, so the two cannot deadlock.
+ */
+export async function applyQuotaChanges(client: PoolClient, q: QuotaChanges): Promise<void> {
+  if (q.empty) return;
+  const usage = [...q.usage].filter(([, b]) => b !== 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([t, b]) => ({ t, b }));
+  if (usage.length) {
+    await client.query(
+      `INSERT INTO attachment_usage (tenant, committed_bytes)
+       SELECT t, b FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t text, b bigint)) WITH ORDINALITY AS x(t, b, n) ORDER BY n
+       ON CONFLICT (tenant) DO UPDATE SET committed_bytes = attachment_usage.committed_bytes + EXCLUDED.committed_bytes`,
+      [JSON.stringify(usage)],
+    );
+  }
+  if (q.released.size) await client.query('DELETE FROM attachment_reservations WHERE attachment_id = ANY($1::text[])', [[...q.released]]);
 }
 
 /**
