@@ -126,6 +126,7 @@ async function main() {
     READ_PORT: String(ports.read),
     ACK_PORT: String(ports.ack),
     LOG_LEVEL: env.LOG_LEVEL,
+    STREAM_CLIENT: env.STREAM_CLIENT,
     PROCESSORS_METRICS_PORT: String(env.PROCESSORS_METRICS_PORT),
     CONSOLE_GATEWAY_URL: env.CONSOLE_GATEWAY_URL ?? `http://127.0.0.1:${ports.gateway}`,
     CONSOLE_METRICS_URLS:
