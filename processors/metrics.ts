@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from '../core/log';
+import { EVENT_LOOP_PRECISION_MS } from '../core/metrics';
 
 export class ProcessorMetrics {
   readonly registry = new Registry();
@@ -43,7 +44,7 @@ export class ProcessorMetrics {
   });
 
   constructor(withDefaults = false) {
-    if (withDefaults) collectDefaultMetrics({ register: this.registry });
+    if (withDefaults) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_PRECISION_MS });
   }
 }
 

@@ -62,6 +62,12 @@ export const LocalStackEnv = z.object({
   CONSOLE_GATEWAY_URL: z.string().url().optional(),
   /** Comma-separated /metrics URLs the console scrapes; unset: the four local services' /metrics. */
   CONSOLE_METRICS_URLS: z.string().optional(),
+  /**
+   * The gateway's PutRecords path under `npm start` (its STREAM_CLIENT): `http` by default here,
+   * signed HTTP to the local emulator (≈ 1 ms less gateway CPU per call than the SDK client; the
+   * system bench in docs/PERFORMANCE.md), while a deployed gateway defaults to the SDK client.
+   */
+  STREAM_CLIENT: z.enum(['http', 'sdk']).default('http'),
   /** The attachments bucket `npm start` creates on fauxqs (S3 on the SQS port). */
   ATTACHMENTS_BUCKET: z.string().default('ackstream-attachments'),
 }).merge(AwsEnv.pick({ AWS_REGION: true })).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);

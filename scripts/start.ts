@@ -5,7 +5,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { MemoryAckLog } from '../core/ack-log';
 import { signToken } from '../core/auth';
 import { createDynamo, createKinesis, createSqs } from '../core/aws';
@@ -23,6 +22,7 @@ import { WorkerConfig } from '../worker/composition';
 import { NotificationBridge, provisionAttachments } from './attachment-stack';
 import { DATA_DIR, ensurePostgres, ensureRedis, localAuthSecret, localEnv, provision, ROOT, startEmulators, stopChild } from './local-stack';
 import { removeLocalSettings, writeLocalSettings } from './local-settings';
+import { prefixLines } from './prefix-lines';
 
 const SERVICES = [
   { name: 'gateway', entry: 'gateway/main.ts' },
@@ -126,6 +126,7 @@ async function main() {
     READ_PORT: String(ports.read),
     ACK_PORT: String(ports.ack),
     LOG_LEVEL: env.LOG_LEVEL,
+    STREAM_CLIENT: env.STREAM_CLIENT,
     PROCESSORS_METRICS_PORT: String(env.PROCESSORS_METRICS_PORT),
     CONSOLE_GATEWAY_URL: env.CONSOLE_GATEWAY_URL ?? `http://127.0.0.1:${ports.gateway}`,
     CONSOLE_METRICS_URLS:
@@ -209,9 +210,7 @@ async function main() {
 function spawnService(name: string, entry: string, env: NodeJS.ProcessEnv, onExit: (code: number | null) => void): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const prefix = `[${name}] `.padEnd(14);
-  for (const stream of [child.stdout!, child.stderr!]) {
-    createInterface({ input: stream }).on('line', (line) => process.stdout.write(`${prefix}${line}\n`));
-  }
+  for (const stream of [child.stdout!, child.stderr!]) prefixLines(stream, prefix, process.stdout);
   child.on('exit', (code) => onExit(code));
   return child;
 }

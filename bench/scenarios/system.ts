@@ -22,6 +22,7 @@ import { Worker } from 'node:worker_threads';
 import { signToken } from '../../core/auth';
 import { freePort, ROOT } from '../../scripts/local-stack';
 import { percentiles, perSecond, round } from '../stats';
+import { startWriteFloor, type WriteFloor } from '../system-floor';
 import type { BenchContext, Figure, ScenarioResult, Series } from '../types';
 
 const COLLECTION = 'bench';
@@ -158,6 +159,9 @@ interface RunningStack {
   readUrl: string;
   ackUrl: string;
   secret: string;
+  /** The stack's Kinesis emulator and PostgreSQL (the write floor uses them). */
+  kinesisEndpoint: string;
+  databaseUrl: string;
   /** Lines the orchestrator printed so far (the services' logs go through it). */
   lines(): { count: number; bytes: number };
   stop(): Promise<void>;
@@ -237,6 +241,9 @@ async function startNpmStack(ctx: BenchContext): Promise<RunningStack> {
     gatewayUrl: `http://127.0.0.1:${ports.GATEWAY_PORT}`,
     readUrl: `http://127.0.0.1:${ports.READ_PORT}`,
     ackUrl: `ws://127.0.0.1:${ports.ACK_PORT}`,
+    kinesisEndpoint: `http://127.0.0.1:${ports.KINESIS_PORT}`,
+    // As scripts/local-stack.ts ensurePostgres() creates it.
+    databaseUrl: `postgres://postgres:postgres@127.0.0.1:${ports.LOCAL_PG_PORT}/ackstream`,
     lines: () => ({ count, bytes }),
   };
 }
@@ -347,6 +354,8 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const stack = await startNpmStack(ctx);
   let load: Load | undefined;
   let bare: Server | undefined;
+  let floor: WriteFloor | undefined;
+  let floorLoad: Load | undefined;
   try {
     const procs = new StackProcesses(stack.child.pid!);
     const startedLines = stack.lines();
@@ -373,14 +382,20 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     const sample = await seed(stack, tokens[0]!, readIds, ctx);
     load = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds, writeIds, collection: COLLECTION });
     await load.call({ cmd: 'open' });
+    // The write floor (bench/system-floor.ts) on the same emulator and PostgreSQL, driven by a load
+    // worker of its own at each rate right after the stack's level (interleaved: both see the same machine).
+    floor = await startWriteFloor({ kinesisEndpoint: stack.kinesisEndpoint, region: 'us-east-1', databaseUrl: stack.databaseUrl, shards: 2 });
+    floorLoad = new Load({ gatewayUrl: floor.url, readUrl: stack.readUrl, ackUrl: floor.ackUrl, tokens, readIds, writeIds, collection: COLLECTION });
+    await floorLoad.call({ cmd: 'open' });
 
     // 3. Open-loop write levels with paced Zipf reads beside them.
-    const totalS = plan.levels.length * plan.levelS + 2 * plan.capacityS;
+    const totalS = 2 * plan.levels.length * plan.levelS + 2 * plan.capacityS;
     let elapsed = 0;
     let offset = 0;
     const finalSeries: Array<[number, number]> = [];
     const readSeries: Array<[number, number]> = [];
     const cpuByLevel: Array<{ rate: number; rows: Array<{ name: string; pct: number }> }> = [];
+    const floorByLevel: Array<{ rate: number; floor: FloorLevel; system: LevelResult }> = [];
     for (const rate of plan.levels) {
       const a = procs.sample();
       const la = stack.lines();
@@ -415,6 +430,11 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       offset += plan.levelS + 1;
       const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total').sort((x, y) => y.pct - x.pct).slice(0, 3);
       ctx.log(`${at}: 202 p99 ${round(p(r.acceptLat).p99, 0)} ms, queued p99 ${round(p(r.queueds).p99, 0)} ms, final p50/p99 ${round(p(r.finals).p50, 0)}/${round(p(r.finals).p99, 0)} ms, lost ${r.lost + r.failed}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}; machine ${cpu.find((c) => c.name.startsWith('machine busy'))!.pct}% of ${os.cpus().length * 100}%`);
+      const f = await floorLevel(floorLoad!, procs, { rate, plan, progress: (s) => ctx.progress(elapsed + Math.min(s, plan.levelS), totalS, `floor: ${rate} writes/s + ${plan.readRate} reads/s`) });
+      elapsed += plan.levelS;
+      floorByLevel.push({ rate, floor: f, system: r });
+      figures.push(...floorFigures(at, f, r, plan));
+      ctx.log(`${at} floor: 202 p99 ${round(p(f.r.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(f.r.finals).p50, 0)}/${round(p(f.r.finals).p99, 0)} ms, lost ${f.r.lost + f.r.failed}; bench process (load + floor) ${f.cpu.find((c) => c.name.startsWith('bench'))!.pct}%, stack ${f.cpu.find((c) => c.name === 'stack total')!.pct}%, machine ${f.cpu.find((c) => c.name.startsWith('machine busy'))!.pct}%`);
     }
     series.push({ name: 'final acks', unit: 'per second', points: finalSeries }, { name: 'reads (paced)', unit: 'per second', points: readSeries });
 
@@ -451,12 +471,17 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
         `CPU is % of one core from /proc over each level's sending window; the machine has ${os.cpus().length} cores (${os.cpus().length * 100} % in all). At ${saturated.rate} writes/s the busiest process was ${busiest.name} (${busiest.pct} % of a core), the machine ${saturated.rows.find((c) => c.name.startsWith('machine busy'))!.pct} % busy.`,
         `Log lines through the orchestrator: ${stack.lines().count - startedLines.count} during the run.`,
       );
-      return { scenario: 'system', figures, baseline, ratios, series, notes, charts: [latencyChart(figures, plan.levels), ...cpuCharts(idle, cpuByLevel)] };
+      notes.push(
+        'Write floor (bench/system-floor.ts), each rate right after the stack\'s: a bare node:http server in the bench process answering 202 once one PutRecords call (the writes of one event-loop turn, signed HTTP) to the stack\'s Kinesis emulator accepted the record, on a stream of its own; a bare consumer polling that stream (at once while records come, every 20 ms when empty) and committing each batch with one INSERT into the stack\'s PostgreSQL before sending `committed` on the ack WebSocket. Same load generator, same reads beside, the stack up and idle of writes. What the stack adds above it: auth, validation, idempotency, rate limits, logging, the decision, the event log and state, Redis, DynamoDB, checkpoints.',
+      );
+      return { scenario: 'system', figures, baseline, ratios, series, notes, charts: [latencyChart(figures, plan.levels), floorChart(floorByLevel), ...cpuCharts(idle, cpuByLevel)] };
     } finally {
       await reader.close();
     }
   } finally {
     if (bare) bare.close();
+    await floorLoad?.close();
+    await floor?.close().catch((err: Error) => ctx.log(err.message));
     await load?.close();
     ctx.log('stopping npm start');
     await stack.stop();
@@ -498,5 +523,55 @@ function latencyChart(figures: Figure[], levels: number[]): NonNullable<Scenario
         },
       };
     }),
+  };
+}
+
+// ---------------------------------------------------------------- the write floor at each rate
+
+interface FloorLevel {
+  r: LevelResult;
+  cpu: Array<{ name: string; pct: number }>;
+}
+
+/** One level against the write floor (bench/system-floor.ts), CPU over its sending window. */
+async function floorLevel(load: Load, procs: StackProcesses, o: { rate: number; plan: Plan; progress: (s: number) => void }): Promise<FloorLevel> {
+  const a = procs.sample();
+  let cpu: ReturnType<typeof cpuBetween> | undefined;
+  const timer = setTimeout(() => {
+    cpu = cpuBetween(a, procs.sample());
+  }, o.plan.levelS * 1000);
+  const r = await load.call<LevelResult>({ cmd: 'level', rate: o.rate, durationS: o.plan.levelS, readRate: o.plan.readRate, graceMs: o.plan.graceMs }, o.progress);
+  clearTimeout(timer);
+  cpu ??= cpuBetween(a, procs.sample());
+  return { r, cpu };
+}
+
+function floorFigures(at: string, f: FloorLevel, system: LevelResult, plan: Plan): Figure[] {
+  const p = (xs: number[]) => percentiles(xs);
+  const ratio = (sys: number[], fl: number[]) => round(p(fl).p99 > 0 ? p(sys).p99 / p(fl).p99 : 0, 2);
+  return [
+    { name: `${at}: floor: PUT → 202`, value: round(p(f.r.acceptLat).p99, 1), unit: 'ms (p99)', latency: p(f.r.acceptLat) },
+    { name: `${at}: floor: PUT → committed ack`, value: round(p(f.r.finals).p99, 1), unit: 'ms (p99)', latency: p(f.r.finals) },
+    { name: `${at}: floor: writes lost (no committed ack within ${plan.graceMs / 1000} s) + not accepted`, value: f.r.lost + f.r.failed, unit: 'writes' },
+    { name: `${at}: floor: CPU bench process (load generator + floor)`, value: f.cpu.find((c) => c.name.startsWith('bench'))!.pct, unit: '% of a core' },
+    { name: `${at}: floor: CPU stack (idle of writes, reads beside)`, value: f.cpu.find((c) => c.name === 'stack total')!.pct, unit: '% of a core' },
+    { name: `${at}: floor: CPU machine busy`, value: f.cpu.find((c) => c.name.startsWith('machine busy'))!.pct, unit: '% of a core' },
+    { name: `${at}: system ÷ floor, 202 p99`, value: ratio(system.acceptLat, f.r.acceptLat), unit: '×' },
+    { name: `${at}: system ÷ floor, final ack p99`, value: ratio(system.finals, f.r.finals), unit: '×' },
+  ];
+}
+
+/** System against the floor at each rate: 202 p99 and final-ack p99. */
+function floorChart(levels: Array<{ rate: number; floor: FloorLevel; system: LevelResult }>): NonNullable<ScenarioResult['charts']>[number] {
+  const p99 = (xs: number[]) => round(percentiles(xs).p99, 1);
+  return {
+    file: 'system-floor.svg',
+    title: 'system (npm start) against the write floor in the same run: p99 per open-loop rate (ms)',
+    yLabel: 'ms (p99)',
+    keys: ['system 202', 'floor 202', 'system final ack', 'floor committed ack'],
+    groups: levels.map((l) => ({
+      label: `${l.rate} writes/s`,
+      values: { 'system 202': p99(l.system.acceptLat), 'floor 202': p99(l.floor.r.acceptLat), 'system final ack': p99(l.system.finals), 'floor committed ack': p99(l.floor.r.finals) },
+    })),
   };
 }
