@@ -2,13 +2,14 @@
  * Loader of the `system-growth` scenario (bench/scenarios/system-growth.ts), in a worker thread so
  * the load has its own event loop. Plain CommonJS, loaded by path.
  *
- * `fill`: `total` 1 KB PUTs through the gateway as fast as the stack takes them: a closed loop of
+ * `fill`: `total` 1 KB PUTs through the gateway as fast as the whole stack takes them: a closed loop of
  * `concurrency` keep-alive requests (each answer starts the next one), spread over the given tokens
  * (tenants of their own, so no tenant's rate limit is the bound), over an item space of `items` ids
  * (so the load both creates items and updates them). A 429/503 is retried after a short pause (the
  * write was not queued). No ack socket is opened for these principals: the acks are still appended to
  * the ack log (that is part of what accumulates) but nobody is pushed them. Returns the request ids of
- * the last writes of each token, so the caller can wait until the processors decided them.
+ * the last writes of each token and its highest sequence number per shard, so the caller can wait until
+ * the processors decided them and the projection consumer wrote them (a listing's consistentWith).
  */
 'use strict';
 const http = require('node:http');
@@ -39,16 +40,59 @@ const body1k = (n) => {
   return JSON.stringify(doc);
 };
 
-async function fill({ total, concurrency, items }) {
+function get(url, token) {
+  return new Promise((resolve) => {
+    const req = http.request(url, { method: 'GET', agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+      res.on('error', () => resolve(0));
+    });
+    req.on('error', () => resolve(0));
+    req.end();
+  });
+}
+
+async function fill({ total, concurrency, items, maxLagS }) {
   const t0 = performance.now();
   let next = 0;
   let accepted = 0;
   let retried = 0;
   const statuses = {};
   const last = d.tokens.map(() => []);
-  const progress = setInterval(() => parentPort.postMessage({ type: 'progress', done: accepted, elapsedS: (performance.now() - t0) / 1000 }), 500);
+  // Per token, the highest sequence number per shard among its 202s: the listing's consistentWith.
+  const heads = d.tokens.map(() => ({}));
+  // The projection consumer (DynamoDB) takes fewer writes/s than the gateway and the commit consumer:
+  // the fill holds back while the first tenant's listing has not caught up with what it queued
+  // `maxLagS` seconds ago (consistentWith; the read API waits up to 2 s, then answers 409), so the
+  // fill goes at the rate the whole stack sustains and ends without a backlog.
+  let paused = false;
+  let pausedMs = 0;
+  let done = false;
+  const snapshots = [];
+  const governor = (async () => {
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 1000));
+      snapshots.push({ at: performance.now(), heads: { ...heads[0] } });
+      const due = snapshots.filter((x) => performance.now() - x.at >= maxLagS * 1000);
+      if (!due.length) continue;
+      const probe = due[due.length - 1];
+      snapshots.splice(0, snapshots.indexOf(probe));
+      const consistentWith = Object.entries(probe.heads).map(([shard, seq]) => `${shard}:${seq}`).join(',');
+      if (!consistentWith) continue;
+      const status = await get(`${d.readUrl}/v1/collections/${d.collection}/items?limit=1&consistentWith=${encodeURIComponent(consistentWith)}`, d.tokens[0]);
+      paused = status !== 200;
+    }
+  })();
+  const progress = setInterval(() => {
+    if (paused) pausedMs += 500;
+    parentPort.postMessage({ type: 'progress', done: accepted, paused, elapsedS: (performance.now() - t0) / 1000 });
+  }, 500);
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < total) {
+      if (paused) {
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
       const i = next++;
       const p = i % d.tokens.length;
       const body = body1k(i);
@@ -56,8 +100,11 @@ async function fill({ total, concurrency, items }) {
         const res = await put(`${d.gatewayUrl}/v1/collections/${d.collection}/items/g-${i % items}`, d.tokens[p], body);
         if (res.status === 202) {
           accepted++;
+          const ack = JSON.parse(res.body.toString());
           const ids = last[p];
-          ids.push(JSON.parse(res.body.toString()).requestId);
+          ids.push(ack.requestId);
+          const h = heads[p];
+          if (h[ack.shardId] === undefined || BigInt(ack.sequenceNumber) > BigInt(h[ack.shardId])) h[ack.shardId] = ack.sequenceNumber;
           if (ids.length > 8) ids.shift();
           break;
         }
@@ -69,7 +116,9 @@ async function fill({ total, concurrency, items }) {
     }
   }));
   clearInterval(progress);
-  return { accepted, retried, statuses, durationS: (performance.now() - t0) / 1000, last };
+  done = true;
+  await governor;
+  return { accepted, retried, statuses, durationS: (performance.now() - t0) / 1000, last, heads, pausedS: pausedMs / 1000 };
 }
 
 parentPort.on('message', async (m) => {

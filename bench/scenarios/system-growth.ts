@@ -38,10 +38,12 @@ interface Plan {
   writes: number;
   items: number;
   concurrency: number;
+  /** The fill holds back while the projection consumer is further behind than this (growth-worker.js). */
+  maxLagS: number;
 }
 
-const FULL: Plan = { settleS: 10, idleS: 10, rate: 400, levelS: 15, graceMs: 20_000, writes: 300_000, items: 100_000, concurrency: 48 };
-const QUICK: Plan = { settleS: 1, idleS: 2, rate: 100, levelS: 2, graceMs: 5_000, writes: 3_000, items: 1_000, concurrency: 16 };
+const FULL: Plan = { settleS: 10, idleS: 10, rate: 400, levelS: 15, graceMs: 20_000, writes: 300_000, items: 100_000, concurrency: 48, maxLagS: 10 };
+const QUICK: Plan = { settleS: 1, idleS: 2, rate: 100, levelS: 2, graceMs: 5_000, writes: 3_000, items: 1_000, concurrency: 16, maxLagS: 5 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -56,8 +58,11 @@ interface Sizes {
   /** What Redis holds in memory (its data lives there; the RDB file is a periodic snapshot). */
   redisMemory: number;
   redisKeys: number;
+  /** Redis persistence: forks so far and the last RDB snapshot's duration (a snapshot writes the whole dataset). */
+  redisForks: number;
+  redisLastSaveS: number;
   /** PostgreSQL: rows and bytes (table + indexes) per table. */
-  tables: Array<{ name: string; rows: number; bytes: number }>;
+  tables: Array<{ name: string; rows: number; bytes: number; seqScans: number; seqRowsRead: number; indexScans: number }>;
 }
 
 const du = (dir: string): number => {
@@ -73,10 +78,11 @@ async function measureSizes(stack: RunningStack): Promise<Sizes> {
   let tables: Sizes['tables'];
   try {
     pgDir = (await pg.query<{ data_directory: string }>('SHOW data_directory')).rows[0]!.data_directory;
-    tables = (await pg.query<{ name: string; rows: string; bytes: string }>(
-      `SELECT relname AS name, n_live_tup AS rows, pg_total_relation_size(relid) AS bytes
+    // seq_scan / seq_tup_read: a statement that scans a table reads more rows as the table grows.
+    tables = (await pg.query<{ name: string; rows: string; bytes: string; seq_scan: string; seq_tup_read: string; idx_scan: string | null }>(
+      `SELECT relname AS name, n_live_tup AS rows, pg_total_relation_size(relid) AS bytes, seq_scan, seq_tup_read, idx_scan
          FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC`,
-    )).rows.map((r) => ({ name: r.name, rows: Number(r.rows), bytes: Number(r.bytes) }));
+    )).rows.map((r) => ({ name: r.name, rows: Number(r.rows), bytes: Number(r.bytes), seqScans: Number(r.seq_scan), seqRowsRead: Number(r.seq_tup_read), indexScans: Number(r.idx_scan ?? 0) }));
   } finally {
     await pg.end();
   }
@@ -84,10 +90,16 @@ async function measureSizes(stack: RunningStack): Promise<Sizes> {
   await redis.connect();
   let redisMemory: number;
   let redisKeys: number;
+  let redisForks = 0;
+  let redisLastSaveS = 0;
   try {
     const info = await redis.info('memory');
     redisMemory = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
     redisKeys = await redis.dbsize();
+    const persistence = await redis.info('persistence');
+    const stats = await redis.info('stats');
+    redisForks = Number(/total_forks:(\d+)/.exec(stats)?.[1] ?? 0);
+    redisLastSaveS = Number(/rdb_last_bgsave_time_sec:(-?\d+)/.exec(persistence)?.[1] ?? 0);
   } finally {
     redis.disconnect();
   }
@@ -98,6 +110,8 @@ async function measureSizes(stack: RunningStack): Promise<Sizes> {
     redisDisk: du(path.join(stack.dataDir, 'redis')),
     redisMemory,
     redisKeys,
+    redisForks,
+    redisLastSaveS,
     tables,
   };
 }
@@ -112,9 +126,9 @@ class Filler {
     this.worker = new Worker(path.join(__dirname, '..', 'growth-worker.js'), { workerData: data });
   }
 
-  call<T>(msg: Record<string, unknown>, progress?: (m: { done: number; elapsedS: number }) => void): Promise<T> {
+  call<T>(msg: Record<string, unknown>, progress?: (m: { done: number; elapsedS: number; paused: boolean }) => void): Promise<T> {
     return new Promise((resolve, reject) => {
-      const onMessage = (m: { type: string; done: number; elapsedS: number; message?: string }) => {
+      const onMessage = (m: { type: string; done: number; elapsedS: number; paused: boolean; message?: string }) => {
         if (m.type === 'progress') return progress?.(m);
         this.worker.off('message', onMessage);
         if (m.type === 'done') resolve(m as unknown as T);
@@ -138,6 +152,29 @@ interface FillResult {
   statuses: Record<string, number>;
   durationS: number;
   last: string[][];
+  heads: Array<Record<string, string>>;
+  pausedS: number;
+}
+
+/**
+ * Waits until the projection consumer has written everything the fill queued (each tenant's listing
+ * with consistentWith = its highest sequence number per shard answers 200): the durable copy is
+ * written behind the commits, and a backlog there would be measured as the stack's cost.
+ */
+async function waitProjected(stack: RunningStack, tokens: string[], heads: FillResult['heads'], ctx: BenchContext, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  for (let p = 0; p < tokens.length; p++) {
+    const consistentWith = Object.entries(heads[p]!).map(([shard, seq]) => `${shard}:${seq}`).join(',');
+    for (;;) {
+      const res = await fetch(`${stack.readUrl}/v1/collections/${COLLECTION}/items?limit=1&consistentWith=${encodeURIComponent(consistentWith)}`, { headers: { authorization: `Bearer ${tokens[p]}` } });
+      const text = await res.text();
+      if (res.status === 200) break;
+      if (res.status !== 409) throw new Error(`listing with consistentWith answered ${res.status}: ${text.slice(0, 300)}`);
+      if (Date.now() - t0 > timeoutMs) throw new Error(`the projection consumer did not catch up with the fill within ${timeoutMs / 1000} s`);
+      ctx.progress(p, tokens.length, `waiting for the projection consumer (DynamoDB) to catch up with the fill (${round((Date.now() - t0) / 1000, 0)} s)`);
+    }
+  }
+  return Date.now() - t0;
 }
 
 /** Waits until the read API reports each request decided (the processors have caught up with the fill). */
@@ -221,33 +258,49 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     ctx.log(`sizes (fresh, after the first measurement): ${describeSizes(sizesBefore)}`);
 
     // 2. The fill.
-    filler = new Filler({ gatewayUrl: stack.gatewayUrl, tokens: fillTokens, collection: COLLECTION });
+    filler = new Filler({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, tokens: fillTokens, collection: COLLECTION });
     const fillPoints: Array<[number, number]> = [];
     let lastDone = 0;
     let lastS = 0;
     const fillStart = (Date.now() - t0) / 1000;
-    const fill = await filler.call<FillResult>({ cmd: 'fill', total: plan.writes, concurrency: plan.concurrency, items: plan.items }, (m) => {
-      ctx.progress(m.done, plan.writes, `fill: ${m.done.toLocaleString('en')} of ${plan.writes.toLocaleString('en')} writes accepted (${round(m.done / Math.max(0.001, m.elapsedS), 0)} /s)`);
+    const fillCpuA = procs.sample();
+    const fill = await filler.call<FillResult>({ cmd: 'fill', total: plan.writes, concurrency: plan.concurrency, items: plan.items, maxLagS: plan.maxLagS }, (m) => {
+      ctx.progress(m.done, plan.writes, `fill: ${m.done.toLocaleString('en')} of ${plan.writes.toLocaleString('en')} writes accepted (${round(m.done / Math.max(0.001, m.elapsedS), 0)} /s)${m.paused ? ', held back: the projection is behind' : ''}`);
       if (m.elapsedS - lastS >= 5) {
         fillPoints.push([round(fillStart + m.elapsedS, 1), round((m.done - lastDone) / (m.elapsedS - lastS), 0)]);
         lastDone = m.done;
         lastS = m.elapsedS;
       }
     });
+    const fillCpu = cpuBetween(fillCpuA, procs.sample());
     const catchUpMs = await waitDecided(stack, fillTokens, fill.last, ctx, 600_000);
+    const projectedMs = await waitProjected(stack, fillTokens, fill.heads, ctx, 600_000);
     const fillRate = fill.accepted / fill.durationS;
-    ctx.log(`fill: ${fill.accepted} writes accepted in ${round(fill.durationS, 0)} s (${round(fillRate, 0)} /s; ${fill.retried} retried: ${JSON.stringify(fill.statuses)}); the processors decided the last ones ${round(catchUpMs / 1000, 1)} s after it`);
+    ctx.log(`fill: ${fill.accepted} writes accepted in ${round(fill.durationS, 0)} s (${round(fillRate, 0)} /s, held back ${round(fill.pausedS, 0)} s for the projection; ${fill.retried} retried: ${JSON.stringify(fill.statuses)}); the processors decided the last ones ${round(catchUpMs / 1000, 1)} s after it, the projection consumer wrote them ${round((catchUpMs + projectedMs) / 1000, 1)} s after it`);
     series.push({ name: 'fill: writes accepted (202)', unit: 'per second', points: fillPoints });
 
     // 3. Grown.
     const sizesAfter = await measureSizes(stack);
     ctx.log(`sizes (after the fill): ${describeSizes(sizesAfter)}`);
+    ctx.log(`fill: CPU ${fillCpu.filter((c) => c.pct > 0.5).map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
+    for (const r of fillCpu) figures.push({ name: `fill: CPU ${r.name}`, value: r.pct, unit: '% of a core' });
     const after = await measure(`after ${plan.writes.toLocaleString('en')} writes`);
+    const sizesEnd = await measureSizes(stack);
+    // What PostgreSQL did during the grown measurement: sequential scans read rows in proportion to a table.
+    for (const t of sizesEnd.tables) {
+      const a = sizesAfter.tables.find((x) => x.name === t.name);
+      if (!a) continue;
+      const row = { seqScans: t.seqScans - a.seqScans, seqRowsRead: t.seqRowsRead - a.seqRowsRead, indexScans: t.indexScans - a.indexScans };
+      if (row.seqScans || row.indexScans) ctx.log(`grown ${plan.rate} writes/s: PostgreSQL ${t.name}: ${row.indexScans} index scans, ${row.seqScans} sequential scans reading ${row.seqRowsRead} rows (table ${t.rows} rows)`);
+      figures.push({ name: `grown: ${plan.rate} writes/s PostgreSQL ${t.name}: rows read by sequential scans`, value: row.seqRowsRead, unit: `rows (${row.seqScans} seq scans, ${row.indexScans} index scans)` });
+    }
 
     // Figures.
     figures.push({ name: 'fill: writes accepted through the gateway', value: fill.accepted, unit: 'writes' });
-    figures.push({ name: 'fill: rate (closed loop)', value: round(fillRate, 0), unit: 'writes/s' });
-    figures.push({ name: 'fill: processors caught up after the last 202', value: round(catchUpMs / 1000, 1), unit: 's' });
+    figures.push({ name: 'fill: rate (closed loop, held back while the projection lags)', value: round(fillRate, 0), unit: 'writes/s' });
+    figures.push({ name: 'fill: time held back for the projection consumer', value: round(fill.pausedS, 0), unit: 's' });
+    figures.push({ name: 'fill: commit consumer caught up after the last 202', value: round(catchUpMs / 1000, 1), unit: 's' });
+    figures.push({ name: 'fill: projection consumer (DynamoDB) caught up after the last 202', value: round((catchUpMs + projectedMs) / 1000, 1), unit: 's' });
     const lat = (m: Measured) => ({ accept: percentiles(m.level.acceptLat), final: percentiles(m.level.finals) });
     const lb = lat(before);
     const la = lat(after);
@@ -265,6 +318,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       figures.push({ name: `${label}: .data/ Redis (RDB snapshot)`, value: mb(s.redisDisk), unit: 'MB' });
       figures.push({ name: `${label}: Redis used memory`, value: mb(s.redisMemory), unit: 'MB' });
       figures.push({ name: `${label}: Redis keys`, value: s.redisKeys, unit: 'keys' });
+      figures.push({ name: `${label}: Redis forks so far (RDB snapshots)`, value: s.redisForks, unit: `forks (last snapshot ${s.redisLastSaveS} s)` });
       for (const t of s.tables) figures.push({ name: `${label}: PostgreSQL table ${t.name}`, value: t.rows, unit: `rows (${mb(t.bytes)} MB with indexes)` });
     }
     const ratio = (a: number, b: number) => round(b > 0 ? a / b : 0, 2);
@@ -323,7 +377,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
 
 function describeSizes(s: Sizes): string {
   const t = s.tables.slice(0, 5).map((x) => `${x.name} ${x.rows} rows/${mb(x.bytes)} MB`).join(', ');
-  return `Kinesis ${mb(s.kinesis)} MB, DynamoDB ${mb(s.dynamodb)} MB, PostgreSQL ${mb(s.postgres)} MB (${t}), Redis ${mb(s.redisMemory)} MB in memory / ${s.redisKeys} keys / ${mb(s.redisDisk)} MB on disk`;
+  return `Kinesis ${mb(s.kinesis)} MB, DynamoDB ${mb(s.dynamodb)} MB, PostgreSQL ${mb(s.postgres)} MB (${t}), Redis ${mb(s.redisMemory)} MB in memory / ${s.redisKeys} keys / ${mb(s.redisDisk)} MB on disk (${s.redisForks} snapshots so far, the last ${s.redisLastSaveS} s)`;
 }
 
 function cpuChart(before: Measured, after: Measured, rate: number): NonNullable<ScenarioResult['charts']>[number] {
