@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer as createNetServer, type Server } from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -24,6 +25,34 @@ import { type LocalPostgresOptions, startLocalPostgres } from './local-postgres'
 const kinesalite = require('kinesalite') as (opts: Record<string, unknown>) => Server;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const dynalite = require('dynalite') as (opts: Record<string, unknown>) => Server;
+closeDynaliteIterators();
+
+/**
+ * dynalite 4 reads ranges (every Query and Scan) through a stream whose destroy() closes the LevelDB
+ * iterator with `iterator.return()`, a method abstract-level 3 iterators do not have (theirs is
+ * `close()`), and abstract-level never closes an iterator by itself, not even at its end. So every
+ * Query and Scan left an iterator open, holding its LevelDB version: the files compaction had
+ * replaced could never be deleted, and the data directory grew with every write ever made (8.8 GB
+ * of dynalite data after 300,000 writes with a listing every second or two, docs/PERFORMANCE.md,
+ * "Data growth"), and reads slowed down with it. Giving the iterators the `return()` dynalite calls
+ * closes each one when its stream ends or is destroyed. Applied to the abstract-level that dynalite's stores load.
+ */
+export function closeDynaliteIterators(): void {
+  const fromDynalite = createRequire(require.resolve('dynalite'));
+  const fromLevel = createRequire(fromDynalite.resolve('level'));
+  // On disk (classic-level) and in memory (memory-level, the tests' emulators).
+  const stores = [createRequire(fromLevel.resolve('classic-level')), createRequire(fromDynalite.resolve('memory-level'))];
+  for (const req of stores) {
+    const { AbstractIterator } = req('abstract-level') as { AbstractIterator: { prototype: object } };
+    // The common base of abstract-level's (key, value, entry) iterators.
+    const common = Object.getPrototypeOf(AbstractIterator.prototype) as { return?: () => Promise<void>; close(): Promise<void> };
+    if (typeof common.return !== 'function') {
+      common.return = function (this: { close(): Promise<void> }) {
+        return this.close();
+      };
+    }
+  }
+}
 
 export const ROOT = path.resolve(__dirname, '..');
 /** What the local stack reads from the environment (`npm start`, `npm run reset|token`, tests, bench). */

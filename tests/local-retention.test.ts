@@ -4,10 +4,11 @@
  * past their TTL leave dynalite. Against the real emulators (in process), through the AWS SDK.
  */
 import type { Server } from 'node:net';
-import { DeleteTableCommand, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { createRequire } from 'node:module';
+import { DeleteTableCommand, GetItemCommand, PutItemCommand, QueryCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { CreateStreamCommand, GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { createDynamo, createKinesis } from '../core/aws';
-import { ensureTable, requestsTableDefinition } from '../core/read-store';
+import { ensureTable, itemsTableDefinition, requestsTableDefinition } from '../core/read-store';
 import { dynamoEmulator, kinesisEmulator } from '../scripts/local-stack';
 import { StreamTrimmer, TtlSweeper } from '../scripts/local-retention';
 
@@ -110,5 +111,39 @@ describe('TTL of the requests table on dynalite', () => {
     expect(await exists('t#expired-29')).toBe(false);
     for (let i = 0; i < 5; i++) expect(await exists(`t#live-${i}`)).toBe(true);
     expect(await exists('#projected#shardId-000000000000')).toBe(true);
+  });
+});
+
+describe('dynalite closes what it reads with', () => {
+  let server: Server;
+  let dynamo: ReturnType<typeof createDynamo>;
+
+  beforeAll(async () => {
+    server = dynamoEmulator();
+    dynamo = createDynamo({ region: 'us-east-1', endpoint: await listen(server) });
+    await ensureTable(dynamo, itemsTableDefinition('iter-items'));
+    for (let i = 0; i < 30; i++) {
+      await dynamo.send(new PutItemCommand({ TableName: 'iter-items', Item: { pk: { S: 't#c' }, id: { S: `i${i}` }, updatedAtId: { S: `2026-12-04T00:00:${String(i).padStart(2, '0')}#i${i}` }, doc: { S: '{}' } } }));
+    }
+  });
+  afterAll(async () => {
+    dynamo.destroy();
+    await close(server);
+  });
+
+  // An iterator left open holds its LevelDB version: the files compaction replaced are never deleted
+  // and the data directory grows with every write (docs/PERFORMANCE.md, "Data growth").
+  test('every Query and Scan closes its LevelDB iterator, whether it read to the end or stopped at its Limit', async () => {
+    // The abstract-level of dynalite's in-memory store (memory-level), as dynalite loads it.
+    const fromDynalite = createRequire(require.resolve('dynalite'));
+    const { AbstractIterator } = createRequire(fromDynalite.resolve('memory-level'))('abstract-level') as { AbstractIterator: { prototype: object } };
+    const closes = jest.spyOn(Object.getPrototypeOf(AbstractIterator.prototype) as { close(): Promise<void> }, 'close');
+    await dynamo.send(new QueryCommand({ TableName: 'iter-items', IndexName: 'byUpdatedAt', KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: 't#c' } }, ScanIndexForward: false, Limit: 5 }));
+    await dynamo.send(new QueryCommand({ TableName: 'iter-items', KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: 't#c' } } }));
+    await dynamo.send(new ScanCommand({ TableName: 'iter-items', Limit: 10 }));
+    await dynamo.send(new ScanCommand({ TableName: 'iter-items' }));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closes.mock.calls.length).toBeGreaterThanOrEqual(4);
+    closes.mockRestore();
   });
 });
