@@ -71,6 +71,8 @@ export const LocalStackEnv = z.object({
   ACKSTREAM_PG_RUNTIME_DIR: z.string().min(1).default('/var/lib/ackstream'),
   /** Port of the redis-server `npm start` runs (when REDIS_URL is not set). */
   LOCAL_REDIS_PORT: port(63790),
+  /** Memory cap of that redis-server (its `maxmemory`): past it, keys are evicted least recently used first among those with a TTL (every key the services write has one), as on the deployed ElastiCache node (dev: cache.t4g.small, about 1 GB usable, policy volatile-lru). */
+  LOCAL_REDIS_MAXMEMORY: z.string().regex(/^\d+(kb|mb|gb)?$/i, 'a redis-server size such as 1gb or 512mb').default('1gb'),
   /** Port of the gateway under `npm start`. */
   GATEWAY_PORT: port(3000),
   /** Port of the read API under `npm start`. */
@@ -285,9 +287,20 @@ export async function ensureRedis(dataDir = DATA_DIR, port = localEnv().LOCAL_RE
   if (!binary) return undefined;
   const dir = path.join(dataDir, 'redis');
   mkdirSync(dir, { recursive: true });
+  // Persistence: an append-only file (fsync every second) and no periodic RDB snapshot. A snapshot
+  // writes the whole dataset each time (it was one a minute while writes came in), so its cost grew
+  // with the data; the AOF appends each write and is rewritten when it has doubled, a cost per write
+  // that does not grow with the data (docs/PERFORMANCE.md, "Data growth"). A data directory from
+  // before has only dump.rdb, which redis-server ignores when it starts with AOF on (no AOF manifest
+  // yet): then it starts from the RDB and turns the AOF on at run time (it writes the AOF from memory).
+  const fromRdb = !existsSync(path.join(dir, 'appendonlydir', 'appendonly.aof.manifest'));
   const child: ChildProcess = spawn(
     binary,
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '60', '1', '--appendonly', 'no', '--daemonize', 'no'],
+    [
+      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no',
+      '--save', '', '--appendonly', fromRdb ? 'no' : 'yes', '--appendfsync', 'everysec',
+      '--maxmemory', localEnv().LOCAL_REDIS_MAXMEMORY, '--maxmemory-policy', 'volatile-lru',
+    ],
     { stdio: 'ignore' },
   );
   const url = `redis://127.0.0.1:${port}`;
@@ -303,6 +316,7 @@ export async function ensureRedis(dataDir = DATA_DIR, port = localEnv().LOCAL_RE
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+  if (fromRdb) await probe.config('SET', 'appendonly', 'yes');
   probe.disconnect();
   return {
     url,
