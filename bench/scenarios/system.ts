@@ -71,7 +71,10 @@ function readProcs(): ProcInfo[] {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
       const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.push({ pid: Number(d), ppid: Number(f[1]), comm, ticks: Number(f[11]) + Number(f[12]) });
+      // utime + stime, plus cutime + cstime: the time of its children that exited (PostgreSQL's
+      // autovacuum workers and backends, Redis' fork for the AOF, …) moves into the parent's count
+      // instead of vanishing from the group between two samples (which read as negative CPU).
+      out.push({ pid: Number(d), ppid: Number(f[1]), comm, ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
     } catch {
       // exited meanwhile
     }
