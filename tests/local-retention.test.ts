@@ -35,11 +35,14 @@ describe('stream retention on kinesalite', () => {
     await close(server);
   });
 
-  const put = (n: number, tag: string) =>
-    kinesis.send(new PutRecordsCommand({
-      StreamName: stream,
-      Records: Array.from({ length: n }, (_, i) => ({ PartitionKey: 'k', Data: Buffer.from(`${tag}-${i}`) })),
-    }));
+  async function put(n: number, tag: string): Promise<void> {
+    for (let from = 0; from < n; from += 500) {
+      await kinesis.send(new PutRecordsCommand({
+        StreamName: stream,
+        Records: Array.from({ length: Math.min(500, n - from) }, (_, i) => ({ PartitionKey: 'k', Data: Buffer.from(`${tag}-${from + i}`) })),
+      }));
+    }
+  }
 
   async function everything(): Promise<string[]> {
     const shardId = (await kinesis.send(new ListShardsCommand({ StreamName: stream }))).Shards![0]!.ShardId!;
