@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer as createNetServer, type Server } from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -24,6 +25,34 @@ import { type LocalPostgresOptions, startLocalPostgres } from './local-postgres'
 const kinesalite = require('kinesalite') as (opts: Record<string, unknown>) => Server;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const dynalite = require('dynalite') as (opts: Record<string, unknown>) => Server;
+closeDynaliteIterators();
+
+/**
+ * dynalite 4 reads ranges (every Query and Scan) through a stream whose destroy() closes the LevelDB
+ * iterator with `iterator.return()`, a method abstract-level 3 iterators do not have (theirs is
+ * `close()`), and abstract-level never closes an iterator by itself, not even at its end. So every
+ * Query and Scan left an iterator open, holding its LevelDB version: the files compaction had
+ * replaced could never be deleted, and the data directory grew with every write ever made (8.8 GB
+ * of dynalite data after 300,000 writes with a listing every second or two, docs/PERFORMANCE.md,
+ * "Data growth"), and reads slowed down with it. Giving the iterators the `return()` dynalite calls
+ * closes each one when its stream ends or is destroyed. Applied to the abstract-level that dynalite's stores load.
+ */
+export function closeDynaliteIterators(): void {
+  const fromDynalite = createRequire(require.resolve('dynalite'));
+  const fromLevel = createRequire(fromDynalite.resolve('level'));
+  // On disk (classic-level) and in memory (memory-level, the tests' emulators).
+  const stores = [createRequire(fromLevel.resolve('classic-level')), createRequire(fromDynalite.resolve('memory-level'))];
+  for (const req of stores) {
+    const { AbstractIterator } = req('abstract-level') as { AbstractIterator: { prototype: object } };
+    // The common base of abstract-level's (key, value, entry) iterators.
+    const common = Object.getPrototypeOf(AbstractIterator.prototype) as { return?: () => Promise<void>; close(): Promise<void> };
+    if (typeof common.return !== 'function') {
+      common.return = function (this: { close(): Promise<void> }) {
+        return this.close();
+      };
+    }
+  }
+}
 
 export const ROOT = path.resolve(__dirname, '..');
 /** What the local stack reads from the environment (`npm start`, `npm run reset|token`, tests, bench). */
@@ -42,6 +71,8 @@ export const LocalStackEnv = z.object({
   ACKSTREAM_PG_RUNTIME_DIR: z.string().min(1).default('/var/lib/ackstream'),
   /** Port of the redis-server `npm start` runs (when REDIS_URL is not set). */
   LOCAL_REDIS_PORT: port(63790),
+  /** Memory cap of that redis-server (its `maxmemory`): past it, keys are evicted least recently used first among those with a TTL (every key the services write has one), as on the deployed ElastiCache node (dev: cache.t4g.small, about 1 GB usable, policy volatile-lru). */
+  LOCAL_REDIS_MAXMEMORY: z.string().regex(/^\d+(kb|mb|gb)?$/i, 'a redis-server size such as 1gb or 512mb').default('1gb'),
   /** Port of the gateway under `npm start`. */
   GATEWAY_PORT: port(3000),
   /** Port of the read API under `npm start`. */
@@ -262,9 +293,20 @@ export async function ensureRedis(dataDir = DATA_DIR, port = localEnv().LOCAL_RE
   if (!binary) return undefined;
   const dir = path.join(dataDir, 'redis');
   mkdirSync(dir, { recursive: true });
+  // Persistence: an append-only file (fsync every second) and no periodic RDB snapshot. A snapshot
+  // writes the whole dataset each time (it was one a minute while writes came in), so its cost grew
+  // with the data; the AOF appends each write and is rewritten when it has doubled, a cost per write
+  // that does not grow with the data (docs/PERFORMANCE.md, "Data growth"). A data directory from
+  // before has only dump.rdb, which redis-server ignores when it starts with AOF on (no AOF manifest
+  // yet): then it starts from the RDB and turns the AOF on at run time (it writes the AOF from memory).
+  const fromRdb = !existsSync(path.join(dir, 'appendonlydir', 'appendonly.aof.manifest'));
   const child: ChildProcess = spawn(
     binary,
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '60', '1', '--appendonly', 'no', '--daemonize', 'no'],
+    [
+      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no',
+      '--save', '', '--appendonly', fromRdb ? 'no' : 'yes', '--appendfsync', 'everysec',
+      '--maxmemory', localEnv().LOCAL_REDIS_MAXMEMORY, '--maxmemory-policy', 'volatile-lru',
+    ],
     { stdio: 'ignore' },
   );
   const url = `redis://127.0.0.1:${port}`;
@@ -280,6 +322,7 @@ export async function ensureRedis(dataDir = DATA_DIR, port = localEnv().LOCAL_RE
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+  if (fromRdb) await probe.config('SET', 'appendonly', 'yes');
   probe.disconnect();
   return {
     url,

@@ -20,6 +20,7 @@ import { createS3 } from '../core/object-store';
 import { startWorker } from '../worker/main';
 import { WorkerConfig } from '../worker/composition';
 import { NotificationBridge, provisionAttachments } from './attachment-stack';
+import { StreamTrimmer, TtlSweeper } from './local-retention';
 import { DATA_DIR, ensurePostgres, ensureRedis, localAuthSecret, localEnv, provision, ROOT, startEmulators, stopChild } from './local-stack';
 import { removeLocalSettings, writeLocalSettings } from './local-settings';
 import { prefixLines } from './prefix-lines';
@@ -103,8 +104,18 @@ async function main() {
   });
   bridge.start();
   stops.push(() => bridge.stop());
-  kinesis.destroy();
-  dynamo.destroy();
+  // What AWS does by itself to bound the deployed stores, done here for the emulators (scripts/local-retention.ts):
+  // records past the stream's retention leave kinesalite, request rows past their TTL leave dynalite.
+  const retentionLog = createLogger('warn', { service: 'local-retention' });
+  const trimmer = new StreamTrimmer(kinesis, { stream: names.KINESIS_STREAM, intervalMs: 60_000, log: retentionLog });
+  const sweeper = new TtlSweeper(dynamo, { table: names.REQUESTS_TABLE, pageIntervalMs: 5_000, log: retentionLog });
+  trimmer.start();
+  sweeper.start();
+  stops.push(async () => {
+    await Promise.all([trimmer.stop(), sweeper.stop()]);
+    kinesis.destroy();
+    dynamo.destroy();
+  });
   sqs.destroy();
   say('stream, tables, queues, bucket and database schema are in place');
   say(`attachments: bucket ${bucket} on ${emulators.sqsEndpoint}; fauxqs has no bucket notifications, so a local bridge turns new uploads into S3 events on ${workQueueUrl}`);

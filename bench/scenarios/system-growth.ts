@@ -1,0 +1,437 @@
+/**
+ * system-growth (issue #20): does the stack as users run it (`npm start`) stay as fast when its data
+ * has grown? One run, one stack:
+ *
+ * 1. a fresh stack (empty data directory: the state right after `npm run reset`): 10 s of 400
+ *    writes/s to warm it up (not measured), idle CPU, then open-loop 1 KB PUTs at 400 writes/s for
+ *    15 s (202 and final-ack p50/p99, CPU per process);
+ * 2. the sizes of the data directory's parts (Kinesis, DynamoDB, PostgreSQL, Redis);
+ * 3. the fill: `GROWTH_WRITES` (default 300,000; --quick 3,000) 1 KB PUTs through the gateway, as
+ *    fast as the stack takes them (a closed loop, 4 tenants), over 100,000 items, then a wait until
+ *    the processors decided the last ones (so the 400 writes/s after it measure the stack, not its
+ *    backlog); progress shown all along;
+ * 4. the sizes again, idle CPU again, and the same 400 writes/s again.
+ *
+ * The answer is the ratio after / before of each latency (the issue's bound: within 20 %) and of the
+ * idle CPU. Run: `npm run bench -- system-growth [--quick]`. Linux only (CPU from /proc).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { Redis } from 'ioredis';
+import { Client as PgClient } from 'pg';
+import { signToken } from '../../core/auth';
+import { LOCAL_SETTINGS_NAME } from '../../scripts/local-settings';
+import { percentiles, round } from '../stats';
+import type { BenchContext, Figure, ScenarioResult, Series } from '../types';
+import { cpuBetween, Load, type LevelResult, type RunningStack, StackProcesses, startNpmStack } from './system';
+
+const COLLECTION = 'bench';
+
+interface Plan {
+  settleS: number;
+  idleS: number;
+  rate: number;
+  /** A load at `rate` before the fresh measurement (not measured): the stack's warm-up. */
+  warmS: number;
+  levelS: number;
+  graceMs: number;
+  writes: number;
+  items: number;
+  concurrency: number;
+  /** The fill holds back while the projection consumer is further behind than this (growth-worker.js). */
+  maxLagS: number;
+}
+
+const FULL: Plan = { settleS: 5, idleS: 10, rate: 400, warmS: 10, levelS: 15, graceMs: 20_000, writes: 300_000, items: 100_000, concurrency: 48, maxLagS: 10 };
+const QUICK: Plan = { settleS: 1, idleS: 2, rate: 100, warmS: 1, levelS: 2, graceMs: 5_000, writes: 3_000, items: 1_000, concurrency: 16, maxLagS: 5 };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- what the data directory holds
+
+interface Sizes {
+  /** Bytes on disk per part. */
+  kinesis: number;
+  dynamodb: number;
+  postgres: number;
+  redisDisk: number;
+  /** What Redis holds in memory (its data lives there; the RDB file is a periodic snapshot). */
+  redisMemory: number;
+  redisKeys: number;
+  /** Redis persistence: forks so far and the last RDB snapshot's duration (a snapshot writes the whole dataset). */
+  redisForks: number;
+  redisLastSaveS: number;
+  /** PostgreSQL: rows and bytes (table + indexes) per table. */
+  tables: Array<{ name: string; rows: number; bytes: number; seqScans: number; seqRowsRead: number; indexScans: number }>;
+}
+
+const du = (dir: string): number => {
+  if (!existsSync(dir)) return 0;
+  // LevelDB deletes files while du walks the directory (compaction): du then exits 1 but still
+  // prints the total of what it found.
+  const out = spawnSync('du', ['-sb', dir], { encoding: 'utf8' });
+  const total = Number(out.stdout.split('\t')[0]);
+  if (!Number.isFinite(total) || out.stdout === '') throw new Error(`du ${dir}: ${out.stderr}`);
+  return total;
+};
+
+async function measureSizes(stack: RunningStack): Promise<Sizes> {
+  const settings = JSON.parse(readFileSync(path.join(stack.dataDir, LOCAL_SETTINGS_NAME), 'utf8')) as { env: Record<string, string> };
+  const pg = new PgClient({ connectionString: settings.env.DATABASE_URL });
+  await pg.connect();
+  let pgDir: string;
+  let tables: Sizes['tables'];
+  try {
+    pgDir = (await pg.query<{ data_directory: string }>('SHOW data_directory')).rows[0]!.data_directory;
+    // seq_scan / seq_tup_read: a statement that scans a table reads more rows as the table grows.
+    tables = (await pg.query<{ name: string; rows: string; bytes: string; seq_scan: string; seq_tup_read: string; idx_scan: string | null }>(
+      `SELECT relname AS name, n_live_tup AS rows, pg_total_relation_size(relid) AS bytes, seq_scan, seq_tup_read, idx_scan
+         FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC`,
+    )).rows.map((r) => ({ name: r.name, rows: Number(r.rows), bytes: Number(r.bytes), seqScans: Number(r.seq_scan), seqRowsRead: Number(r.seq_tup_read), indexScans: Number(r.idx_scan ?? 0) }));
+  } finally {
+    await pg.end();
+  }
+  const redis = new Redis(settings.env.REDIS_URL!, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
+  let redisMemory: number;
+  let redisKeys: number;
+  let redisForks = 0;
+  let redisLastSaveS = 0;
+  try {
+    const info = await redis.info('memory');
+    redisMemory = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
+    redisKeys = await redis.dbsize();
+    const persistence = await redis.info('persistence');
+    const stats = await redis.info('stats');
+    redisForks = Number(/total_forks:(\d+)/.exec(stats)?.[1] ?? 0);
+    redisLastSaveS = Number(/rdb_last_bgsave_time_sec:(-?\d+)/.exec(persistence)?.[1] ?? 0);
+  } finally {
+    redis.disconnect();
+  }
+  return {
+    kinesis: du(path.join(stack.dataDir, 'kinesis')),
+    dynamodb: du(path.join(stack.dataDir, 'dynamodb')),
+    postgres: du(pgDir),
+    redisDisk: du(path.join(stack.dataDir, 'redis')),
+    redisMemory,
+    redisKeys,
+    redisForks,
+    redisLastSaveS,
+    tables,
+  };
+}
+
+const mb = (b: number) => round(b / 1e6, 1);
+
+// ---------------------------------------------------------------- the loader
+
+class Filler {
+  private readonly worker: Worker;
+  constructor(data: Record<string, unknown>) {
+    this.worker = new Worker(path.join(__dirname, '..', 'growth-worker.js'), { workerData: data });
+  }
+
+  call<T>(msg: Record<string, unknown>, progress?: (m: { done: number; elapsedS: number; paused: boolean }) => void): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const onMessage = (m: { type: string; done: number; elapsedS: number; paused: boolean; message?: string }) => {
+        if (m.type === 'progress') return progress?.(m);
+        this.worker.off('message', onMessage);
+        if (m.type === 'done') resolve(m as unknown as T);
+        else reject(new Error(`growth worker: ${m.message}`));
+      };
+      this.worker.on('message', onMessage);
+      this.worker.once('error', reject);
+      this.worker.postMessage(msg);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.call({ cmd: 'close' }).catch(() => undefined);
+    await this.worker.terminate();
+  }
+}
+
+interface FillResult {
+  accepted: number;
+  retried: number;
+  statuses: Record<string, number>;
+  durationS: number;
+  last: string[][];
+  heads: Array<Record<string, string>>;
+  pausedS: number;
+}
+
+/**
+ * Waits until the projection consumer has written everything the fill queued (each tenant's listing
+ * with consistentWith = its highest sequence number per shard answers 200): the durable copy is
+ * written behind the commits, and a backlog there would be measured as the stack's cost.
+ */
+async function waitProjected(stack: RunningStack, tokens: string[], heads: FillResult['heads'], ctx: BenchContext, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  for (let p = 0; p < tokens.length; p++) {
+    const consistentWith = Object.entries(heads[p]!).map(([shard, seq]) => `${shard}:${seq}`).join(',');
+    for (;;) {
+      const res = await fetch(`${stack.readUrl}/v1/collections/${COLLECTION}/items?limit=1&consistentWith=${encodeURIComponent(consistentWith)}`, { headers: { authorization: `Bearer ${tokens[p]}` } });
+      const text = await res.text();
+      if (res.status === 200) break;
+      if (res.status !== 409) throw new Error(`listing with consistentWith answered ${res.status}: ${text.slice(0, 300)}`);
+      if (Date.now() - t0 > timeoutMs) throw new Error(`the projection consumer did not catch up with the fill within ${timeoutMs / 1000} s`);
+      ctx.progress(p, tokens.length, `waiting for the projection consumer (DynamoDB) to catch up with the fill (${round((Date.now() - t0) / 1000, 0)} s)`);
+    }
+  }
+  return Date.now() - t0;
+}
+
+/** Waits until the read API reports each request decided (the processors have caught up with the fill). */
+async function waitDecided(stack: RunningStack, tokens: string[], last: string[][], ctx: BenchContext, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  const pending = last.flatMap((ids, p) => ids.map((id) => ({ id, token: tokens[p]! })));
+  const total = pending.length;
+  while (pending.length) {
+    const { id, token } = pending[0]!;
+    const res = await fetch(`${stack.readUrl}/v1/requests/${id}`, { headers: { authorization: `Bearer ${token}` } });
+    const body = res.status === 200 ? (await res.json()) as { status?: string } : (await res.arrayBuffer(), {});
+    if (body.status === 'committed' || body.status === 'rejected') {
+      pending.shift();
+      continue;
+    }
+    if (Date.now() - t0 > timeoutMs) throw new Error(`the processors did not decide the fill's last writes within ${timeoutMs / 1000} s (${id}: ${res.status} ${JSON.stringify(body)})`);
+    ctx.progress(total - pending.length, total, `waiting for the processors to decide the fill's last writes (${round((Date.now() - t0) / 1000, 0)} s)`);
+    await sleep(250);
+  }
+  return Date.now() - t0;
+}
+
+/** Seconds until no autovacuum worker has run for 3 s in a row (at most `timeoutMs`). */
+async function waitAutovacuum(stack: RunningStack, ctx: BenchContext, timeoutMs: number): Promise<number> {
+  const settings = JSON.parse(readFileSync(path.join(stack.dataDir, LOCAL_SETTINGS_NAME), 'utf8')) as { env: Record<string, string> };
+  const pg = new PgClient({ connectionString: settings.env.DATABASE_URL });
+  await pg.connect();
+  const t0 = Date.now();
+  try {
+    let quiet = 0;
+    while (quiet < 3 && Date.now() - t0 < timeoutMs) {
+      const n = Number((await pg.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")).rows[0]!.n);
+      quiet = n === 0 ? quiet + 1 : 0;
+      ctx.progress(Math.min(Date.now() - t0, timeoutMs), timeoutMs, `waiting for PostgreSQL's autovacuum of the fill (${n} worker(s))`);
+      await sleep(1000);
+    }
+  } finally {
+    await pg.end();
+  }
+  return Math.max(0, (Date.now() - t0) / 1000 - 3);
+}
+
+// ---------------------------------------------------------------- the scenario
+
+interface Measured {
+  idle: Array<{ name: string; pct: number }>;
+  level: LevelResult;
+  cpu: Array<{ name: string; pct: number }>;
+}
+
+export async function run(ctx: BenchContext): Promise<ScenarioResult> {
+  if (process.platform !== 'linux') throw new Error('the system-growth scenario reads CPU times from /proc (Linux only)');
+  const plan: Plan = { ...(ctx.quick ? QUICK : FULL) };
+  // Not service configuration: a bench knob, so a diagnosis can load less (or more) than the proof's 300,000.
+  const override = Number(process.env['GROWTH_WRITES'] ?? '');
+  if (override > 0) plan.writes = override;
+  const figures: Figure[] = [];
+  const notes: string[] = [];
+  const series: Series[] = [];
+  const t0 = Date.now();
+  const stack = await startNpmStack(ctx);
+  let load: Load | undefined;
+  let filler: Filler | undefined;
+  try {
+    const procs = new StackProcesses(stack.child.pid!);
+    ctx.log(`npm start is up (fresh data dir ${stack.dataDir}); settling ${plan.settleS} s`);
+    const tokens = await Promise.all(Array.from({ length: 4 }, (_, i) => signToken(stack.secret, { tenant: 'bench', sub: `writer${i}`, ttlSeconds: 7200 })));
+    const fillTokens = await Promise.all(Array.from({ length: 4 }, (_, i) => signToken(stack.secret, { tenant: `growth${i}`, sub: 'loader', ttlSeconds: 7200 })));
+    const writeIds = Array.from({ length: 10_000 }, (_, i) => `w-${i}`);
+    load = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds: ['unused'], writeIds, collection: COLLECTION });
+    await load.call({ cmd: 'open' });
+
+    const measure = async (label: string): Promise<Measured> => {
+      await sleep(plan.settleS * 1000);
+      const a = procs.sample();
+      for (let s = 0; s < plan.idleS; s++) {
+        ctx.progress(s, plan.idleS, `${label}: idle CPU`);
+        await sleep(1000);
+      }
+      const idle = cpuBetween(a, procs.sample());
+      const b = procs.sample();
+      let cpu: ReturnType<typeof cpuBetween> | undefined;
+      const cpuTimer = setTimeout(() => {
+        cpu = cpuBetween(b, procs.sample());
+      }, plan.levelS * 1000);
+      const level = await load!.call<LevelResult>(
+        { cmd: 'level', rate: plan.rate, durationS: plan.levelS, readRate: 0, graceMs: plan.graceMs },
+        (s) => ctx.progress(Math.min(s, plan.levelS), plan.levelS, `${label}: ${plan.rate} writes/s`),
+      );
+      clearTimeout(cpuTimer);
+      cpu ??= cpuBetween(b, procs.sample());
+      const p = (xs: number[]) => percentiles(xs);
+      const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total' && !c.name.startsWith('bench')).sort((x, y) => y.pct - x.pct).slice(0, 4);
+      ctx.log(`${label}: idle stack ${idle.find((r) => r.name === 'stack total')!.pct} % of a core; ${plan.rate} writes/s: 202 p50/p99 ${round(p(level.acceptLat).p50, 0)}/${round(p(level.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(level.finals).p50, 0)}/${round(p(level.finals).p99, 0)} ms, lost ${level.lost + level.failed}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
+      return { idle, level, cpu };
+    };
+
+    // 1. Fresh. A first load on a just-started stack also pays its warm-up (JIT, connections, pools):
+    // a short load at the same rate first, so both measurements compare data, not warm-up.
+    await load.call<LevelResult>(
+      { cmd: 'level', rate: plan.rate, durationS: plan.warmS, readRate: 0, graceMs: plan.graceMs },
+      (s) => ctx.progress(Math.min(s, plan.warmS), plan.warmS, `warm-up: ${plan.rate} writes/s`),
+    );
+    const before = await measure('fresh stack');
+    const sizesBefore = await measureSizes(stack);
+    ctx.log(`sizes (fresh, after the first measurement): ${describeSizes(sizesBefore)}`);
+
+    // 2. The fill.
+    filler = new Filler({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, tokens: fillTokens, collection: COLLECTION });
+    const fillPoints: Array<[number, number]> = [];
+    let lastDone = 0;
+    let lastS = 0;
+    const fillStart = (Date.now() - t0) / 1000;
+    const fillCpuA = procs.sample();
+    const fill = await filler.call<FillResult>({ cmd: 'fill', total: plan.writes, concurrency: plan.concurrency, items: plan.items, maxLagS: plan.maxLagS }, (m) => {
+      ctx.progress(m.done, plan.writes, `fill: ${m.done.toLocaleString('en')} of ${plan.writes.toLocaleString('en')} writes accepted (${round(m.done / Math.max(0.001, m.elapsedS), 0)} /s)${m.paused ? ', held back: the projection is behind' : ''}`);
+      if (m.elapsedS - lastS >= 5) {
+        fillPoints.push([round(fillStart + m.elapsedS, 1), round((m.done - lastDone) / (m.elapsedS - lastS), 0)]);
+        lastDone = m.done;
+        lastS = m.elapsedS;
+      }
+    });
+    const fillCpu = cpuBetween(fillCpuA, procs.sample());
+    const catchUpMs = await waitDecided(stack, fillTokens, fill.last, ctx, 600_000);
+    const projectedMs = await waitProjected(stack, fillTokens, fill.heads, ctx, 600_000);
+    const fillRate = fill.accepted / fill.durationS;
+    ctx.log(`fill: ${fill.accepted} writes accepted in ${round(fill.durationS, 0)} s (${round(fillRate, 0)} /s, held back ${round(fill.pausedS, 0)} s for the projection; ${fill.retried} retried: ${JSON.stringify(fill.statuses)}); the processors decided the last ones ${round(catchUpMs / 1000, 1)} s after it, the projection consumer wrote them ${round((catchUpMs + projectedMs) / 1000, 1)} s after it`);
+    series.push({ name: 'fill: writes accepted (202)', unit: 'per second', points: fillPoints });
+
+    // 3. Grown.
+    const sizesAfter = await measureSizes(stack);
+    ctx.log(`sizes (after the fill): ${describeSizes(sizesAfter)}`);
+    ctx.log(`fill: CPU ${fillCpu.filter((c) => c.pct > 0.5).map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
+    for (const r of fillCpu) figures.push({ name: `fill: CPU ${r.name}`, value: r.pct, unit: '% of a core' });
+    // PostgreSQL vacuums the fill's rows in the background (autovacuum): work that follows a burst and
+    // ends by itself, not a cost of the data kept. The grown idle window starts once it is over.
+    const vacuumS = await waitAutovacuum(stack, ctx, 180_000);
+    ctx.log(`PostgreSQL's autovacuum after the fill ran for ${round(vacuumS, 0)} s more`);
+    figures.push({ name: 'grown: waited for PostgreSQL autovacuum to finish before measuring', value: round(vacuumS, 0), unit: 's' });
+    const after = await measure(`after ${plan.writes.toLocaleString('en')} writes`);
+    const sizesEnd = await measureSizes(stack);
+    // What PostgreSQL did during the grown measurement: sequential scans read rows in proportion to a table.
+    for (const t of sizesEnd.tables) {
+      const a = sizesAfter.tables.find((x) => x.name === t.name);
+      if (!a) continue;
+      const row = { seqScans: t.seqScans - a.seqScans, seqRowsRead: t.seqRowsRead - a.seqRowsRead, indexScans: t.indexScans - a.indexScans };
+      if (row.seqScans || row.indexScans) ctx.log(`grown ${plan.rate} writes/s: PostgreSQL ${t.name}: ${row.indexScans} index scans, ${row.seqScans} sequential scans reading ${row.seqRowsRead} rows (table ${t.rows} rows)`);
+      figures.push({ name: `grown: ${plan.rate} writes/s PostgreSQL ${t.name}: rows read by sequential scans`, value: row.seqRowsRead, unit: `rows (${row.seqScans} seq scans, ${row.indexScans} index scans)` });
+    }
+
+    // Figures.
+    figures.push({ name: 'fill: writes accepted through the gateway', value: fill.accepted, unit: 'writes' });
+    figures.push({ name: 'fill: rate (closed loop, held back while the projection lags)', value: round(fillRate, 0), unit: 'writes/s' });
+    figures.push({ name: 'fill: time held back for the projection consumer', value: round(fill.pausedS, 0), unit: 's' });
+    figures.push({ name: 'fill: commit consumer caught up after the last 202', value: round(catchUpMs / 1000, 1), unit: 's' });
+    figures.push({ name: 'fill: projection consumer (DynamoDB) caught up after the last 202', value: round((catchUpMs + projectedMs) / 1000, 1), unit: 's' });
+    const lat = (m: Measured) => ({ accept: percentiles(m.level.acceptLat), final: percentiles(m.level.finals) });
+    const lb = lat(before);
+    const la = lat(after);
+    for (const [label, m, l] of [['fresh', before, lb], ['grown', after, la]] as const) {
+      figures.push({ name: `${label}: ${plan.rate} writes/s PUT → 202`, value: round(l.accept.p99, 1), unit: 'ms (p99)', latency: l.accept });
+      figures.push({ name: `${label}: ${plan.rate} writes/s PUT → final ack`, value: round(l.final.p99, 1), unit: 'ms (p99)', latency: l.final });
+      figures.push({ name: `${label}: writes lost + not accepted`, value: m.level.lost + m.level.failed, unit: `of ${m.level.issued}` });
+      for (const r of m.idle) figures.push({ name: `${label}: idle CPU ${r.name}`, value: r.pct, unit: '% of a core' });
+      for (const r of m.cpu) figures.push({ name: `${label}: ${plan.rate} writes/s CPU ${r.name}`, value: r.pct, unit: '% of a core' });
+    }
+    for (const [label, s] of [['fresh', sizesBefore], ['grown', sizesAfter]] as const) {
+      figures.push({ name: `${label}: .data/ Kinesis (kinesalite leveldb)`, value: mb(s.kinesis), unit: 'MB' });
+      figures.push({ name: `${label}: .data/ DynamoDB (dynalite leveldb)`, value: mb(s.dynamodb), unit: 'MB' });
+      figures.push({ name: `${label}: .data/ PostgreSQL (data directory)`, value: mb(s.postgres), unit: 'MB' });
+      figures.push({ name: `${label}: .data/ Redis (on disk: AOF, or RDB from before)`, value: mb(s.redisDisk), unit: 'MB' });
+      figures.push({ name: `${label}: Redis used memory`, value: mb(s.redisMemory), unit: 'MB' });
+      figures.push({ name: `${label}: Redis keys`, value: s.redisKeys, unit: 'keys' });
+      figures.push({ name: `${label}: Redis forks so far (AOF rewrites, RDB snapshots)`, value: s.redisForks, unit: `forks (last snapshot ${s.redisLastSaveS} s)` });
+      for (const t of s.tables) figures.push({ name: `${label}: PostgreSQL table ${t.name}`, value: t.rows, unit: `rows (${mb(t.bytes)} MB with indexes)` });
+    }
+    const ratio = (a: number, b: number) => round(b > 0 ? a / b : 0, 2);
+    const idleOf = (m: Measured) => m.idle.find((r) => r.name === 'stack total')!.pct;
+    const ratios = [
+      { name: `202 p50 grown ÷ fresh`, value: ratio(la.accept.p50, lb.accept.p50) },
+      { name: `202 p99 grown ÷ fresh`, value: ratio(la.accept.p99, lb.accept.p99) },
+      { name: `final ack p50 grown ÷ fresh`, value: ratio(la.final.p50, lb.final.p50) },
+      { name: `final ack p99 grown ÷ fresh`, value: ratio(la.final.p99, lb.final.p99) },
+      { name: `idle stack CPU grown ÷ fresh`, value: ratio(idleOf(after), idleOf(before)) },
+    ];
+    notes.push(
+      `The stack is \`npm start\` as a user runs it, started with an empty data directory (what \`npm run reset\` leaves); fresh = measured right after it started, grown = after ${fill.accepted.toLocaleString('en')} more writes through the gateway (a closed loop of ${plan.concurrency} requests, 4 tenants, ${plan.items.toLocaleString('en')} items) and after the processors decided them.`,
+      `Before the fresh measurement, ${plan.warmS} s at ${plan.rate} writes/s warm the stack up (not measured). Each measurement: ${plan.settleS} s settle, idle CPU over ${plan.idleS} s, then open-loop 1 KB PUTs at ${plan.rate} writes/s for ${plan.levelS} s (4 principals, one ack WebSocket each; latency from the scheduled send time).`,
+      `Machine: ${os.cpus().length} cores; the load generator runs on them too.`,
+    );
+    return {
+      scenario: 'system-growth', figures, ratios, series, notes,
+      charts: [
+        {
+          file: 'system-growth-latency.svg',
+          title: `system-growth: ${plan.rate} writes/s on a fresh stack and after ${plan.writes.toLocaleString('en')} writes (ms)`,
+          yLabel: 'ms',
+          keys: ['202 p50', '202 p99', 'final p50', 'final p99'],
+          groups: [['fresh', lb], [`after ${plan.writes.toLocaleString('en')} writes`, la]].map(([label, l]) => ({
+            label: label as string,
+            values: {
+              '202 p50': round((l as typeof lb).accept.p50, 1), '202 p99': round((l as typeof lb).accept.p99, 1),
+              'final p50': round((l as typeof lb).final.p50, 1), 'final p99': round((l as typeof lb).final.p99, 1),
+            },
+          })),
+        },
+        {
+          file: 'system-growth-sizes.svg',
+          title: 'system-growth: the data directory, fresh and grown (MB)',
+          yLabel: 'MB',
+          keys: ['Kinesis', 'DynamoDB', 'PostgreSQL', 'Redis (memory)'],
+          groups: [['fresh', sizesBefore], ['grown', sizesAfter]].map(([label, s]) => ({
+            label: label as string,
+            values: {
+              Kinesis: mb((s as Sizes).kinesis), DynamoDB: mb((s as Sizes).dynamodb),
+              PostgreSQL: mb((s as Sizes).postgres), 'Redis (memory)': mb((s as Sizes).redisMemory),
+            },
+          })),
+        },
+        cpuChart(before, after, plan.rate),
+      ],
+    };
+  } finally {
+    await filler?.close();
+    await load?.close();
+    ctx.log('stopping npm start');
+    await stack.stop();
+  }
+}
+
+function describeSizes(s: Sizes): string {
+  const t = s.tables.slice(0, 5).map((x) => `${x.name} ${x.rows} rows/${mb(x.bytes)} MB`).join(', ');
+  return `Kinesis ${mb(s.kinesis)} MB, DynamoDB ${mb(s.dynamodb)} MB, PostgreSQL ${mb(s.postgres)} MB (${t}), Redis ${mb(s.redisMemory)} MB in memory / ${s.redisKeys} keys / ${mb(s.redisDisk)} MB on disk (${s.redisForks} snapshots so far, the last ${s.redisLastSaveS} s)`;
+}
+
+function cpuChart(before: Measured, after: Measured, rate: number): NonNullable<ScenarioResult['charts']>[number] {
+  const skip = (n: string) => n.startsWith('machine') || n === 'stack total' || n.startsWith('launchers') || n.startsWith('other');
+  const names = [...new Set([...before.cpu, ...after.cpu, ...before.idle, ...after.idle].filter((r) => !skip(r.name)).map((r) => r.name))];
+  const values = (rows: Array<{ name: string; pct: number }>) => Object.fromEntries(names.map((n) => [n, rows.find((r) => r.name === n)?.pct ?? 0]));
+  return {
+    file: 'system-growth-cpu.svg',
+    title: 'system-growth: CPU per process, fresh and grown (% of one core)',
+    yLabel: '% of one core',
+    keys: names,
+    groups: [
+      { label: 'idle, fresh', values: values(before.idle) },
+      { label: 'idle, grown', values: values(after.idle) },
+      { label: `${rate} writes/s, fresh`, values: values(before.cpu) },
+      { label: `${rate} writes/s, grown`, values: values(after.cpu) },
+    ],
+  };
+}
