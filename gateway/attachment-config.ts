@@ -11,6 +11,7 @@ import { optionalUrl, positiveInt } from '../core/config';
 import { createS3, S3ObjectStore } from '../core/object-store';
 import { DynamoDurableStore, type HotStore } from '../core/read-store';
 import { type AttachmentSettings, type ItemLookup, MemoryUploadQuota, RedisUploadQuota } from './attachments';
+import { DownloadUrlEnv, downloadUrlSigner } from './download-urls';
 
 export const AttachmentEnv = z.object({
   /** The attachments bucket; unset: attachments are off (their routes answer 404). */
@@ -34,7 +35,7 @@ export const AttachmentEnv = z.object({
   ITEMS_TABLE: z.string().default('ackstream-items'),
   /** The durable copy's requests table (the lookup's store needs it; the gateway reads only items). */
   REQUESTS_TABLE: z.string().default('ackstream-requests'),
-});
+}).merge(DownloadUrlEnv);
 export type AttachmentEnv = z.infer<typeof AttachmentEnv>;
 
 export function attachmentSettings(
@@ -53,6 +54,7 @@ export function attachmentSettings(
   };
   const sqs = config.WORK_QUEUE_URL ? createSqs({ region: config.AWS_REGION, endpoint: config.SQS_ENDPOINT }) : undefined;
   const queueUrl = config.WORK_QUEUE_URL;
+  const store = new S3ObjectStore(s3, { region: config.AWS_REGION, bucket: config.ATTACHMENTS_BUCKET, endpoint: config.S3_ENDPOINT, publicEndpoint: config.S3_PUBLIC_ENDPOINT });
   return {
     settings: {
       ...(sqs && queueUrl ? {
@@ -60,7 +62,8 @@ export function attachmentSettings(
           await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify({ type: 'purge', ...job }), DelaySeconds: 1 }));
         },
       } : {}),
-      store: new S3ObjectStore(s3, { region: config.AWS_REGION, bucket: config.ATTACHMENTS_BUCKET, endpoint: config.S3_ENDPOINT, publicEndpoint: config.S3_PUBLIC_ENDPOINT }),
+      store,
+      downloads: downloadUrlSigner(config, store),
       items,
       maxBytes: config.MAX_ATTACHMENT_BYTES,
       tenantPendingBytes: config.ATTACHMENT_TENANT_PENDING_BYTES,

@@ -21,6 +21,7 @@ import {
 import { CollectionName, type ItemDocument, ItemId } from '../core/contracts';
 import { BadRequestError, NotFoundError, PayloadTooLargeError, ProblemError, ServiceUnavailableError, UnprocessableError } from '../core/errors';
 import type { ObjectStore } from '../core/object-store';
+import type { DownloadUrlSigner } from './download-urls';
 import type { IdempotencyStore } from './idempotency';
 
 /** How the gateway finds an item's current document: the read model (hot copy, then durable copy). */
@@ -37,6 +38,8 @@ export interface AttachmentSettings {
   tenantPendingBytes: number;
   uploadUrlSeconds: number;
   downloadUrlSeconds: number;
+  /** Signs the URL a GET of an attachment redirects to: S3 presigned (local) or CloudFront signed (deployed). */
+  downloads: DownloadUrlSigner;
   /** Reservations of the upload quota (Redis; in process for a single node). */
   quota: UploadQuota;
   /**
@@ -169,9 +172,9 @@ export async function createUpload(
   return { attachmentId, requestId: attachRequestId(attachmentId), upload: { ...upload, expiresAt: new Date(expiresAt).toISOString() } };
 }
 
-/** A short-lived signed URL for one committed attachment (or its thumbnail) of the caller's tenant. */
+/** A short-lived signed URL (S3 or CDN, as `s.downloads` signs) for one committed attachment (or its thumbnail) of the caller's tenant. */
 export async function downloadUrl(
-  s: AttachmentSettings,
+  s: Pick<AttachmentSettings, 'items' | 'downloads' | 'downloadUrlSeconds'>,
   tenant: string,
   params: { collection: string; id: string; attachmentId: string },
   thumbnail: boolean,
@@ -185,7 +188,7 @@ export async function downloadUrl(
   const key = thumbnail
     ? ObjectKeys.thumbnail(tenant, params.collection, params.id, params.attachmentId)
     : ObjectKeys.object(tenant, params.collection, params.id, params.attachmentId);
-  return guard(() => s.store.presignGet(key, {
+  return guard(() => s.downloads.sign(key, {
     expiresInSeconds: s.downloadUrlSeconds,
     fileName: thumbnail ? `${meta.name}.webp` : meta.name,
     contentType: thumbnail ? 'image/webp' : meta.contentType,
