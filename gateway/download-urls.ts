@@ -91,7 +91,7 @@ export const DownloadUrlEnv = z.object({
   /** `cloudfront` only: the attachments distribution's domain name (the deployment sets it). */
   ATTACHMENT_CDN_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/i, 'must be a host name (no scheme, no path)').optional(),
   /** `cloudfront` only: the CloudFront public key id of the distribution's key group (the deployment sets it). */
-  ATTACHMENT_CDN_KEY_PAIR_ID: z.string().regex(/^[A-Z0-9]+$/, 'must be a CloudFront public key id').optional(),
+  ATTACHMENT_CDN_KEY_PAIR_ID: z.string().min(1).optional(),
   /** `cloudfront` only: the PEM RSA private key of that public key (the deployment injects it from Secrets Manager). */
   ATTACHMENT_CDN_PRIVATE_KEY: z.string().optional(),
 }).superRefine((v, ctx) => {
