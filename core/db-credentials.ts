@@ -90,6 +90,43 @@ export class SecretPool extends Pool {
 }
 
 /**
+ * Where a long-lived service (an ECS task) finds PostgreSQL: a URL locally, or the RDS Proxy with the
+ * password read from the rotating secret at the first connection and again after a refused login —
+ * ECS-injected credentials would go stale at the first rotation.
+ */
+export const DbConnectionEnv = z.object({
+  /** PostgreSQL URL (local); when unset, DB_HOST with the password from DB_SECRET_ARN. */
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  /** Secrets Manager secret of the database user (JSON `{ username, password }`), read when a connection opens. */
+  DB_SECRET_ARN: z.string().optional(),
+  /** Database user of DB_SECRET_ARN (single-user rotation changes only its password). */
+  DB_USER: z.string().default('ackstream_app'),
+  /** Database host (the RDS Proxy endpoint) used with DB_SECRET_ARN. */
+  DB_HOST: z.string().optional(),
+  /** Port of DB_HOST. */
+  DB_PORT: z.coerce.number().int().min(1).max(65535).default(5432),
+  /** Database name on DB_HOST. */
+  DB_NAME: z.string().default('ackstream'),
+  /** TLS to DB_HOST (the RDS Proxy requires it); 'disable' only for a local PostgreSQL. */
+  DB_SSL: z.enum(['require', 'disable']).default('require'),
+});
+export type DbConnectionEnv = z.infer<typeof DbConnectionEnv>;
+
+/** True when {@link openDbPool} can connect with these settings. */
+export const hasDbConnection = (c: DbConnectionEnv): boolean => Boolean(c.DATABASE_URL || (c.DB_SECRET_ARN && c.DB_HOST));
+
+/** The pool of {@link DbConnectionEnv}: nothing is read or connected before the first query. */
+export function openDbPool(c: DbConnectionEnv, opts: { region: string; max: number }): Pool {
+  if (c.DATABASE_URL) return new Pool({ connectionString: c.DATABASE_URL, max: opts.max });
+  if (!c.DB_SECRET_ARN || !c.DB_HOST) throw new Error('set DATABASE_URL, or DB_SECRET_ARN and DB_HOST');
+  const secretId = c.DB_SECRET_ARN;
+  const secret = new CachedSecret(async () => parseDbSecret(await readSecretString(opts.region, secretId)));
+  return new SecretPool(secret, c.DB_USER, {
+    host: c.DB_HOST, port: c.DB_PORT, database: c.DB_NAME, max: opts.max, ...(c.DB_SSL === 'require' ? { ssl: true } : {}),
+  });
+}
+
+/**
  * The operator CLIs (`npm run dlq`, `npm run replay`) take DATABASE_URL. In an ECS task the parts
  * arrive separately — DB_HOST/DB_PORT/DB_NAME/DB_SSL as environment, DB_USER/DB_PASSWORD injected
  * from the rotated secret — and are joined here (password URL-encoded). An explicit DATABASE_URL wins.

@@ -2,15 +2,16 @@
  * The gateway's attachment settings (issue #16): read once with the rest of its config. Attachments
  * are on when ATTACHMENTS_BUCKET is set.
  */
-import { Pool } from 'pg';
 import { z } from 'zod';
 import { DEFAULT_MAX_ATTACHMENT_BYTES, HARD_MAX_ATTACHMENT_BYTES, MAX_EXPIRY_DELAY_S } from '../core/attachments';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { createDocumentClient, createDynamo, createSqs } from '../core/aws';
 import { optionalUrl, positiveInt } from '../core/config';
+import { DbConnectionEnv, hasDbConnection, openDbPool } from '../core/db-credentials';
 import { createS3, S3ObjectStore } from '../core/object-store';
 import { DynamoDurableStore, type HotStore } from '../core/read-store';
 import { type AttachmentSettings, type ItemLookup, PgUploadQuota } from './attachments';
+import { DownloadUrlEnv, downloadUrlSigner } from './download-urls';
 
 /** The longest grace period, and so the longest URL lifetime that fits SQS's 900 s delay with it. */
 const MAX_GRACE_S = 60;
@@ -46,18 +47,17 @@ export const AttachmentEnv = z.object({
   ATTACHMENT_DOWNLOAD_URL_S: positiveInt(60),
   /** The attachment worker's queue (required with ATTACHMENTS_BUCKET): POSTs send it expiry checks, DELETEs purge jobs. */
   WORK_QUEUE_URL: z.string().optional(),
-  /**
-   * PostgreSQL, the processors' database (required with ATTACHMENTS_BUCKET): the tenants' attachment
-   * quota is checked and reserved there, next to the committed bytes it counts.
-   */
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
   /** PostgreSQL connections of the gateway's quota checks. */
   ATTACHMENT_PG_POOL_SIZE: positiveInt(4),
   /** The durable copy, asked when the hot copy has no entry for the item (it may have been evicted). */
   ITEMS_TABLE: z.string().default('ackstream-items'),
   /** The durable copy's requests table (the lookup's store needs it; the gateway reads only items). */
   REQUESTS_TABLE: z.string().default('ackstream-requests'),
-});
+})
+  // PostgreSQL, the processors' database (required with ATTACHMENTS_BUCKET): the tenants' attachment
+  // quota is checked and reserved there, next to the committed bytes it counts.
+  .merge(DbConnectionEnv)
+  .merge(DownloadUrlEnv);
 export type AttachmentEnv = z.infer<typeof AttachmentEnv>;
 
 export function attachmentSettings(
@@ -67,8 +67,10 @@ export function attachmentSettings(
   if (!config.ATTACHMENTS_BUCKET) return undefined;
   const queueUrl = config.WORK_QUEUE_URL;
   if (!queueUrl) throw new Error('WORK_QUEUE_URL is required with ATTACHMENTS_BUCKET (every upload URL has its expiry check on the work queue)');
-  if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required with ATTACHMENTS_BUCKET (the tenants\' attachment quota is kept in PostgreSQL)');
-  const pool = new Pool({ connectionString: config.DATABASE_URL, max: config.ATTACHMENT_PG_POOL_SIZE });
+  if (!hasDbConnection(config)) {
+    throw new Error('DATABASE_URL (or DB_SECRET_ARN and DB_HOST) is required with ATTACHMENTS_BUCKET (the tenants\' attachment quota is kept in PostgreSQL)');
+  }
+  const pool = openDbPool(config, { region: config.AWS_REGION, max: config.ATTACHMENT_PG_POOL_SIZE });
   pool.on('error', () => undefined); // an idle client's lost connection: the pool replaces it
   const s3 = createS3({ region: config.AWS_REGION, endpoint: config.S3_ENDPOINT });
   const dynamo = createDynamo({ region: config.AWS_REGION, endpoint: config.DYNAMODB_ENDPOINT });
@@ -79,6 +81,7 @@ export function attachmentSettings(
     },
   };
   const sqs = createSqs({ region: config.AWS_REGION, endpoint: config.SQS_ENDPOINT });
+  const store = new S3ObjectStore(s3, { region: config.AWS_REGION, bucket: config.ATTACHMENTS_BUCKET, endpoint: config.S3_ENDPOINT, publicEndpoint: config.S3_PUBLIC_ENDPOINT });
   return {
     settings: {
       async purge(job: { tenant: string; collection: string; id: string; attachmentId?: string; requestId: string }) {
@@ -87,7 +90,8 @@ export function attachmentSettings(
       async scheduleExpiry(job, delaySeconds) {
         await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(job), DelaySeconds: delaySeconds }));
       },
-      store: new S3ObjectStore(s3, { region: config.AWS_REGION, bucket: config.ATTACHMENTS_BUCKET, endpoint: config.S3_ENDPOINT, publicEndpoint: config.S3_PUBLIC_ENDPOINT }),
+      store,
+      downloads: downloadUrlSigner(config, store),
       items,
       maxBytes: config.MAX_ATTACHMENT_BYTES,
       tenantQuotaBytes: config.ATTACHMENT_TENANT_QUOTA_BYTES,

@@ -27,6 +27,7 @@ import {
   AttachmentQuotaError, BadRequestError, ConflictError, NotFoundError, PayloadTooLargeError, ProblemError, ServiceUnavailableError, UnprocessableError,
 } from '../core/errors';
 import type { ObjectStore } from '../core/object-store';
+import type { DownloadUrlSigner } from './download-urls';
 import type { IdempotencyStore } from './idempotency';
 
 /** How the gateway finds an item's current document: the read model (hot copy, then durable copy). */
@@ -45,6 +46,8 @@ export interface AttachmentSettings {
   /** How long after an upload URL expired its expiry check runs (ATTACHMENT_EXPIRY_GRACE_S). */
   expiryGraceSeconds: number;
   downloadUrlSeconds: number;
+  /** Signs the URL a GET of an attachment redirects to: S3 presigned (local) or CloudFront signed (deployed). */
+  downloads: DownloadUrlSigner;
   /** The tenant's stored bytes and upload reservations, in PostgreSQL. */
   quota: UploadQuota;
   /** Puts an upload's expiry check on the work queue, delayed by `delaySeconds` (≤ 900). */
@@ -233,9 +236,9 @@ export async function createUpload(
   return { attachmentId, requestId: attachRequestId(attachmentId), upload: { ...upload, expiresAt: new Date(expiresAt).toISOString() } };
 }
 
-/** A short-lived signed URL for one committed attachment (or its thumbnail) of the caller's tenant. */
+/** A short-lived signed URL (S3 or CDN, as `s.downloads` signs) for one committed attachment (or its thumbnail) of the caller's tenant. */
 export async function downloadUrl(
-  s: AttachmentSettings,
+  s: Pick<AttachmentSettings, 'items' | 'downloads' | 'downloadUrlSeconds'>,
   tenant: string,
   params: { collection: string; id: string; attachmentId: string },
   thumbnail: boolean,
@@ -249,7 +252,7 @@ export async function downloadUrl(
   const key = thumbnail
     ? ObjectKeys.thumbnail(tenant, params.collection, params.id, params.attachmentId)
     : ObjectKeys.object(tenant, params.collection, params.id, params.attachmentId);
-  return guard(() => s.store.presignGet(key, {
+  return guard(() => s.downloads.sign(key, {
     expiresInSeconds: s.downloadUrlSeconds,
     fileName: thumbnail ? `${meta.name}.webp` : meta.name,
     contentType: thumbnail ? 'image/webp' : meta.contentType,

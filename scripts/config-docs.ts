@@ -20,7 +20,7 @@ export const CONFIGURATION_MD = path.join(ROOT, 'docs', 'CONFIGURATION.md');
 
 /** Every schema an entry point loads, with who loads it. */
 const SCHEMAS: Array<{ title: string; entry: string; schema: z.ZodType; sources: string[] }> = [
-  { title: 'Gateway', entry: 'gateway/main.ts', schema: GatewayConfig, sources: ['gateway/main.ts', 'gateway/attachment-config.ts'] },
+  { title: 'Gateway', entry: 'gateway/main.ts', schema: GatewayConfig, sources: ['gateway/main.ts', 'gateway/attachment-config.ts', 'gateway/download-urls.ts'] },
   { title: 'Attachment worker (local runner, AWS Lambda)', entry: 'worker/main.ts, worker/lambda.ts', schema: WorkerConfig, sources: ['worker/composition.ts'] },
   { title: 'Processors (local runner, container)', entry: 'processors/main.ts, scripts/dlq.ts', schema: ProcessorsConfig, sources: ['processors/config.ts'] },
   { title: 'Processors (AWS Lambda)', entry: 'processors/lambda.ts', schema: LambdaConfig, sources: ['processors/config.ts'] },

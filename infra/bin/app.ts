@@ -16,9 +16,9 @@ new AckstreamStack(app, `Ackstream-${config.stage}`, {
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: config.region },
   config,
   processor: { entry: path.resolve(repoRoot, entry) },
-  // Attachments (S3 + CloudFront + worker) are opt-in until the worker's native image library
-  // (sharp) is packaged for Lambda: `-c attachments=true` (docs/DEPLOY.md, "Attachments").
-  ...(app.node.tryGetContext('attachments') === 'true' ? { attachmentWorker: { entry: path.resolve(repoRoot, 'worker/lambda.ts') } } : {}),
+  // Attachments (S3 + CloudFront + the worker with sharp's binaries) are on; `-c attachments=false`
+  // leaves them out (docs/DEPLOY.md, "Attachments").
+  ...(String(app.node.tryGetContext('attachments') ?? 'true') !== 'false' ? { attachmentWorker: { entry: path.resolve(repoRoot, 'worker/lambda.ts') } } : {}),
   imageDirectory: repoRoot,
   description: `Ackstream (${config.stage}): event-driven CQRS backbone`,
 });

@@ -37,6 +37,8 @@ export interface AckstreamStackProps extends StackProps {
   readonly repoRoot?: string;
   /** Ready code for the migration function instead of bundling it (fast tests). */
   readonly migrationCode?: lambda.Code;
+  /** Ready code for the CDN signing-key generator instead of bundling it (fast tests). */
+  readonly attachmentSigningKeyCode?: lambda.Code;
 }
 
 /** Where the services listen inside their containers: every interface, so the ALB's health checks reach them. */
@@ -64,6 +66,8 @@ export class AckstreamStack extends Stack {
   readonly cluster: ecs.Cluster;
   readonly authSecret: secretsmanager.Secret;
   readonly config: StageConfig;
+  /** Attachments (bucket, worker, CDN), when the stack has them. */
+  attachments?: Attachments;
 
   constructor(scope: Construct, id: string, props: AckstreamStackProps) {
     super(scope, id, props);
@@ -259,9 +263,23 @@ export class AckstreamStack extends Stack {
     if (props.attachmentWorker) {
       const att = new Attachments(this, 'Attachments', {
         worker: props.attachmentWorker, stream: this.processor.stream, items: this.tables.items, requests: this.tables.requests, logRetention, retain: cfg.retainData,
+        encryptionKey: key,
+        ...(props.attachmentSigningKeyCode ? { signingKeyCode: props.attachmentSigningKeyCode } : {}),
       });
       att.grantGateway(gateway.taskDefinition.taskRole);
-      for (const [k, v] of Object.entries(att.gatewayEnvironment())) gateway.taskDefinition.defaultContainer!.addEnvironment(k, v);
+      const container = gateway.taskDefinition.defaultContainer!;
+      for (const [k, v] of Object.entries(att.gatewayEnvironment())) container.addEnvironment(k, v);
+      // ECS injects the CDN signing key (its execution role reads the secret); tasks start once the generator has written it.
+      for (const [k, secret] of Object.entries(att.gatewaySecrets())) container.addSecret(k, ecs.Secret.fromSecretsManager(secret));
+      gateway.service.node.addDependency(att.signingKeyPair);
+      // The tenants' attachment quota lives in PostgreSQL: the gateway connects as the application role
+      // through the proxy, reading the rotating secret itself (core/db-credentials.ts openDbPool).
+      container.addEnvironment('DB_SECRET_ARN', this.database.appSecret.secretArn);
+      container.addEnvironment('DB_HOST', this.database.proxy.endpoint);
+      container.addEnvironment('DB_NAME', this.database.databaseName);
+      this.database.appSecret.grantRead(gateway.taskDefinition.taskRole);
+      this.database.proxy.connections.allowFrom(gateway.service, ec2.Port.tcp(5432), 'from the gateway (attachment quota)');
+      this.attachments = att;
       // Every method of the attachment routes (POST, GET → 302, DELETE) is the gateway's.
       new elbv2.ApplicationListenerRule(this, 'AttachmentRoutes', {
         listener: this.edge.httpsListener, priority: 15, action: elbv2.ListenerAction.forward([gateway.targetGroup]),

@@ -28,7 +28,7 @@ function synth() {
   const att = new Attachments(stack, 'Attachments', {
     worker: { code: lambda.Code.fromAsset(path.join(FIXTURES, 'lambda')) },
     stream, items, requests, logRetention: logs.RetentionDays.ONE_MONTH, retain: true,
-    signingPublicKeyPem: '-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAudf8/iNkQgdvjEdm6xYS\n-----END PUBLIC KEY-----',
+    signingKeyCode: lambda.Code.fromAsset(path.join(FIXTURES, 'lambda')),
   });
   att.grantGateway(gatewayRole);
   Aspects.of(app).add(new AwsSolutionsChecks());
@@ -82,13 +82,66 @@ test('the worker Lambda reads the queue with partial batch responses', () => {
   });
 });
 
-test('CloudFront serves the bucket through origin access control, HTTPS only, signed URLs only', () => {
-  template.resourceCountIs('AWS::CloudFront::OriginAccessControl', 1);
-  template.hasResourceProperties('AWS::CloudFront::Distribution', {
-    DistributionConfig: Match.objectLike({
-      DefaultCacheBehavior: Match.objectLike({ ViewerProtocolPolicy: 'https-only', TrustedKeyGroups: [Match.anyValue()] }),
-    }),
+test('CloudFront serves the bucket through origin access control, HTTPS only, signed URLs only (the key group of the generated key)', () => {
+  const oac = template.findResources('AWS::CloudFront::OriginAccessControl');
+  expect(Object.values(oac).map((r) => r.Properties.OriginAccessControlConfig)).toEqual([
+    expect.objectContaining({ OriginAccessControlOriginType: 's3', SigningBehavior: 'always', SigningProtocol: 'sigv4' }),
+  ]);
+  const [distribution] = Object.values(template.findResources('AWS::CloudFront::Distribution'));
+  const cfg = distribution!.Properties.DistributionConfig;
+  expect(cfg.Origins).toHaveLength(1);
+  expect(cfg.Origins[0].OriginAccessControlId).toEqual({ 'Fn::GetAtt': [Object.keys(oac)[0], 'Id'] });
+  expect(cfg.Origins[0].S3OriginConfig).toEqual({ OriginAccessIdentity: '' }); // no legacy OAI
+  expect(cfg.CacheBehaviors).toBeUndefined(); // one behaviour, the default: every path needs a signature
+  const behaviour = cfg.DefaultCacheBehavior;
+  expect(behaviour.ViewerProtocolPolicy).toBe('https-only');
+  expect(behaviour.AllowedMethods).toEqual(['GET', 'HEAD']);
+  // The key group holds exactly the public key whose PEM the generator returned.
+  const [keyGroupId] = Object.keys(template.findResources('AWS::CloudFront::KeyGroup'));
+  expect(behaviour.TrustedKeyGroups).toEqual([{ Ref: keyGroupId }]);
+  const keyGroup = template.toJSON().Resources[keyGroupId!];
+  const [publicKeyId, publicKey] = Object.entries(template.findResources('AWS::CloudFront::PublicKey'))[0]!;
+  expect(keyGroup.Properties.KeyGroupConfig.Items).toEqual([{ Ref: publicKeyId }]);
+  const [generatorId] = Object.keys(template.findResources('Custom::CdnSigningKeyPair'));
+  expect(publicKey.Properties.PublicKeyConfig.EncodedKey).toEqual({ 'Fn::GetAtt': [generatorId, 'PublicKeyPem'] });
+  // The cache key (and what S3 gets) is the path plus the download's file name and type: never the signature parameters.
+  const policy = Object.values(template.findResources('AWS::CloudFront::CachePolicy'))[0]!.Properties.CachePolicyConfig;
+  expect(behaviour.CachePolicyId).toEqual({ Ref: Object.keys(template.findResources('AWS::CloudFront::CachePolicy'))[0] });
+  expect(policy.ParametersInCacheKeyAndForwardedToOrigin.QueryStringsConfig).toEqual({
+    QueryStringBehavior: 'whitelist', QueryStrings: ['response-content-disposition', 'response-content-type'],
   });
+  expect(policy.ParametersInCacheKeyAndForwardedToOrigin.CookiesConfig).toEqual({ CookieBehavior: 'none' });
+});
+
+test('the bucket policy: only the distribution may read (through OAC), every request without TLS is denied, public access blocked', () => {
+  const [policy] = Object.values(template.findResources('AWS::S3::BucketPolicy'));
+  const statements = policy!.Properties.PolicyDocument.Statement as Array<Record<string, any>>;
+  const allows = statements.filter((st) => st.Effect === 'Allow');
+  const [distributionId] = Object.keys(template.findResources('AWS::CloudFront::Distribution'));
+  expect(allows).toEqual([expect.objectContaining({
+    Principal: { Service: 'cloudfront.amazonaws.com' },
+    Action: 's3:GetObject',
+    Condition: { StringEquals: { 'AWS:SourceArn': { 'Fn::Join': ['', expect.arrayContaining([{ Ref: distributionId }])] } } },
+  })]);
+  expect(statements.filter((st) => st.Effect === 'Deny')).toEqual([
+    expect.objectContaining({ Action: 's3:*', Principal: { AWS: '*' }, Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+    expect.objectContaining({ Action: 's3:*', Principal: { AWS: '*' }, Condition: { NumericLessThan: { 's3:TlsVersion': 1.2 } } }),
+  ]);
+  template.hasResourceProperties('AWS::S3::Bucket', {
+    PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+    OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+  });
+});
+
+test('the signing key: generated at deploy time into its own secret (encrypted), which only the generator may write', () => {
+  const [secretId] = Object.keys(template.findResources('AWS::SecretsManager::Secret'));
+  const [generator] = Object.values(template.findResources('Custom::CdnSigningKeyPair'));
+  expect(generator!.Properties.SecretArn).toEqual({ Ref: secretId });
+  const writers = Object.values(template.findResources('AWS::IAM::Policy'))
+    .filter((p) => JSON.stringify(p.Properties.PolicyDocument).includes('secretsmanager:PutSecretValue'))
+    .map((p) => JSON.stringify(p.Properties.Roles));
+  expect(writers).toHaveLength(1);
+  expect(writers[0]).toMatch(/SigningKeyFn/);
 });
 
 test('alarms on queue age, DLQ depth and worker errors', () => {
@@ -97,16 +150,30 @@ test('alarms on queue age, DLQ depth and worker errors', () => {
   }
 });
 
-test('least privilege: the gateway may put only under uploads/ and read only objects/ and thumbnails/', () => {
-  const policies = template.findResources('AWS::IAM::Policy');
-  const gateway = Object.values(policies).find((p) => JSON.stringify(p.Properties.Roles).includes('GatewayRole'))!;
-  const statements = gateway.Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown }>;
-  const puts = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:PutObject')));
-  expect(puts).toHaveLength(1);
-  expect(JSON.stringify(puts[0]!.Resource)).toContain('/uploads/*');
-  const reads = statements.filter((s) => [s.Action].flat().includes('s3:GetObject*'));
-  expect(JSON.stringify(reads.map((s) => s.Resource))).not.toContain('/uploads/*');
-  expect(JSON.stringify(statements)).not.toContain('s3:DeleteObject');
+const statementsOf = (roleMatch: RegExp) => Object.values(template.findResources('AWS::IAM::Policy'))
+  .filter((p) => roleMatch.test(JSON.stringify(p.Properties.Roles)))
+  .flatMap((p) => p.Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown }>);
+const s3Grants = (statements: Array<{ Action: string | string[]; Resource: unknown }>) => statements
+  .filter((st) => [st.Action].flat().some((a) => a.startsWith('s3:')))
+  .map((st) => ({ actions: [st.Action].flat().sort(), resources: JSON.stringify(st.Resource) }));
+
+test('least privilege: the gateway may only put under uploads/ and send to the work queue (downloads are CDN-signed: no read of the bucket)', () => {
+  const statements = statementsOf(/GatewayRole/);
+  const s3 = s3Grants(statements);
+  expect(s3).toHaveLength(1);
+  expect(s3[0]!.actions.every((a) => a.startsWith('s3:PutObject') || a === 's3:Abort*')).toBe(true);
+  expect(s3[0]!.resources).toContain('/uploads/*');
+  expect(JSON.stringify(statements)).not.toMatch(/s3:GetObject|s3:DeleteObject|s3:List/);
+  expect(statements.flatMap((st) => [st.Action].flat()).filter((a) => a.startsWith('sqs:')).sort()).toEqual(['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']);
+});
+
+test('least privilege: the worker reads and deletes uploads/, writes objects/ and thumbnails/, puts on the stream; no bucket-wide grant', () => {
+  const s3 = s3Grants(statementsOf(/Worker/));
+  expect(s3.length).toBeGreaterThan(0);
+  for (const g of s3) expect(g.resources).toMatch(/\/(uploads|objects|thumbnails)\/\*/);
+  const puts = s3.filter((g) => g.actions.some((a) => a.startsWith('s3:PutObject')));
+  expect(puts.map((g) => g.resources).join()).not.toContain('/uploads/*'); // it never writes an upload
+  expect(JSON.stringify(statementsOf(/Worker/))).toContain('kinesis:PutRecord');
 });
 
 test('no unsuppressed cdk-nag errors', () => {
@@ -123,6 +190,7 @@ test('in the whole stack: the gateway gets the bucket and queue settings, and th
     processor: { code: lambda.Code.fromAsset(path.join(FIXTURES, 'lambda')) },
     attachmentWorker: { code: lambda.Code.fromAsset(path.join(FIXTURES, 'lambda')) },
     migrationCode: lambda.Code.fromAsset(path.join(FIXTURES, 'lambda')),
+    attachmentSigningKeyCode: lambda.Code.fromAsset(path.join(FIXTURES, 'lambda')),
     imageDirectory: path.join(FIXTURES, 'image'),
   });
   const t = Template.fromStack(full);
@@ -132,6 +200,36 @@ test('in the whole stack: the gateway gets the bucket and queue settings, and th
   });
   const gatewayTask = Object.values(t.findResources('AWS::ECS::TaskDefinition'))
     .find((r) => JSON.stringify(r.Properties.ContainerDefinitions).includes('gateway/main.ts'))!;
-  const names = (gatewayTask.Properties.ContainerDefinitions[0].Environment as Array<{ Name: string }>).map((e) => e.Name);
-  expect(names).toEqual(expect.arrayContaining(['ATTACHMENTS_BUCKET', 'WORK_QUEUE_URL']));
+  const container = gatewayTask.Properties.ContainerDefinitions[0];
+  const env = Object.fromEntries((container.Environment as Array<{ Name: string; Value: unknown }>).map((e) => [e.Name, e.Value]));
+  expect(Object.keys(env)).toEqual(expect.arrayContaining(['ATTACHMENTS_BUCKET', 'WORK_QUEUE_URL']));
+  // Downloads: CloudFront-signed, on the attachments distribution, with the generated key (its id; the private half from the secret).
+  const json = t.toJSON();
+  const [cdn] = Object.keys(t.findResources('AWS::CloudFront::Distribution'));
+  const [publicKey] = Object.keys(t.findResources('AWS::CloudFront::PublicKey'));
+  const [generator] = Object.keys(t.findResources('Custom::CdnSigningKeyPair'));
+  const keySecret = json.Resources[generator!].Properties.SecretArn.Ref as string;
+  expect(env['ATTACHMENT_DOWNLOADS']).toBe('cloudfront');
+  expect(env['ATTACHMENT_CDN_DOMAIN']).toEqual({ 'Fn::GetAtt': [cdn, 'DomainName'] });
+  expect(env['ATTACHMENT_CDN_KEY_PAIR_ID']).toEqual({ Ref: publicKey });
+  expect(container.Secrets).toEqual(expect.arrayContaining([{ Name: 'ATTACHMENT_CDN_PRIVATE_KEY', ValueFrom: { Ref: keySecret } }]));
+  // Tasks start only once the generator has put the key in the secret.
+  const [service] = Object.entries(t.findResources('AWS::ECS::Service')).find(([id]) => id.startsWith('Gateway'))!;
+  expect(json.Resources[service].DependsOn).toEqual(expect.arrayContaining([generator]));
+  // The attachment quota is in PostgreSQL: the gateway reaches the proxy as the application role,
+  // reading that role's rotating secret itself (its task role may read it; nothing stale is injected).
+  const [appSecret] = Object.keys(t.findResources('AWS::SecretsManager::Secret')).filter((id) => id.includes('App'));
+  const [proxy] = Object.keys(t.findResources('AWS::RDS::DBProxy'));
+  expect(env['DB_SECRET_ARN']).toEqual({ Ref: appSecret });
+  expect(env['DB_HOST']).toEqual({ 'Fn::GetAtt': [proxy, 'Endpoint'] });
+  const taskRole = gatewayTask.Properties.TaskRoleArn['Fn::GetAtt'][0] as string;
+  const reads = Object.values(t.findResources('AWS::IAM::Policy'))
+    .filter((p) => (p.Properties.Roles as Array<{ Ref: string }>).some((r) => r.Ref === taskRole))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown }>)
+    .filter((st) => [st.Action].flat().includes('secretsmanager:GetSecretValue'));
+  expect(reads.map((st) => st.Resource)).toContainEqual({ Ref: appSecret });
+  const gatewaySg = json.Resources[service].Properties.NetworkConfiguration.AwsvpcConfiguration.SecurityGroups[0]['Fn::GetAtt'][0] as string;
+  const ingress = Object.values(t.findResources('AWS::EC2::SecurityGroupIngress'))
+    .filter((r) => JSON.stringify(r.Properties.SourceSecurityGroupId ?? '').includes(gatewaySg) && r.Properties.FromPort === 5432);
+  expect(ingress.length).toBe(1);
 });

@@ -9,19 +9,30 @@
  *    undecided record in batchItemFailures, against local PostgreSQL, Redis, dynalite and moto.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import * as path from 'node:path';
+import { CreateStreamCommand, DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-kinesis';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import sharpImport from 'sharp';
+import { CreateSecretCommand, GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Redis } from 'ioredis';
 import { Client } from 'pg';
 import type { z } from 'zod';
 import { AckConfig } from '../../ack-service/main';
 import { AckRetentionEnv, retentionFrom } from '../../core/ack-log';
+import { attachRequestId, ObjectKeys } from '../../core/attachments';
+import { createS3, S3ObjectStore } from '../../core/object-store';
+import { WorkerConfig } from '../../worker/composition';
+import { provisionAttachments, s3Event } from '../../scripts/attachment-stack';
 import { loadConfig } from '../../core/config';
 import { withDatabaseUrl } from '../../core/db-credentials';
 import { deleteKeysByPrefix } from '../../core/redis';
 import { RedisAckLog } from '../../core/redis-ack-log';
+import { DownloadUrlEnv } from '../../gateway/download-urls';
 import { GatewayConfig } from '../../gateway/main';
 import { devConfig, prodConfig, type StageConfig } from '../../infra/lib/config';
 import { PROCESSOR_FAILURE_MESSAGES } from '../../infra/lib/constructs/stream-processor';
@@ -40,6 +51,8 @@ import { idsOf, resourcesOf, target, type CfnResource, type CfnTemplate } from '
 import { REPO_ROOT, resolveLocal, synthReal, type RealSynth } from './synth-real';
 
 jest.setTimeout(240_000);
+// sharp is CommonJS: under ts-jest the default import is the function itself.
+const sharp = ((sharpImport as unknown as { default?: typeof sharpImport }).default ?? sharpImport);
 
 const STAGES: [string, StageConfig][] = [['dev', devConfig()], ['prod', prodConfig()]];
 const synths = new Map<string, RealSynth>();
@@ -88,8 +101,15 @@ function containers(stage: string): Container[] {
     }));
 }
 
+/** The CDN signing key a local gateway gets in place of the generated one (a PEM RSA private key, as the secret holds). */
+const LOCAL_CDN_KEY = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+
 /** Secrets injected by ECS, replaced by local values of the right shape. */
-const localSecret = (name: string) => (name === 'DB_USER' ? 'ackstream_app' : `local-${name.toLowerCase()}-`.padEnd(48, 'x'));
+const localSecret = (name: string) => {
+  if (name === 'DB_USER') return 'ackstream_app';
+  if (name === 'ATTACHMENT_CDN_PRIVATE_KEY') return LOCAL_CDN_KEY;
+  return `local-${name.toLowerCase()}-`.padEnd(48, 'x');
+};
 
 function functions(stage: string): Array<{ id: string; handler: string; env: Record<string, string>; role: string | undefined }> {
   return Object.entries(tpl(stage).Resources)
@@ -340,6 +360,37 @@ describe('the bundles in the cloud assembly run (dev stage assets)', () => {
     }
   });
 
+  test('the CDN signing-key bundle: Create puts a fresh RSA key in the secret and returns its public half; Update keeps it; a foreign value is replaced', async () => {
+    const sm = new SecretsManagerClient({ region: 'us-east-1', endpoint: smEndpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    try {
+      // As CDK creates it: a random placeholder string, not a key.
+      const secretArn = (await sm.send(new CreateSecretCommand({ Name: `${name}-cdn-key`, SecretString: 'placeholder-random-string' }))).ARN!;
+      const [id] = idsOf(tpl('dev'), 'AWS::Lambda::Function', () => true).filter((x) => x.startsWith('AttachmentsSigningKeyFn'));
+      const mod = bundle(id!);
+      const event = (RequestType: 'Create' | 'Update') => ({
+        RequestType, ServiceToken: 'arn', ResponseURL: 'https://x', StackId: 'arn:stack', RequestId: randomUUID(), LogicalResourceId: 'SigningKeyPair',
+        ResourceType: 'Custom::CdnSigningKeyPair', ResourceProperties: { ServiceToken: 'arn', SecretArn: secretArn },
+        ...(RequestType === 'Update' ? { PhysicalResourceId: secretArn, OldResourceProperties: { ServiceToken: 'arn', SecretArn: secretArn } } : {}),
+      });
+      const created = await withEnv(awsLocal(), () => mod.handler!(event('Create')));
+      const stored = (await sm.send(new GetSecretValueCommand({ SecretId: secretArn }))).SecretString!;
+      expect(stored).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+      expect(created.PhysicalResourceId).toBe(secretArn);
+      expect(created.Data.PublicKeyPem).toBe(createPublicKey(stored).export({ type: 'spki', format: 'pem' }).toString());
+      expect(created.Data.PublicKeyPem).toMatch(/^-----BEGIN PUBLIC KEY-----/); // what AWS::CloudFront::PublicKey takes
+      // The gateway's config accepts what the secret holds.
+      expect(() => loadConfig(DownloadUrlEnv, { ATTACHMENT_DOWNLOADS: 'cloudfront', ATTACHMENT_CDN_DOMAIN: 'd1.cloudfront.net', ATTACHMENT_CDN_KEY_PAIR_ID: 'K1', ATTACHMENT_CDN_PRIVATE_KEY: stored })).not.toThrow();
+      const updated = await withEnv(awsLocal(), () => mod.handler!(event('Update')));
+      expect(updated.Data.PublicKeyPem).toBe(created.Data.PublicKeyPem);
+      expect((await sm.send(new GetSecretValueCommand({ SecretId: secretArn }))).SecretString).toBe(stored);
+      await sm.send(new PutSecretValueCommand({ SecretId: secretArn, SecretString: 'not a key' }));
+      const regenerated = await withEnv(awsLocal(), () => mod.handler!(event('Update')));
+      expect(regenerated.Data.PublicKeyPem).not.toBe(created.Data.PublicKeyPem);
+    } finally {
+      sm.destroy();
+    }
+  });
+
   test('the processors bundle, as the app role: a write is committed and acked; an undecided record comes back in batchItemFailures', async () => {
     const dynamo = createDynamo({ region: 'us-east-1', endpoint: emulators.dynamoEndpoint });
     const kinesis = createKinesis({ region: 'us-east-1', endpoint: emulators.kinesisEndpoint });
@@ -399,6 +450,158 @@ describe('the bundles in the cloud assembly run (dev stage assets)', () => {
     for (const l of lines.filter((x) => x.startsWith('{"t"'))) {
       const entry = JSON.parse(l) as { level: string; msg: string };
       if (entry.level === 'warn' && /fail|retr/.test(entry.msg)) expect(PROCESSOR_FAILURE_MESSAGES).toContain(entry.msg);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+/** The attachment worker's function in a template (the one whose environment names the bucket and the stream). */
+function workerFunction(stage: string): { id: string; architecture: string; env: Record<string, string> } {
+  const [id, r] = Object.entries(tpl(stage).Resources)
+    .find(([fid, x]) => x.Type === 'AWS::Lambda::Function' && fid.startsWith('AttachmentsWorker'))!;
+  return {
+    id,
+    architecture: (r.Properties!['Architectures'] as string[] | undefined)?.[0] ?? 'x86_64',
+    env: Object.fromEntries(Object.entries((r.Properties!['Environment']?.Variables ?? {}) as Record<string, unknown>).map(([k, v]) => [k, resolveLocal(v)])),
+  };
+}
+
+describe.each(STAGES)('the attachment worker in the %s template', (stage, cfg) => {
+  test('its environment passes the worker\'s own schema (WorkerConfig)', () => {
+    const w = workerFunction(stage);
+    expect(() => loadConfig(WorkerConfig, { ...w.env, AWS_REGION: cfg.region })).not.toThrow();
+  });
+
+  test('its asset carries sharp\'s binaries for the function\'s architecture, and only those', () => {
+    const w = workerFunction(stage);
+    const dir = synths.get(stage)!.assetDirOf(w.id);
+    const cpu = { x86_64: 'x64', arm64: 'arm64' }[w.architecture]!;
+    const platformPackages = fs.readdirSync(path.join(dir, 'node_modules', '@img')).filter((p) => p.startsWith('sharp-')).sort();
+    expect(platformPackages).toEqual([`sharp-libvips-linux-${cpu}`, `sharp-linux-${cpu}`]);
+    for (const p of platformPackages) {
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'node_modules', '@img', p, 'package.json'), 'utf8')) as { os: string[]; cpu: string[]; libc: string[] };
+      expect({ os: pkg.os, cpu: pkg.cpu, libc: pkg.libc }).toEqual({ os: ['linux'], cpu: [cpu], libc: ['glibc'] });
+    }
+    // esbuild left sharp out of index.js: one copy, the one beside its binaries.
+    expect(fs.readFileSync(path.join(dir, 'index.js'), 'utf8')).toMatch(/require\("sharp"\)/);
+  });
+});
+
+describe('the attachment worker\'s asset runs on its own (dev stage), against the emulators', () => {
+  const name = uniqueName('worker_bundle').replace(/_/g, '-');
+  let emulators: Emulators;
+  let runDir: string;
+  let s3: ReturnType<typeof createS3> | undefined;
+  let sqs: ReturnType<typeof createSqs> | undefined;
+  let kinesis: ReturnType<typeof createKinesis> | undefined;
+  beforeAll(async () => {
+    emulators = await startEmulators();
+    // A copy of the asset in a directory of its own: no node_modules up its tree, as in /var/task.
+    runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ackstream-worker-asset-'));
+    fs.cpSync(synths.get('dev')!.assetDirOf(workerFunction('dev').id), runDir, { recursive: true });
+  });
+  afterAll(async () => {
+    for (const client of [s3, sqs, kinesis]) client?.destroy();
+    await emulators?.close();
+    if (runDir) fs.rmSync(runDir, { recursive: true, force: true });
+  });
+
+  test('a PNG and a JPEG upload: both kept with a WebP thumbnail, and their attach commands land on the stream', async () => {
+    for (let dir = path.dirname(runDir); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+      expect(fs.existsSync(path.join(dir, 'node_modules'))).toBe(false);
+    }
+    const region = 'us-east-1';
+    s3 = createS3({ region, endpoint: emulators.sqsEndpoint }); // fauxqs serves S3 on its SQS port
+    sqs = createSqs({ region, endpoint: emulators.sqsEndpoint });
+    kinesis = createKinesis({ region, endpoint: emulators.kinesisEndpoint });
+    const bucket = `${name}-att`;
+    const stream = `${name}-commands`;
+    const { workQueueUrl } = await provisionAttachments(s3, sqs, { bucket, queueName: `${name}-work` });
+    await kinesis.send(new CreateStreamCommand({ StreamName: stream, ShardCount: 1 }));
+    while ((await kinesis.send(new DescribeStreamCommand({ StreamName: stream }))).StreamDescription?.StreamStatus !== 'ACTIVE') {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+
+    // Real images, made by the test's own sharp (the repo's), uploaded as a signed PUT would store them.
+    const png = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#336699' } }).png().toBuffer();
+    const jpeg = await sharp({ create: { width: 1200, height: 300, channels: 3, background: '#996633' } }).jpeg().toBuffer();
+    const uploads = [
+      { attachmentId: 'a'.repeat(32), name: 'photo.png', contentType: 'image/png', bytes: png },
+      { attachmentId: 'b'.repeat(32), name: 'photo.jpg', contentType: 'image/jpeg', bytes: jpeg },
+    ];
+    const messages = [];
+    for (const u of uploads) {
+      const key = ObjectKeys.upload('t1', 'photos', 'item-1', u.attachmentId);
+      const put = await s3.send(new PutObjectCommand({
+        Bucket: bucket, Key: key, Body: u.bytes, ContentType: u.contentType,
+        Metadata: {
+          principal: 'user-1', name: u.name, contenttype: u.contentType, size: String(u.bytes.length),
+          sha256: createHash('sha256').update(u.bytes).digest('hex'), expires: new Date(Date.now() + 900_000).toISOString(),
+        },
+      }));
+      // The bucket notification S3 sends (fauxqs sends none), through the real work queue.
+      await sqs.send(new SendMessageCommand({ QueueUrl: workQueueUrl, MessageBody: JSON.stringify(s3Event(bucket, region, key, u.bytes.length, put.ETag!)) }));
+    }
+    while (messages.length < uploads.length) {
+      const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: workQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+      messages.push(...(got.Messages ?? []));
+    }
+    // The event Lambda's SQS event source mapping hands the function.
+    const event = {
+      Records: messages.map((m) => ({
+        messageId: m.MessageId, receiptHandle: m.ReceiptHandle, body: m.Body, md5OfBody: m.MD5OfBody,
+        attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(Date.now()), SenderId: 'local', ApproximateFirstReceiveTimestamp: String(Date.now()) },
+        messageAttributes: {}, eventSource: 'aws:sqs', eventSourceARN: `arn:aws:sqs:${region}:123456789012:${name}-work`, awsRegion: region,
+      })),
+    };
+
+    // A fresh Node process in the copy: the template's environment, AWS endpoints remapped to the emulators.
+    const w = workerFunction('dev');
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      ...w.env,
+      ATTACHMENTS_BUCKET: bucket, KINESIS_STREAM: stream,
+      AWS_REGION: region, AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local',
+      S3_ENDPOINT: emulators.sqsEndpoint, KINESIS_ENDPOINT: emulators.kinesisEndpoint, DYNAMODB_ENDPOINT: emulators.dynamoEndpoint,
+      LOG_LEVEL: 'warn',
+    };
+    const script = `
+      const where = require.resolve('sharp');
+      const { handler } = require('./index.js');
+      handler(JSON.parse(process.env.EVENT)).then((res) => process.stdout.write(JSON.stringify({ where, res })), (err) => { console.error(err); process.exit(1); });`;
+    // Asynchronously: kinesalite and dynalite run in this process and must keep answering.
+    const run = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['-e', script], { cwd: runDir, env: { ...env, EVENT: JSON.stringify(event) }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+      child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      child.on('exit', (status) => { clearTimeout(timer); resolve({ status, stdout, stderr }); });
+    });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const out = JSON.parse(run.stdout) as { where: string; res: unknown };
+    expect(out.where.startsWith(fs.realpathSync(runDir))).toBe(true); // sharp came from the asset
+    expect(out.res).toEqual({ batchItemFailures: [] });
+
+    const store = new S3ObjectStore(s3, { region, bucket, endpoint: emulators.sqsEndpoint });
+    const iterator = (await kinesis.send(new GetShardIteratorCommand({ StreamName: stream, ShardId: 'shardId-000000000000', ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
+    const records = (await kinesis.send(new GetRecordsCommand({ ShardIterator: iterator }))).Records ?? [];
+    const commands = records.map((r) => JSON.parse(Buffer.from(r.Data!).toString('utf8')) as { requestId: string; kind: string; id: string; data: Record<string, any>; reject?: unknown });
+    expect(commands).toHaveLength(2);
+    for (const u of uploads) {
+      const cmd = commands.find((c) => c.data.attachmentId === u.attachmentId)!;
+      expect(cmd).toMatchObject({ kind: 'attach', id: 'item-1', requestId: attachRequestId(u.attachmentId), data: { name: u.name, contentType: u.contentType, size: u.bytes.length } });
+      expect(cmd.reject).toBeUndefined();
+      // The kept bytes are the upload's; the thumbnail is a WebP within 256×256, as the command says.
+      expect((await store.get(ObjectKeys.object('t1', 'photos', 'item-1', u.attachmentId)))!.equals(u.bytes)).toBe(true);
+      const thumb = (await store.get(ObjectKeys.thumbnail('t1', 'photos', 'item-1', u.attachmentId)))!;
+      const meta = await sharp(thumb).metadata();
+      expect(meta.format).toBe('webp');
+      expect(Math.max(meta.width!, meta.height!)).toBe(256);
+      expect(cmd.data.thumbnail).toEqual({ contentType: 'image/webp', width: meta.width, height: meta.height, size: thumb.length });
+      expect(await store.head(ObjectKeys.upload('t1', 'photos', 'item-1', u.attachmentId))).toBeUndefined(); // the upload is deleted last
     }
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Synthesizes a stage the way `cdk synth` does (infra/bin/app.ts): the processors bundled from
- * processors/lambda.ts, the migration function from infra/runtime/migrate-handler.ts + the SQL files,
+ * processors/lambda.ts, the attachment worker from worker/lambda.ts (+ sharp's binaries), the migration function from infra/runtime/migrate-handler.ts + the SQL files,
  * the repo as the image context; into a cloud assembly directory, so tests can read the very
  * bundles that `cdk deploy` would upload. cdk-nag is left to ackstream-stack.test.ts.
  */
@@ -32,6 +32,7 @@ export function synthReal(config: StageConfig): RealSynth {
     env: { account: '123456789012', region: config.region },
     config,
     processor: { entry: path.join(REPO_ROOT, 'processors/lambda.ts') },
+    attachmentWorker: { entry: path.join(REPO_ROOT, 'worker/lambda.ts') },
     imageDirectory: REPO_ROOT,
     repoRoot: REPO_ROOT,
   });
