@@ -218,7 +218,11 @@ test('in the whole stack: the gateway gets the bucket and queue settings, and th
   expect(json.Resources[service].DependsOn).toEqual(expect.arrayContaining([generator]));
   // The attachment quota is in PostgreSQL: the gateway reaches the proxy as the application role,
   // reading that role's rotating secret itself (its task role may read it; nothing stale is injected).
-  const [appSecret] = Object.keys(t.findResources('AWS::SecretsManager::Secret')).filter((id) => id.includes('App'));
+  // The application role's secret: the one the migration sets the role's password from.
+  const [migrationEnv] = Object.values(t.findResources('AWS::Lambda::Function'))
+    .map((r) => r.Properties.Environment?.Variables as Record<string, unknown> | undefined)
+    .filter((v) => v?.['APP_DB_SECRET_ARN'] !== undefined);
+  const appSecret = (migrationEnv!['APP_DB_SECRET_ARN'] as { Ref: string }).Ref;
   const [proxy] = Object.keys(t.findResources('AWS::RDS::DBProxy'));
   expect(env['DB_SECRET_ARN']).toEqual({ Ref: appSecret });
   expect(env['DB_HOST']).toEqual({ 'Fn::GetAtt': [proxy, 'Endpoint'] });
