@@ -26,6 +26,7 @@ import { AckConfig } from '../../ack-service/main';
 import { AckRetentionEnv, retentionFrom } from '../../core/ack-log';
 import { attachRequestId, ObjectKeys } from '../../core/attachments';
 import { createS3, S3ObjectStore } from '../../core/object-store';
+import { ensureTable, itemsTableDefinition, requestsTableDefinition } from '../../core/read-store';
 import { WorkerConfig } from '../../worker/composition';
 import { provisionAttachments, s3Event } from '../../scripts/attachment-stack';
 import { loadConfig } from '../../core/config';
@@ -344,7 +345,7 @@ describe('the bundles in the cloud assembly run (dev stage assets)', () => {
     const env = { ...m.env, ...awsLocal(), DB_SECRET_ARN: masterArn, APP_DB_SECRET_ARN: appArn, DB_HOST: '127.0.0.1', DB_SSL: 'disable', DB_NAME: name };
     const mod = bundle(m.id);
     const first = await withEnv(env, () => mod.handler!());
-    expect(first.applied).toEqual(['1732262400000_event-log', '1732348800000_parked', '1764806400000_app-role']);
+    expect(first.applied).toEqual(['1732262400000_event-log', '1732348800000_parked', '1764806400000_app-role', '1764892800000_attachment-quota']);
     const second = await withEnv(env, () => mod.handler!());
     expect(second).toEqual({ applied: [], appUser: 'ackstream_app' });
     const pg = new Client({ connectionString: `postgres://postgres@127.0.0.1:5432/${name}` });
@@ -521,6 +522,12 @@ describe('the attachment worker\'s asset runs on its own (dev stage), against th
     while ((await kinesis.send(new DescribeStreamCommand({ StreamName: stream }))).StreamDescription?.StreamStatus !== 'ACTIVE') {
       await new Promise((r) => setTimeout(r, 100));
     }
+    // The worker asks the read model's requests whether an attachment is already decided: the template's tables, in dynalite.
+    const w = workerFunction('dev');
+    const dynamo = createDynamo({ region, endpoint: emulators.dynamoEndpoint });
+    await ensureTable(dynamo, itemsTableDefinition(w.env['ITEMS_TABLE']!));
+    await ensureTable(dynamo, requestsTableDefinition(w.env['REQUESTS_TABLE']!));
+    dynamo.destroy();
 
     // Real images, made by the test's own sharp (the repo's), uploaded as a signed PUT would store them.
     const png = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#336699' } }).png().toBuffer();
@@ -556,7 +563,6 @@ describe('the attachment worker\'s asset runs on its own (dev stage), against th
     };
 
     // A fresh Node process in the copy: the template's environment, AWS endpoints remapped to the emulators.
-    const w = workerFunction('dev');
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       ...w.env,
