@@ -99,7 +99,7 @@ async function main() {
   const bucket = env.ATTACHMENTS_BUCKET;
   const { workQueueUrl } = await provisionAttachments(s3, sqs, { bucket, queueName: 'ackstream-work' });
   const bridge = new NotificationBridge(s3, createSqs({ region, endpoint: emulators.sqsEndpoint }), {
-    bucket, queueUrl: workQueueUrl, region, intervalMs: 250, idleIntervalMs: 1000, log: createLogger('warn', { service: 'notification-bridge' }),
+    bucket, queueUrl: workQueueUrl, region, intervalMs: 250, idleIntervalMs: 2000, log: createLogger('warn', { service: 'notification-bridge' }),
   });
   bridge.start();
   stops.push(() => bridge.stop());
