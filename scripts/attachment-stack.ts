@@ -1,8 +1,11 @@
 /**
  * The local stack's object store for attachments (issue #16): fauxqs emulates S3 on its SQS port,
  * but has no bucket notifications. So the local stack BRIDGES them: `NotificationBridge` lists the
- * bucket's `uploads/` prefix every `intervalMs` and, for each new (key, ETag), sends the work queue
- * an S3 event notification shaped like the one S3 sends (ObjectCreated:Put). On AWS the bucket
+ * bucket's `uploads/` prefix and, for each new (key, ETag), sends the work queue an S3 event
+ * notification shaped like the one S3 sends (ObjectCreated:Put). It lists every `intervalMs` while
+ * uploads land; after each scan that finds nothing new the wait doubles, up to `idleIntervalMs`, so
+ * an idle stack lists about once per `idleIntervalMs` instead of 4 times a second (issue #17: idle
+ * CPU), and the first upload after a quiet spell is announced at most `idleIntervalMs` late. On AWS the bucket
  * notifies the queue itself (infra/lib/constructs/attachments.ts); the worker cannot tell them apart.
  */
 import { CreateBucketCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
@@ -47,17 +50,20 @@ export class NotificationBridge {
   constructor(
     private readonly s3: S3Client,
     private readonly sqs: SQSClient,
-    private readonly o: { bucket: string; queueUrl: string; region: string; intervalMs: number; log: Logger },
+    private readonly o: { bucket: string; queueUrl: string; region: string; intervalMs: number; idleIntervalMs?: number; log: Logger },
   ) {}
 
   start(): void {
+    const idleMax = Math.max(this.o.intervalMs, this.o.idleIntervalMs ?? this.o.intervalMs);
+    let wait = this.o.intervalMs;
     const tick = async () => {
       try {
-        await this.scan();
+        // Something new: uploads are landing, keep listing fast. Nothing new: back off.
+        wait = (await this.scan()) > 0 ? this.o.intervalMs : Math.min(idleMax, wait * 2);
       } catch (err) {
         this.o.log.warn('notification bridge scan failed', { err });
       }
-      if (!this.stopped) this.timer = setTimeout(() => void (this.running = tick()), this.o.intervalMs);
+      if (!this.stopped) this.timer = setTimeout(() => void (this.running = tick()), wait);
     };
     this.running = tick();
   }

@@ -89,6 +89,13 @@ export const LocalStackEnv = z.object({
   SHARD_COUNT: positiveInt(2),
   /** Port of the processors' /metrics under `npm start`. */
   PROCESSORS_METRICS_PORT: port(3003),
+  /**
+   * The processors' IDLE_POLL_MAX_MS under `npm start` (the processors' own default is 1000): an idle stack
+   * polls each empty shard about every 3 s instead of every second (issue #17, idle CPU). Writes
+   * through the gateway still wake the consumers at once; records that reach the stream another way
+   * (the attachment worker's decisions, `npm run replay`) wait up to this long after a quiet spell.
+   */
+  IDLE_POLL_MAX_MS: positiveInt(3000),
   /** The console's settings (ack-service/console/); `npm start` points them at the local services. */
   CONSOLE_GATEWAY_URL: z.string().url().optional(),
   /** Comma-separated /metrics URLs the console scrapes; unset: the four local services' /metrics. */

@@ -100,7 +100,7 @@ async function main() {
   const bucket = env.ATTACHMENTS_BUCKET;
   const { workQueueUrl } = await provisionAttachments(s3, sqs, { bucket, queueName: 'ackstream-work' });
   const bridge = new NotificationBridge(s3, createSqs({ region, endpoint: emulators.sqsEndpoint }), {
-    bucket, queueUrl: workQueueUrl, region, intervalMs: 250, log: createLogger('warn', { service: 'notification-bridge' }),
+    bucket, queueUrl: workQueueUrl, region, intervalMs: 250, idleIntervalMs: 2000, log: createLogger('warn', { service: 'notification-bridge' }),
   });
   bridge.start();
   stops.push(() => bridge.stop());
@@ -139,6 +139,7 @@ async function main() {
     LOG_LEVEL: env.LOG_LEVEL,
     STREAM_CLIENT: env.STREAM_CLIENT,
     PROCESSORS_METRICS_PORT: String(env.PROCESSORS_METRICS_PORT),
+    IDLE_POLL_MAX_MS: String(env.IDLE_POLL_MAX_MS),
     CONSOLE_GATEWAY_URL: env.CONSOLE_GATEWAY_URL ?? `http://127.0.0.1:${ports.gateway}`,
     CONSOLE_METRICS_URLS:
       env.CONSOLE_METRICS_URLS ??

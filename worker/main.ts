@@ -22,9 +22,11 @@ export async function startWorker(config: WorkerConfig): Promise<RunningService>
   } : {});
   const sqs = createSqs({ region: config.AWS_REGION, endpoint: config.SQS_ENDPOINT });
   const attrs = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: config.WORK_QUEUE_URL, AttributeNames: ['QueueArn'] }));
+  // Long polling at SQS's maximum (as Lambda's event source mapping does): a message is received
+  // as soon as it is sent, and an idle worker asks once per 20 s instead of once a second (issue #17).
   const runner = new SqsRunner({
     sqs, queueUrl: config.WORK_QUEUE_URL, queueArn: attrs.Attributes?.QueueArn ?? '', region: config.AWS_REGION,
-    handler: (e) => worker.handle(e), log, batchSize: config.WORKER_BATCH_SIZE, waitSeconds: 1,
+    handler: (e) => worker.handle(e), log, batchSize: config.WORKER_BATCH_SIZE, waitSeconds: 20,
   });
   runner.start();
   log.info('attachment worker running', { queue: config.WORK_QUEUE_URL });
