@@ -35,6 +35,7 @@ export const SKIPPED_IN_TARGET_MODE: Record<string, string> = {
   pipeline: 'needs local internals (its own emulators, PostgreSQL and the processors in-process); `acks` measures the deployed pipeline end to end instead',
   attachments: 'measures the object store and the worker it starts itself (the baseline is the store\'s own PUT throughput); not yet wired to a deployed bucket',
   system: 'starts the whole local stack with `npm start` and measures its processes\' CPU; against a deployed stack run writes/reads/mixed/acks instead',
+  'system-growth': 'fills a fresh local `npm start` stack with 300,000 writes and measures its data directory; a deployed stack\'s data is bounded by AWS (stream retention, TTLs)',
   replay: 'needs direct access to the event log in PostgreSQL (run `npm run replay` on an operations task instead, see docs/DEPLOY.md)',
 };
 
