@@ -18,41 +18,21 @@
  * idempotency, rate limits, the per-request log line, the decision (versions, conditions), the
  * event log and current state, Redis (hot copy, ack log and pub/sub), DynamoDB and checkpoints.
  */
-import { createHash, createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CreateStreamCommand, DescribeStreamSummaryCommand, ListShardsCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { SourceData } from '@smithy/types';
 import { Pool } from 'pg';
 import { WebSocket, WebSocketServer } from 'ws';
 import { createKinesis } from '../core/aws';
-import { HttpKinesisSender } from '../gateway/kinesis-http';
+import { HttpKinesisSender, NodeSha256 } from '../gateway/kinesis-http';
 
 const FLOOR_STREAM = 'bench-floor';
 const POLL_INTERVAL_MS = 20;
 const CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 
-const bytes = (d: SourceData): string | Uint8Array =>
-  typeof d === 'string' ? d : d instanceof ArrayBuffer ? new Uint8Array(d) : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-
-/** node:crypto behind the signer's hash interface (as gateway/kinesis-http.ts does). */
-class NodeSha256 {
-  private readonly h;
-  constructor(secret?: SourceData) {
-    this.h = secret ? createHmac('sha256', bytes(secret)) : createHash('sha256');
-  }
-  update(data: SourceData) {
-    this.h.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.h.digest());
-  }
-  reset() {
-    throw new Error('not used by the signer');
-  }
-}
 
 /** Signed Kinesis JSON calls (GetShardIterator, GetRecords) over a keep-alive agent: the consumer's cheapest path. */
 class KinesisCalls {

@@ -25,7 +25,7 @@ const bytes = (d: SourceData): string | Uint8Array =>
   typeof d === 'string' ? d : d instanceof ArrayBuffer ? new Uint8Array(d) : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 
 /** node:crypto behind the signer's hash interface (what @smithy/hash-node does). */
-class NodeSha256 {
+export class NodeSha256 {
   private readonly h;
   constructor(secret?: SourceData) {
     this.h = secret ? createHmac('sha256', bytes(secret)) : createHash('sha256');
