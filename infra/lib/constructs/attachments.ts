@@ -235,20 +235,10 @@ export class Attachments extends Construct {
         threshold: 300,
         evaluationPeriods: 5,
       }),
-      new cloudwatch.Alarm(this, 'DlqDepth', {
-        alarmDescription: 'Attachment work DLQ has messages (poison notifications or purge jobs)',
-        metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-      }),
-      new cloudwatch.Alarm(this, 'WorkerErrors', {
-        alarmDescription: 'Attachment worker invocations failing',
-        metric: this.fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-      }),
+      this.anyAlarm('DlqDepth', 'Attachment work DLQ has messages (poison notifications or purge jobs)',
+        this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' })),
+      this.anyAlarm('WorkerErrors', 'Attachment worker invocations failing',
+        this.fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' })),
     ];
 
     NagSuppressions.addResourceSuppressions(this, [
@@ -262,6 +252,17 @@ export class Attachments extends Construct {
       { id: 'AwsSolutions-IAM4', reason: 'AWSLambdaBasicExecutionRole is the managed policy for the worker\'s, the key generator\'s and CDK\'s custom-resource provider\'s logs.' },
       { id: 'AwsSolutions-L1', reason: 'The runtime is pinned to the project\'s Node version (24.x) like the processors; the custom-resource provider\'s is CDK\'s.' },
     ], true);
+  }
+
+  /** Fires on the first one the metric counts in one period: a parked message or a failed invocation is never noise. */
+  private anyAlarm(id: string, description: string, metric: cloudwatch.IMetric): cloudwatch.Alarm {
+    return new cloudwatch.Alarm(this, id, {
+      alarmDescription: description,
+      metric,
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+    });
   }
 
   /**
