@@ -119,15 +119,25 @@ export function createGatewayApp(deps: GatewayDeps): express.Express {
   // Raw bytes, so the size limit holds before parsing and syntax errors can name their position.
   const rawBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
 
+  const refuseWhileClosing = () => {
+    if (lifecycle.closing) throw new ServiceUnavailableError('The gateway is shutting down; retry on another instance.', 1);
+  };
+  /**
+   * What every write route checks before it reads a body, in this order: not shutting down (503),
+   * the token (401), its roles (403), the tenant's rate (429), the path parameters and headers (400).
+   */
+  const writePreamble = async <P>(req: Request, res: Response, paramsSchema: z.ZodType<P>) => {
+    refuseWhileClosing();
+    const principal = await deps.verifier.verifyHeader(req.header('authorization'));
+    res.locals.tenant = principal.tenant;
+    authorise(principal);
+    await rateLimit(deps, principal.tenant, res);
+    return { principal, params: parse(paramsSchema, req.params, 'path parameter'), headers: parse(WriteHeaders, req.headers, 'header') };
+  };
+
   const write = (kind: ItemWriteKind) => async (req: Request, res: Response, next: NextFunction) => {
     try {
-      if (lifecycle.closing) throw new ServiceUnavailableError('The gateway is shutting down; retry on another instance.', 1);
-      const principal = await deps.verifier.verifyHeader(req.header('authorization'));
-      res.locals.tenant = principal.tenant;
-      authorise(principal);
-      await rateLimit(deps, principal.tenant, res);
-      const params = parse(Params, req.params, 'path parameter');
-      const headers = parse(WriteHeaders, req.headers, 'header');
+      const { principal, params, headers } = await writePreamble(req, res, Params);
       let data: Record<string, unknown> | undefined;
       if (kind === 'detach') {
         if (!deps.attachments) throw new NotFoundError(`No route for ${req.method} ${req.path}.`);
@@ -182,14 +192,11 @@ export function createGatewayApp(deps: GatewayDeps): express.Express {
 
   app.post(ATTACHMENTS_PATH, async (req, res, next) => {
     try {
-      if (lifecycle.closing) throw new ServiceUnavailableError('The gateway is shutting down; retry on another instance.', 1);
-      if (!deps.attachments) throw new NotFoundError(`No route for ${req.method} ${req.path}: attachments are not configured.`);
-      const principal = await deps.verifier.verifyHeader(req.header('authorization'));
-      res.locals.tenant = principal.tenant;
-      authorise(principal);
-      await rateLimit(deps, principal.tenant, res);
-      const params = parse(AttachmentParams, req.params, 'path parameter');
-      const headers = parse(WriteHeaders, req.headers, 'header');
+      if (!deps.attachments) {
+        refuseWhileClosing(); // a 503 while shutting down comes first, as on every write route
+        throw new NotFoundError(`No route for ${req.method} ${req.path}: attachments are not configured.`);
+      }
+      const { principal, params, headers } = await writePreamble(req, res, AttachmentParams);
       requireContentType(req, 'attachment');
       await runMiddleware(rawBody, req, res);
       const answer = await createUpload(deps.attachments, deps.idempotency, {
