@@ -2,10 +2,11 @@ import * as path from 'node:path';
 import { Duration } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as triggers from 'aws-cdk-lib/triggers';
 import { Construct, type IConstruct } from 'constructs';
 import { esbuildLambdaCode } from '../lambda-bundle';
+import { vpcFunctionBase } from '../vpc-function';
 import type { EventStoreDatabase } from './database';
 
 export interface MigrationsProps {
@@ -36,32 +37,27 @@ export class Migrations extends Construct {
   constructor(scope: Construct, id: string, props: MigrationsProps) {
     super(scope, id);
     const db = props.database;
-    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
+    const base = vpcFunctionBase(this, {
       vpc: props.vpc,
-      description: 'Migration function: no ingress; egress to the RDS Proxy and Secrets Manager',
-      allowAllOutbound: true,
+      subnets: props.subnets,
+      securityGroupDescription: 'Migration function: no ingress; egress to the RDS Proxy and Secrets Manager',
+      logRetention: props.logRetention,
     });
+    this.securityGroup = base.securityGroup;
     const code = props.code ?? esbuildLambdaCode(path.join(props.repoRoot, 'infra/runtime/migrate-handler.ts'), {
       copyDirs: [{ from: path.join(props.repoRoot, 'processors/migrations'), to: 'migrations' }],
     });
     this.fn = new lambda.Function(this, 'Fn', {
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
-      code,
-      handler: 'index.handler',
-      memorySize: 256,
-      timeout: Duration.minutes(10),
-      vpc: props.vpc,
-      vpcSubnets: props.subnets,
-      securityGroups: [this.securityGroup],
-      logGroup: new logs.LogGroup(this, 'Logs', { retention: props.logRetention }),
-      environment: {
+      ...base.functionProps({
         DB_SECRET_ARN: db.secret.secretArn,
         APP_DB_SECRET_ARN: db.appSecret.secretArn,
         DB_HOST: db.proxy.endpoint,
         DB_NAME: db.databaseName,
-        NODE_OPTIONS: '--enable-source-maps',
-      },
+      }),
+      code,
+      handler: 'index.handler',
+      memorySize: 256,
+      timeout: Duration.minutes(10),
     });
     db.proxy.connections.allowFrom(this.fn, ec2.Port.tcp(5432), 'from the migration function');
     db.secret.grantRead(this.fn);

@@ -10,6 +10,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { ProcessorSettings } from '../config';
 import { esbuildLambdaCode } from '../lambda-bundle';
+import { vpcFunctionBase } from '../vpc-function';
 
 /** Either a TypeScript entry bundled with esbuild at synth, or ready code (tests, prebuilt dirs). */
 export type ProcessorSource = { readonly entry: string } | { readonly code: lambda.Code; readonly handler?: string };
@@ -91,10 +92,15 @@ export class StreamProcessor extends Construct {
       retentionPeriod: Duration.days(14),
     });
 
-    const logGroup = this.logGroup = new logs.LogGroup(this, 'Logs', {
-      retention: props.logRetention,
-      removalPolicy: RemovalPolicy.DESTROY,
+    const base = vpcFunctionBase(this, {
+      vpc: props.vpc,
+      subnets: props.subnets,
+      securityGroupDescription: 'Processor Lambda: no ingress; egress to proxy, Redis and AWS endpoints',
+      logRetention: props.logRetention,
+      logRemovalPolicy: RemovalPolicy.DESTROY,
     });
+    const logGroup = this.logGroup = base.logGroup;
+    this.securityGroup = base.securityGroup;
 
     new logs.MetricFilter(this, 'FailedRecordsFilter', {
       logGroup,
@@ -105,34 +111,21 @@ export class StreamProcessor extends Construct {
       defaultValue: 0,
     });
 
-    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
-      vpc: props.vpc,
-      description: 'Processor Lambda: no ingress; egress to proxy, Redis and AWS endpoints',
-      allowAllOutbound: true,
-    });
-
     const code = 'entry' in props.source ? esbuildLambdaCode(props.source.entry) : props.source.code;
     const handler = 'entry' in props.source ? 'index.handler' : (props.source.handler ?? 'index.handler');
     const makeFn = (id: string, handlerName: string) =>
       new lambda.Function(this, id, {
-        runtime: lambda.Runtime.NODEJS_24_X,
-        architecture: lambda.Architecture.ARM_64,
+        ...base.functionProps({
+          ...props.environment,
+          KINESIS_STREAM: this.stream.streamName,
+          DLQ_URL: this.deadLetterQueue.queueUrl,
+        }),
         code,
         handler: handlerName,
         memorySize: s.memoryMiB,
         timeout: Duration.seconds(s.timeoutSeconds),
         reservedConcurrentExecutions: s.reservedConcurrency,
-        vpc: props.vpc,
-        vpcSubnets: props.subnets,
-        securityGroups: [this.securityGroup],
-        logGroup,
         tracing: lambda.Tracing.ACTIVE,
-        environment: {
-          ...props.environment,
-          KINESIS_STREAM: this.stream.streamName,
-          DLQ_URL: this.deadLetterQueue.queueUrl,
-          NODE_OPTIONS: '--enable-source-maps',
-        },
       });
     // Two consumers of the same stream, each with its own event source mapping (own checkpoints):
     // commits + acks, and the projection into the read model, so DynamoDB never holds back a commit.
