@@ -67,6 +67,12 @@ function comparable(out: GetRecordsCommandOutput) {
   return { ...rest, hasNext: typeof NextShardIterator === 'string' };
 }
 
+/** The first shard of a stream: its id and the hash key that splits it in two. */
+async function firstShard(stream: string): Promise<{ ShardId: string; middle: string }> {
+  const [shard] = await listShards(sdk, stream);
+  return { ShardId: shard!.ShardId!, middle: (BigInt(shard!.HashKeyRange!.EndingHashKey!) / 2n).toString() };
+}
+
 const iterator = async (client: Pick<KinesisClient, 'send'>, input: GetShardIteratorInput) =>
   (await client.send(new GetShardIteratorCommand(input))).ShardIterator!;
 
@@ -93,7 +99,7 @@ test('GetShardIterator and GetRecords answer with the SDK client\'s shapes: byte
 test('the records\' bytes come back exactly as they were put, in order, and Limit and the next iterator page through them', async () => {
   const stream = await newStream(1);
   await putAll(stream, ['only']);
-  const [{ ShardId }] = await listShards(sdk, stream) as [{ ShardId: string }];
+  const { ShardId } = await firstShard(stream);
   const got: Buffer[] = [];
   let it: string | undefined = await iterator(viaHttp, { StreamName: stream, ShardId, ShardIteratorType: 'TRIM_HORIZON' });
   while (got.length < payloads.length) {
@@ -109,7 +115,7 @@ test('iterators after or at a sequence number, and at a timestamp, start where t
   const stream = await newStream(1);
   const before = new Date(Date.now() - 1000);
   await putAll(stream, ['k']);
-  const [{ ShardId }] = await listShards(sdk, stream) as [{ ShardId: string }];
+  const { ShardId } = await firstShard(stream);
   const all = await sdk.send(new GetRecordsCommand({ ShardIterator: await iterator(sdk, { StreamName: stream, ShardId, ShardIteratorType: 'TRIM_HORIZON' }) }));
   const second = all.Records![1]!.SequenceNumber!;
   const inputs: GetShardIteratorInput[] = [
@@ -127,7 +133,7 @@ test('iterators after or at a sequence number, and at a timestamp, start where t
 
 test('an empty shard: no records, a next iterator, no lag', async () => {
   const stream = await newStream(1);
-  const [{ ShardId }] = await listShards(sdk, stream) as [{ ShardId: string }];
+  const { ShardId } = await firstShard(stream);
   const out = await viaHttp.send(new GetRecordsCommand({ ShardIterator: await iterator(viaHttp, { StreamName: stream, ShardId, ShardIteratorType: 'TRIM_HORIZON' }) }));
   expect(comparable(out)).toStrictEqual({ Records: [], MillisBehindLatest: 0, hasNext: true });
 });
@@ -135,8 +141,8 @@ test('an empty shard: no records, a next iterator, no lag', async () => {
 test('a shard closed by a reshard is read to its end: the last answer has no next iterator, as with the SDK client', async () => {
   const stream = await newStream(1);
   await putAll(stream);
-  const [parent] = await listShards(sdk, stream) as [{ ShardId: string; HashKeyRange: { EndingHashKey: string } }];
-  await sdk.send(new SplitShardCommand({ StreamName: stream, ShardToSplit: parent.ShardId, NewStartingHashKey: (BigInt(parent.HashKeyRange.EndingHashKey) / 2n).toString() }));
+  const parent = await firstShard(stream);
+  await sdk.send(new SplitShardCommand({ StreamName: stream, ShardToSplit: parent.ShardId, NewStartingHashKey: parent.middle }));
   const input = { StreamName: stream, ShardId: parent.ShardId, ShardIteratorType: 'TRIM_HORIZON' } as const;
   const fromSdk = await sdk.send(new GetRecordsCommand({ ShardIterator: await iterator(sdk, input) }));
   const fromHttp = await viaHttp.send(new GetRecordsCommand({ ShardIterator: await iterator(viaHttp, input) }));
@@ -159,7 +165,7 @@ describe('failed calls carry the name the SDK client gives them (the runner tell
 
   test('an expired iterator', async () => {
     const stream = await newStream(1);
-    const [{ ShardId }] = await listShards(sdk, stream) as [{ ShardId: string }];
+    const { ShardId } = await firstShard(stream);
     const input = { StreamName: stream, ShardId, ShardIteratorType: 'TRIM_HORIZON' } as const;
     const fromSdk = await iterator(sdk, input);
     const fromHttp = await iterator(viaHttp, input);
@@ -191,8 +197,8 @@ test('other commands go to the fallback SDK client; without one they are refused
 test('the local runner over signed HTTP delivers every record once, in order per key, across a reshard', async () => {
   const stream = await newStream(1);
   await putAll(stream);
-  const [parent] = await listShards(sdk, stream) as [{ ShardId: string; HashKeyRange: { EndingHashKey: string } }];
-  await sdk.send(new SplitShardCommand({ StreamName: stream, ShardToSplit: parent.ShardId, NewStartingHashKey: (BigInt(parent.HashKeyRange.EndingHashKey) / 2n).toString() }));
+  const parent = await firstShard(stream);
+  await sdk.send(new SplitShardCommand({ StreamName: stream, ShardToSplit: parent.ShardId, NewStartingHashKey: parent.middle }));
   await putAll(stream);
   const delivered: Array<{ key: string; data: Buffer; seq: string }> = [];
   const at = new Map<string, Checkpoint>();
