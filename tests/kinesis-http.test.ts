@@ -144,12 +144,23 @@ test('a shard closed by a reshard is read to its end: the last answer has no nex
   const parent = await firstShard(stream);
   await sdk.send(new SplitShardCommand({ StreamName: stream, ShardToSplit: parent.ShardId, NewStartingHashKey: parent.middle }));
   const input = { StreamName: stream, ShardId: parent.ShardId, ShardIteratorType: 'TRIM_HORIZON' } as const;
-  const fromSdk = await sdk.send(new GetRecordsCommand({ ShardIterator: await iterator(sdk, input) }));
-  const fromHttp = await viaHttp.send(new GetRecordsCommand({ ShardIterator: await iterator(viaHttp, input) }));
-  expect(fromHttp.NextShardIterator).toBeUndefined();
-  // ChildShards too, where the service sends them (kinesalite does not).
-  expect(fromHttp.ChildShards).toStrictEqual(fromSdk.ChildShards);
-  expect(comparable(fromHttp)).toStrictEqual(comparable(fromSdk));
+  /** Every answer up to the one without a next iterator. */
+  const readToEnd = async (client: Pick<KinesisClient, 'send'>) => {
+    const answers: GetRecordsCommandOutput[] = [];
+    let it: string | undefined = await iterator(client, input);
+    while (it && answers.length < 10) {
+      const out: GetRecordsCommandOutput = await client.send(new GetRecordsCommand({ ShardIterator: it }));
+      answers.push(out);
+      it = out.NextShardIterator;
+    }
+    return answers;
+  };
+  const fromSdk = await readToEnd(sdk);
+  const fromHttp = await readToEnd(viaHttp);
+  expect(fromHttp.at(-1)!.NextShardIterator).toBeUndefined();
+  expect(fromHttp.flatMap((a) => a.Records)).toHaveLength(4 * payloads.length);
+  // ChildShards included, where the service sends them (kinesalite does not).
+  expect(fromHttp.map(comparable)).toStrictEqual(fromSdk.map(comparable));
 });
 
 describe('failed calls carry the name the SDK client gives them (the runner tells them apart by name)', () => {
