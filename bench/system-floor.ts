@@ -5,7 +5,7 @@
  *
  * - `202` floor: a bare `node:http` server that answers 202 only after the stream accepted the
  *   record: the writes that arrive in one event-loop turn go in one PutRecords call (the gateway's
- *   own signed-HTTP sender, gateway/kinesis-http.ts, its cheapest path) to the stack's Kinesis
+ *   own signed-HTTP sender, core/kinesis-http.ts, its cheapest path) to the stack's Kinesis
  *   emulator, on a stream of its own so the stack's processors never read it.
  * - final-ack floor: a bare consumer reads that stream (GetRecords on each shard, again at once
  *   while records come, every POLL_INTERVAL_MS (20 ms, the runner's default) when empty, no
@@ -27,7 +27,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { Pool } from 'pg';
 import { WebSocket, WebSocketServer } from 'ws';
 import { createKinesis } from '../core/aws';
-import { HttpKinesisSender, NodeSha256 } from '../gateway/kinesis-http';
+import { HttpKinesisClient, NodeSha256 } from '../core/kinesis-http';
 
 const FLOOR_STREAM = 'bench-floor';
 const POLL_INTERVAL_MS = 20;
@@ -122,7 +122,7 @@ export async function startWriteFloor(opts: { kinesisEndpoint: string; region: s
     sockets.get(principal)?.send(JSON.stringify({ type: 'ack', requestId, stage }));
 
   // PutRecords: the writes of one event-loop turn in one call.
-  const sender = new HttpKinesisSender({ endpoint: opts.kinesisEndpoint, region: opts.region, credentials: CREDENTIALS, maxSockets: 16 });
+  const sender = new HttpKinesisClient({ endpoint: opts.kinesisEndpoint, region: opts.region, credentials: CREDENTIALS, maxSockets: 16 });
   let batch: Pending[] = [];
   const flush = () => {
     const out = batch;

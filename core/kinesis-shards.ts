@@ -1,7 +1,7 @@
 import { type KinesisClient, ListShardsCommand, type Shard } from '@aws-sdk/client-kinesis';
 
 /** Every shard of `stream` (open and closed), following ListShards' pagination: the one copy of that loop. */
-export async function listShards(kinesis: KinesisClient, stream: string): Promise<Shard[]> {
+export async function listShards(kinesis: Pick<KinesisClient, 'send'>, stream: string): Promise<Shard[]> {
   const shards: Shard[] = [];
   let token: string | undefined;
   do {

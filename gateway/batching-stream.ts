@@ -25,7 +25,7 @@ import type { CommandStream, StreamPosition } from './command-stream';
 
 /**
  * What the batcher needs of a Kinesis client: PutRecords. The SDK's KinesisClient fits (tests wrap
- * it to inject partial failures), and so does the gateway's cheaper HttpKinesisSender.
+ * it to inject partial failures), and so does the gateway's cheaper HttpKinesisClient.
  */
 export interface KinesisSender {
   send(command: PutRecordsCommand, options?: { abortSignal?: AbortSignal }): Promise<PutRecordsCommandOutput>;

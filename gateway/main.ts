@@ -15,7 +15,7 @@ import { createGatewayApp } from './app';
 import { AttachmentEnv, attachmentSettings } from './attachment-config';
 import { BatchingCommandStream, type KinesisSender } from './batching-stream';
 import { type IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore } from './idempotency';
-import { HttpKinesisSender } from './kinesis-http';
+import { HttpKinesisClient } from '../core/kinesis-http';
 import { bufferedStdout } from './log-writer';
 import { createGatewayMetrics } from './metrics';
 import { type RateLimiter, TenantRateLimiter } from './rate-limit';
@@ -49,7 +49,7 @@ export const GatewayConfig = z.object({
   /**
    * PutRecords through the AWS SDK client (the default: the SDK's endpoint rules, partitions and
    * error handling, proven against real AWS), or over HTTP signed with the SDK's own signer
-   * (gateway/kinesis-http.ts: ≈ 1.2 ms less CPU per call, tested against the emulator only).
+   * (core/kinesis-http.ts: ≈ 1.2 ms less CPU per call, tested against the emulator only).
    */
   STREAM_CLIENT: z.enum(['http', 'sdk']).default('sdk'),
   /** One PutRecords call is aborted after this long; its records count as failed and are retried within the budget. */
@@ -101,7 +101,7 @@ export async function startGateway(config: GatewayConfig, overrides: GatewayOver
   // Without KINESIS_ENDPOINT the regional endpoint of the standard partition is used; elsewhere
   // (China, GovCloud, FIPS) set KINESIS_ENDPOINT or STREAM_CLIENT=sdk.
   const httpKinesis = ownKinesis && config.STREAM_CLIENT === 'http'
-    ? new HttpKinesisSender({
+    ? new HttpKinesisClient({
       endpoint: config.KINESIS_ENDPOINT ?? `https://kinesis.${config.AWS_REGION}.amazonaws.com`,
       region: config.AWS_REGION,
       credentials: ownKinesis.config.credentials,

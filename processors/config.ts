@@ -50,6 +50,14 @@ export const ProcessorsConfig = z.object({
   RETRY_DELAY_MS: positiveInt(200),
   /** How often the shard list is refreshed (new shards after a reshard). */
   SHARD_REFRESH_MS: positiveInt(10_000),
+  /**
+   * GetRecords and GetShardIterator through the AWS SDK client (the default: the SDK's endpoint
+   * rules, partitions, retries and error handling, proven against real AWS), or over HTTP signed
+   * with the SDK's own signer (core/kinesis-http.ts: less CPU per poll, tested against the
+   * emulator only; `npm start` uses it). Without KINESIS_ENDPOINT, `http` calls the regional
+   * endpoint of the standard partition. The Lambda entry does not poll: the event source does.
+   */
+  STREAM_READ_CLIENT: z.enum(['http', 'sdk']).default('sdk'),
   /** Port of the processors' Prometheus /metrics (0: any free port). */
   PROCESSORS_METRICS_PORT: port(3003),
   /** How often each shard's lag is logged. */

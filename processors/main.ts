@@ -5,6 +5,7 @@
 import { type AckLog, retentionFrom } from '../core/ack-log';
 import { createDocumentClient, createDynamo, createKinesis, createSqs } from '../core/aws';
 import { loadConfig, runMain } from '../core/config';
+import { HttpKinesisClient } from '../core/kinesis-http';
 import { createLogger, type Logger } from '../core/log';
 import { type HotStore, RedisHotStore } from '../core/read-store';
 import { RedisAckLog } from '../core/redis-ack-log';
@@ -43,6 +44,15 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   const hot = overrides.hot ?? new RedisHotStore(redis!, config.REDIS_PREFIX);
   const dynamo = createDynamo({ region: config.AWS_REGION, endpoint: config.DYNAMODB_ENDPOINT });
   const kinesis = createKinesis({ region: config.AWS_REGION, endpoint: config.KINESIS_ENDPOINT });
+  // The SDK client stays the source of credentials (and serves ListShards) when the polls go over plain HTTP.
+  const streamReader = config.STREAM_READ_CLIENT === 'http'
+    ? new HttpKinesisClient({
+      endpoint: config.KINESIS_ENDPOINT ?? `https://kinesis.${config.AWS_REGION}.amazonaws.com`,
+      region: config.AWS_REGION,
+      credentials: kinesis.config.credentials,
+      fallback: kinesis,
+    })
+    : kinesis;
   const sqs = config.DLQ_URL ? createSqs({ region: config.AWS_REGION, endpoint: config.SQS_ENDPOINT }) : undefined;
   const metrics = new ProcessorMetrics(true);
   const metricsServer = await serveMetrics(metrics, config.PROCESSORS_METRICS_PORT, log);
@@ -61,7 +71,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
     ...(overrides.wrapStore ? { wrapStore: overrides.wrapStore } : {}),
   });
   const runnerOptions = {
-    kinesis,
+    kinesis: streamReader,
     stream: config.KINESIS_STREAM,
     region: config.AWS_REGION,
     log,
@@ -117,6 +127,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
       if (!overrides.acks) await acks.close();
       if (redis) await closeRedis(redis);
       await pool.end();
+      if (streamReader !== kinesis) streamReader.destroy();
       kinesis.destroy();
       dynamo.destroy();
     },

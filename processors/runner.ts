@@ -28,7 +28,8 @@ import type { KinesisHandler } from './commit-consumer';
 import type { ProcessorMetrics } from './metrics';
 
 export interface RunnerOptions {
-  kinesis: KinesisClient;
+  /** The SDK client, or core/kinesis-http.ts' HttpKinesisClient (the same `send`). */
+  kinesis: Pick<KinesisClient, 'send'>;
   stream: string;
   region: string;
   checkpoints: CheckpointStore;

@@ -106,6 +106,13 @@ export const LocalStackEnv = z.object({
    * system bench in docs/PERFORMANCE.md), while a deployed gateway defaults to the SDK client.
    */
   STREAM_CLIENT: z.enum(['http', 'sdk']).default('http'),
+  /**
+   * The processors' GetRecords / GetShardIterator path under `npm start` (their STREAM_READ_CLIENT):
+   * `http` by default here, signed HTTP to the local emulator (the runner polls each shard per
+   * consumer up to every POLL_INTERVAL_MS; the system bench in docs/PERFORMANCE.md), while the
+   * processors' own default is the SDK client.
+   */
+  STREAM_READ_CLIENT: z.enum(['http', 'sdk']).default('http'),
   /** The attachments bucket `npm start` creates on fauxqs (S3 on the SQS port). */
   ATTACHMENTS_BUCKET: z.string().default('ackstream-attachments'),
 }).merge(AwsEnv.pick({ AWS_REGION: true })).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);

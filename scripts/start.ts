@@ -138,6 +138,7 @@ async function main() {
     ACK_PORT: String(ports.ack),
     LOG_LEVEL: env.LOG_LEVEL,
     STREAM_CLIENT: env.STREAM_CLIENT,
+    STREAM_READ_CLIENT: env.STREAM_READ_CLIENT,
     PROCESSORS_METRICS_PORT: String(env.PROCESSORS_METRICS_PORT),
     IDLE_POLL_MAX_MS: String(env.IDLE_POLL_MAX_MS),
     CONSOLE_GATEWAY_URL: env.CONSOLE_GATEWAY_URL ?? `http://127.0.0.1:${ports.gateway}`,

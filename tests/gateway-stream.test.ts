@@ -14,7 +14,7 @@ import { createLogger } from '../core/log';
 import { RedisAckLog } from '../core/redis-ack-log';
 import type { RunningService } from '../core/service';
 import type { KinesisSender } from '../gateway/batching-stream';
-import { HttpKinesisSender } from '../gateway/kinesis-http';
+import { HttpKinesisClient } from '../core/kinesis-http';
 import { GatewayConfig, type GatewayOverrides, startGateway } from '../gateway/main';
 import { QueuedAckBatcher } from '../gateway/queued-acks';
 import { request } from './helpers/http';
@@ -281,7 +281,7 @@ test('each request is one structured log line (request id, tenant, status, laten
 });
 
 test('PutRecords over signed HTTP: each record is on the stream where the sender says; a failed call is an error named by the service', async () => {
-  const sender = new HttpKinesisSender({
+  const sender = new HttpKinesisClient({
     endpoint: stack.env.KINESIS_ENDPOINT!, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   });
   try {

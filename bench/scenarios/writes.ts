@@ -30,7 +30,7 @@ import { Redis } from 'ioredis';
 import { CreateStreamCommand, DescribeStreamSummaryCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { signToken } from '../../core/auth';
 import { createKinesis } from '../../core/aws';
-import { HttpKinesisSender } from '../../gateway/kinesis-http';
+import { HttpKinesisClient } from '../../core/kinesis-http';
 import { freePort, stopChild, waitForPort } from '../../scripts/local-stack';
 import type { BenchContext, Figure, ScenarioResult } from '../types';
 import { deleteKeysByPrefix } from '../../core/redis';
@@ -258,7 +258,7 @@ function bucketPercentiles(before: Buckets, after: Buckets): Figure['latency'] {
  * HTTP sender the gateway uses: `inFlight` loops of back-to-back calls of `records` 1 KB records.
  */
 async function kinesaliteAlone(endpoint: string, stream: string, records: number, inFlight: number, seconds: number) {
-  const sender = new HttpKinesisSender({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const sender = new HttpKinesisClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
   const data = Buffer.from(JSON.stringify({ text: 'x'.repeat(1000) }));
   let n = 0;
   let sent = 0;
