@@ -14,7 +14,7 @@ import { type CheckpointStore, PgCheckpointStore } from './checkpoints';
 import type { CommandStore } from './command-store';
 import { composeConsumers, createDeadLetterQueue, createPool } from './composition';
 import { ProcessorsConfig } from './config';
-import { ProcessorMetrics, serveMetrics } from './metrics';
+import { countDynamoCalls, ProcessorMetrics, serveMetrics } from './metrics';
 import { migrate } from './migrate';
 import type { DeadLetterQueue } from './parking';
 import { StreamRunner } from './runner';
@@ -45,6 +45,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   const kinesis = createKinesis({ region: config.AWS_REGION, endpoint: config.KINESIS_ENDPOINT });
   const sqs = config.DLQ_URL ? createSqs({ region: config.AWS_REGION, endpoint: config.SQS_ENDPOINT }) : undefined;
   const metrics = new ProcessorMetrics(true);
+  countDynamoCalls(dynamo, metrics);
   const metricsServer = await serveMetrics(metrics, config.PROCESSORS_METRICS_PORT, log);
   const doc = createDocumentClient(dynamo);
   // For the operator console: DLQ depth and projection versions / rebuild progress, read at scrape time.
@@ -86,6 +87,8 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
     ? new StreamRunner({
       ...runnerOptions,
       consumer: config.PROJECTION_CONSUMER,
+      // Fewer, bigger batches than the commit consumer's: this consumer is not on the ack path.
+      batchWindowMs: config.PROJECTION_BATCH_WINDOW_MS,
       checkpoints: new PgCheckpointStore(pool, config.PROJECTION_CONSUMER, config.KINESIS_STREAM),
       handler: consumers.project,
     })
