@@ -95,16 +95,22 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
     : undefined;
   if (runner) await runner.start();
   await projectionRunner?.start();
-  // Idle shards are polled about once a second; a `queued` ack (the gateway's PutRecords was
-  // accepted) wakes both consumers at once. A lost wake (pub/sub gap) only delays records up to
-  // IDLE_POLL_MAX_MS, and a gap wakes them too.
+  // Idle shards are polled about once a second. A `queued` ack (the gateway's PutRecords was
+  // accepted) wakes the commit consumer at once. The projection consumer with a batching window
+  // is woken by a final ack instead (the commit consumer decided the record): woken by `queued`
+  // it would mostly read records not decided yet and hand them back for a retry; without a
+  // window it is woken with the commit consumer. A lost wake (pub/sub gap) only delays records
+  // up to IDLE_POLL_MAX_MS, and a gap wakes both.
   const wakeAll = () => {
     if (runner) runner.wake();
     projectionRunner?.wake();
   };
+  const projectionWakeStage = config.PROJECTION_BATCH_WINDOW_MS > 0 ? 'final' : 'queued';
   const unwatch = config.IDLE_POLL_MAX_MS > config.POLL_INTERVAL_MS
     ? await acks.subscribe((_route, ack) => {
-      if (ack.stage === 'queued') wakeAll();
+      const stage = ack.stage === 'queued' ? 'queued' : 'final';
+      if (stage === 'queued' && runner) runner.wake();
+      if (stage === projectionWakeStage) projectionRunner?.wake();
     }, wakeAll)
     : undefined;
   log.info('processors started', { stream: config.KINESIS_STREAM, consumers: config.CONSUMERS });

@@ -258,7 +258,8 @@ export class StreamRunner {
         if (retryFrom) {
           dropPrefetch();
           metrics?.batchFailures.inc({ shard: shardId, consumer });
-          await this.sleep(this.opts.retryDelayMs);
+          // With a window, the records handed back are read again with the next window's.
+          await this.sleep(Math.max(this.opts.retryDelayMs, polledAt + window - Date.now()));
           iterator = await this.iteratorFor(shardId, retryFrom);
           if (!iterator) return true;
           continue;

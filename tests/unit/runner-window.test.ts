@@ -132,12 +132,35 @@ describe('the batching window (the projection consumer\'s cadence)', () => {
     });
     const seqs = [0, 1, 2, 3, 4, 5].map((n) => k.put(n));
     await runner.start();
-    await until(() => delivered().filter((n) => n === 5).length === 1);
+    await until(() => delivered().length === 9);
     await sleep(50);
     await runner.stop();
     // 0..5, then 3..5 again from the failed record: per-key order kept, nothing skipped.
     expect(delivered()).toEqual([0, 1, 2, 3, 4, 5, 3, 4, 5]);
     expect(checkpoints.at.get('shard-0')?.sequenceNumber).toBe(seqs[5]);
+  });
+
+  it('reads records it handed back (not decided yet) again with the next window, not sooner', async () => {
+    const k = fakeShard();
+    let failOnce = true;
+    const { runner, batches, delivered } = windowed(k.client, {
+      windowMs: 300,
+      handle: (ns, event) => {
+        if (!failOnce) return { batchItemFailures: [] };
+        failOnce = false;
+        return { batchItemFailures: event.Records.slice(2).map((r) => ({ itemIdentifier: r.kinesis.sequenceNumber })) };
+      },
+    });
+    for (let n = 0; n < 4; n++) k.put(n);
+    await runner.start();
+    await until(() => batches.length === 1);
+    await sleep(100);
+    k.put(4);
+    await until(() => delivered().length === 7);
+    await runner.stop();
+    // One retry, together with what arrived meanwhile, a window after the first poll (retryDelayMs is 10 ms).
+    expect(batches.map((b) => b.ns)).toEqual([[0, 1, 2, 3], [2, 3, 4]]);
+    expect(batches[1]!.at - batches[0]!.at).toBeGreaterThanOrEqual(280);
   });
 
   it('stops at once, also in the middle of a window', async () => {
