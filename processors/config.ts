@@ -36,8 +36,21 @@ export const ProcessorsConfig = z.object({
   CONSUMERS: z.enum(['commit,projection', 'commit', 'projection']).default('commit,projection'),
   /** Records per GetRecords call and per batch handed to a consumer (like the event source's BatchSize). */
   BATCH_SIZE: positiveInt(500),
-  /** Like MaximumBatchingWindowInSeconds: wait up to this long to fill a batch (0: do not wait). */
-  BATCH_WINDOW_MS: z.coerce.number().int().min(0).default(0),
+  /**
+   * The commit consumer's batching window, like MaximumBatchingWindowInSeconds: while a shard has
+   * records it is polled at most once per window (0: read on at once, the next GetRecords in flight
+   * while a batch is handled). It delays every ack by up to the window: keep 0 unless acks may wait.
+   */
+  BATCH_WINDOW_MS: z.coerce.number().int().min(0).max(300_000).default(0),
+  /**
+   * The projection consumer's batching window: while a shard has records it is polled once per
+   * window, so the durable copy is written in fewer, bigger batches (fewer GetRecords, DynamoDB
+   * calls and checkpoints; several writes of a hot item in one window become one). Not on the ack
+   * path; it is how much later than the ack a write may show in listings under heavy traffic (under
+   * light traffic the commit consumer writes the durable copy itself) and how long a `consistentWith`
+   * listing may wait. 0: read on at once, as the commit consumer does.
+   */
+  PROJECTION_BATCH_WINDOW_MS: z.coerce.number().int().min(0).max(300_000).default(500),
   /** Wait after a shard's first empty poll; it doubles with each further empty poll, up to IDLE_POLL_MAX_MS. */
   POLL_INTERVAL_MS: positiveInt(20),
   /**

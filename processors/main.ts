@@ -15,7 +15,7 @@ import { type CheckpointStore, PgCheckpointStore } from './checkpoints';
 import type { CommandStore } from './command-store';
 import { composeConsumers, createDeadLetterQueue, createPool } from './composition';
 import { ProcessorsConfig } from './config';
-import { ProcessorMetrics, serveMetrics } from './metrics';
+import { countDynamoCalls, ProcessorMetrics, serveMetrics } from './metrics';
 import { migrate } from './migrate';
 import type { DeadLetterQueue } from './parking';
 import { StreamRunner } from './runner';
@@ -55,6 +55,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
     : kinesis;
   const sqs = config.DLQ_URL ? createSqs({ region: config.AWS_REGION, endpoint: config.SQS_ENDPOINT }) : undefined;
   const metrics = new ProcessorMetrics(true);
+  countDynamoCalls(dynamo, metrics);
   const metricsServer = await serveMetrics(metrics, config.PROCESSORS_METRICS_PORT, log);
   const doc = createDocumentClient(dynamo);
   // For the operator console: DLQ depth and projection versions / rebuild progress, read at scrape time.
@@ -96,22 +97,30 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
     ? new StreamRunner({
       ...runnerOptions,
       consumer: config.PROJECTION_CONSUMER,
+      // Fewer, bigger batches than the commit consumer's: this consumer is not on the ack path.
+      batchWindowMs: config.PROJECTION_BATCH_WINDOW_MS,
       checkpoints: new PgCheckpointStore(pool, config.PROJECTION_CONSUMER, config.KINESIS_STREAM),
       handler: consumers.project,
     })
     : undefined;
   if (runner) await runner.start();
   await projectionRunner?.start();
-  // Idle shards are polled about once a second; a `queued` ack (the gateway's PutRecords was
-  // accepted) wakes both consumers at once. A lost wake (pub/sub gap) only delays records up to
-  // IDLE_POLL_MAX_MS, and a gap wakes them too.
+  // Idle shards are polled about once a second. A `queued` ack (the gateway's PutRecords was
+  // accepted) wakes the commit consumer at once. The projection consumer with a batching window
+  // is woken by a final ack instead (the commit consumer decided the record): woken by `queued`
+  // it would mostly read records not decided yet and hand them back for a retry; without a
+  // window it is woken with the commit consumer. A lost wake (pub/sub gap) only delays records
+  // up to IDLE_POLL_MAX_MS, and a gap wakes both.
   const wakeAll = () => {
     if (runner) runner.wake();
     projectionRunner?.wake();
   };
+  const projectionWakeStage = config.PROJECTION_BATCH_WINDOW_MS > 0 ? 'final' : 'queued';
   const unwatch = config.IDLE_POLL_MAX_MS > config.POLL_INTERVAL_MS
     ? await acks.subscribe((_route, ack) => {
-      if (ack.stage === 'queued') wakeAll();
+      const stage = ack.stage === 'queued' ? 'queued' : 'final';
+      if (stage === 'queued' && runner) runner.wake();
+      if (stage === projectionWakeStage) projectionRunner?.wake();
     }, wakeAll)
     : undefined;
   log.info('processors started', { stream: config.KINESIS_STREAM, consumers: config.CONSUMERS });

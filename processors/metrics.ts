@@ -2,6 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Logger } from '../core/log';
 import { EVENT_LOOP_PRECISION_MS } from '../core/metrics';
 
@@ -36,6 +37,38 @@ export class ProcessorMetrics {
     help: 'Decided records written to the read model by the projection consumer.',
     registers: [this.registry],
   });
+  // The read cadence per consumer (issue #17): what each batch costs in calls is fixed, so these
+  // say how many of those fixed costs the stream's traffic turns into.
+  readonly getRecords = new Counter({
+    name: 'ackstream_processor_get_records_total',
+    help: 'GetRecords calls, per consumer.',
+    labelNames: ['consumer'],
+    registers: [this.registry],
+  });
+  readonly batches = new Counter({
+    name: 'ackstream_processor_batches_total',
+    help: 'Batches handed to the handler, per consumer.',
+    labelNames: ['consumer'],
+    registers: [this.registry],
+  });
+  readonly batchRecords = new Counter({
+    name: 'ackstream_processor_batch_records_total',
+    help: 'Records in the batches handed to the handler, per consumer (÷ batches: records per batch).',
+    labelNames: ['consumer'],
+    registers: [this.registry],
+  });
+  readonly checkpointSaves = new Counter({
+    name: 'ackstream_processor_checkpoint_saves_total',
+    help: 'Checkpoints written, per consumer.',
+    labelNames: ['consumer'],
+    registers: [this.registry],
+  });
+  readonly dynamoCalls = new Counter({
+    name: 'ackstream_processor_dynamodb_calls_total',
+    help: 'DynamoDB API calls sent by this process (both consumers), per operation.',
+    labelNames: ['operation'],
+    registers: [this.registry],
+  });
   readonly batchSeconds = new Histogram({
     name: 'ackstream_processor_batch_seconds',
     help: 'Handler time per batch.',
@@ -46,6 +79,17 @@ export class ProcessorMetrics {
   constructor(withDefaults = false) {
     if (withDefaults) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_PRECISION_MS });
   }
+}
+
+/** Counts every call a DynamoDB client sends (also those of a document client over it), by operation. */
+export function countDynamoCalls(client: DynamoDBClient, metrics: ProcessorMetrics): void {
+  client.middlewareStack.add(
+    (next, context) => (args) => {
+      metrics.dynamoCalls.inc({ operation: (context.commandName ?? 'unknown').replace(/Command$/, '') });
+      return next(args);
+    },
+    { step: 'initialize', name: 'ackstreamCountCalls' },
+  );
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * Local runner with the semantics of Lambda's Kinesis event source mapping: polls every shard,
- * hands the handler Lambda-shaped batches of up to `batchSize` records (waiting up to
- * `batchWindowMs` to fill one, like MaximumBatchingWindowInSeconds), retries from the first
+ * hands the handler Lambda-shaped batches of up to `batchSize` records (with a `batchWindowMs`,
+ * like MaximumBatchingWindowInSeconds, a shard with records is polled once per window, so a batch
+ * holds what arrived over the window: fewer, bigger batches), retries from the first
  * reported failure, and checkpoints per shard only up to records whose effect is committed. Any
  * other failure in a shard's loop (checkpoint write, iterator) is treated like a crash: the shard
  * resumes from its checkpoint. Child shards (after a reshard) are read only once their parents
@@ -44,7 +45,12 @@ export interface RunnerOptions {
   retryDelayMs: number;
   /** How often the shard list is refreshed (new shards after a reshard). */
   shardRefreshMs: number;
-  /** Wait up to this long to fill a batch once a first record arrived (0: hand over what one poll returns). */
+  /**
+   * The batching window (0, the default: none). While a shard has records it is polled at most
+   * once per window, so each batch holds what arrived over the last window and no record waits
+   * much longer than that; a full batch, or a shard behind its tip, is read on at once. An empty
+   * shard backs off and is woken as without a window.
+   */
   batchWindowMs?: number;
   metrics?: ProcessorMetrics;
   /** The consumer's name in metrics and logs (its checkpoints carry it too). */
@@ -160,6 +166,7 @@ export class StreamRunner {
         if (saveError) return;
         try {
           await this.opts.checkpoints.save(shardId, sequenceNumber);
+          this.opts.metrics?.checkpointSaves.inc({ consumer: this.opts.consumer ?? 'processors' });
         } catch (err) {
           saveError = { err };
         }
@@ -201,41 +208,33 @@ export class StreamRunner {
       prefetched?.catch(() => undefined);
       prefetched = undefined;
     };
+    const getRecords = (shardIterator: string | undefined) => {
+      metrics?.getRecords.inc({ consumer });
+      return this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: shardIterator, Limit: this.opts.batchSize }));
+    };
     while (!this.stopping) {
       await checkSaved();
-      // Fill a batch: poll until batchSize records, the window's end, or the shard's end.
-      const records: _Record[] = [];
-      let next: string | undefined = iterator;
-      let windowEnd = 0;
-      let behind = 0;
-      // Wakes counted when this round's first GetRecords was sent (a prefetch was sent earlier).
+      // Wakes counted when this round's GetRecords was sent (a prefetch was sent earlier).
       const wakesBefore = prefetched ? prefetchedWakes : this.wakes;
       const polledAt = prefetched ? prefetchedAt : Date.now();
-      for (;;) {
-        let out;
-        try {
-          const ahead = prefetched;
-          prefetched = undefined;
-          out = await (ahead ?? this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: next, Limit: this.opts.batchSize - records.length })));
-        } catch (err) {
-          if (err instanceof ExpiredIteratorException || (err as Error).name === 'ExpiredIteratorException') {
-            if (records.length > 0) break; // hand over what we have; the next read starts from the checkpoint
-            next = await this.iteratorFor(shardId);
-            if (!next) return true;
-            continue;
-          }
-          throw err;
+      let out: GetRecordsCommandOutput;
+      try {
+        const ahead = prefetched;
+        prefetched = undefined;
+        out = await (ahead ?? getRecords(iterator));
+      } catch (err) {
+        if (err instanceof ExpiredIteratorException || (err as Error).name === 'ExpiredIteratorException') {
+          // Read on from the checkpoint (once the saves so far are written: nothing is delivered twice needlessly).
+          await checkSaved(true);
+          iterator = await this.iteratorFor(shardId);
+          if (!iterator) return true;
+          continue;
         }
-        records.push(...(out.Records ?? []));
-        behind = out.MillisBehindLatest ?? 0;
-        next = out.NextShardIterator;
-        if (!next || records.length >= this.opts.batchSize || records.length === 0 || window === 0) break;
-        if (windowEnd === 0) windowEnd = Date.now() + window;
-        const left = windowEnd - Date.now();
-        if (left <= 0) break;
-        // More is already waiting in the shard: read on at once; otherwise wait a poll interval.
-        if (behind === 0 || (out.Records ?? []).length === 0) await this.sleep(Math.min(left, this.opts.pollIntervalMs));
+        throw err;
       }
+      const records = out.Records ?? [];
+      const behind = out.MillisBehindLatest ?? 0;
+      const next = out.NextShardIterator;
       metrics?.millisBehind.set({ shard: shardId, consumer }, behind);
       const newest = records.at(-1)?.ApproximateArrivalTimestamp?.getTime();
       if (newest !== undefined) metrics?.iteratorAge.set({ shard: shardId, consumer }, Math.max(0, Date.now() - newest));
@@ -243,20 +242,25 @@ export class StreamRunner {
         lastLag = Date.now();
         log.info('shard lag', { consumer, shardId, millisBehindLatest: behind, iteratorAgeMs: newest === undefined ? 0 : Math.max(0, Date.now() - newest) });
       }
+      // More is waiting in the shard (a full batch, or behind its tip): read on at once, window or not.
+      const more = records.length >= this.opts.batchSize || behind > 0;
       if (records.length > 0) {
-        if (next && window === 0) {
+        if (next && (window === 0 || more)) {
           prefetchedWakes = this.wakes;
           prefetchedAt = Date.now();
-          prefetched = this.opts.kinesis.send(new GetRecordsCommand({ ShardIterator: next, Limit: this.opts.batchSize }));
+          prefetched = getRecords(next);
           // Handled here too: if delivery throws, nobody awaits it, and a rejection must not go unhandled.
           prefetched.catch(() => undefined);
         }
+        metrics?.batches.inc({ consumer });
+        metrics?.batchRecords.inc({ consumer }, records.length);
         const { retryFrom, doneUpTo } = await this.deliver(shardId, records);
         if (doneUpTo) saveCheckpoint(doneUpTo);
         if (retryFrom) {
           dropPrefetch();
           metrics?.batchFailures.inc({ shard: shardId, consumer });
-          await this.sleep(this.opts.retryDelayMs);
+          // With a window, the records handed back are read again with the next window's.
+          await this.sleep(Math.max(this.opts.retryDelayMs, polledAt + window - Date.now()));
           iterator = await this.iteratorFor(shardId, retryFrom);
           if (!iterator) return true;
           continue;
@@ -280,7 +284,13 @@ export class StreamRunner {
         const earliest = polledAt + this.opts.pollIntervalMs;
         await this.idle(this.wakes === wakesBefore ? idleWait : 0, earliest);
         idleWait = Math.min(idleMax, idleWait * 2);
-      } else idleWait = this.opts.pollIntervalMs;
+      } else {
+        idleWait = this.opts.pollIntervalMs;
+        // The batching window: while records arrive, the shard is polled once per window, so the
+        // next batch holds what arrived meanwhile (one GetRecords and one handler call for all of
+        // it). A wake does not cut this wait short; stop() does.
+        if (window > 0 && !prefetched) await this.sleep(polledAt + window - Date.now());
+      }
     }
     dropPrefetch();
     return false;

@@ -7,10 +7,18 @@
  * 2. open-loop 1 KB PUTs (keep-alive) at 100 / 200 / 400 / 800 writes/s, Zipf reads paced
  *    beside them: 202, `queued` ack and final ack p50/p99 (from each write's scheduled send
  *    time), writes lost (no final ack within a bounded wait), reads/s and read p99, CPU per process;
- * 3. read capacity beside 400 writes/s (closed-loop Zipf reads) and, in the same run, a bare
+ *    The processors' read cadence per level, from their /metrics: GetRecords calls, batches,
+ *    records per batch and checkpoint saves per consumer, DynamoDB calls;
+ * 3. listing freshness beside 100 and 400 writes/s (once the listings caught up with the levels):
+ *    probe writes into a collection of their own, each timed from when it is readable by id (what
+ *    its `committed` ack promises) until the listing shows it, and until a `consistentWith`
+ *    listing for it answers;
+ * 4. read capacity beside 400 writes/s (closed-loop Zipf reads) and, in the same run, a bare
  *    `node:http` server's reads/s under the same closed loop: their ratio.
  *
- * Run: `npm run bench -- system [--quick]`. Linux only (CPU from /proc).
+ * Run: `npm run bench -- system [--quick]`. Linux only (CPU from /proc). The stack runs on its
+ * own defaults; for an A/B, BENCH_STACK_ENV="K=V,K2=V2" hands settings to `npm start` (and
+ * through it to the services), e.g. BENCH_STACK_ENV=PROJECTION_BATCH_WINDOW_MS=0.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -162,6 +170,8 @@ export interface RunningStack {
   readUrl: string;
   ackUrl: string;
   secret: string;
+  /** The processors' Prometheus endpoint (their read cadence per level). */
+  processorsMetricsUrl: string;
   /** The stack's Kinesis emulator and PostgreSQL (the write floor uses them). */
   kinesisEndpoint: string;
   databaseUrl: string;
@@ -173,7 +183,18 @@ export interface RunningStack {
 /** Only what npm and node need from this environment: the stack must run on its own defaults. */
 function cleanEnv(): NodeJS.ProcessEnv {
   const keep = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TMPDIR', 'SHELL', 'NODE_EXTRA_CA_CERTS'];
-  return Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
+  return { ...Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]])), ...stackEnv() };
+}
+
+/** Settings named in BENCH_STACK_ENV ("K=V,K2=V2"): what an A/B run changes, and nothing else. */
+export function stackEnv(raw = process.env['BENCH_STACK_ENV'] ?? ''): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(pair);
+    if (!m) throw new Error(`BENCH_STACK_ENV: "${pair}" is not KEY=value`);
+    out[m[1]!] = m[2]!;
+  }
+  return out;
 }
 
 export async function startNpmStack(ctx: BenchContext): Promise<RunningStack> {
@@ -244,6 +265,7 @@ export async function startNpmStack(ctx: BenchContext): Promise<RunningStack> {
     gatewayUrl: `http://127.0.0.1:${ports.GATEWAY_PORT}`,
     readUrl: `http://127.0.0.1:${ports.READ_PORT}`,
     ackUrl: `ws://127.0.0.1:${ports.ACK_PORT}`,
+    processorsMetricsUrl: `http://127.0.0.1:${ports.PROCESSORS_METRICS_PORT}/metrics`,
     kinesisEndpoint: `http://127.0.0.1:${ports.KINESIS_PORT}`,
     // As scripts/local-stack.ts ensurePostgres() creates it.
     databaseUrl: `postgres://postgres:postgres@127.0.0.1:${ports.LOCAL_PG_PORT}/ackstream`,
@@ -312,6 +334,112 @@ interface ReadsResult {
   count: number;
   errors: number;
   lat: number[];
+}
+
+// ---------------------------------------------------------------- the processors' read cadence, from their /metrics
+
+/** The processors' cadence counters (`name{labels}` → value); empty if /metrics does not answer. */
+export async function scrapeCadence(url: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  try {
+    const text = await (await fetch(url)).text();
+    for (const line of text.split('\n')) {
+      const m = /^(ackstream_processor_(?:get_records|batches|batch_records|checkpoint_saves|batch_failures|dynamodb_calls)_total)(\{[^}]*\})? (\S+)$/.exec(line);
+      if (m) out.set(m[1]! + (m[2] ?? ''), Number(m[3]));
+    }
+  } catch {
+    // no figures rather than no run
+  }
+  return out;
+}
+
+const CONSUMERS = [{ label: 'processors', name: 'commit consumer' }, { label: 'projections', name: 'projection consumer' }] as const;
+
+/** Per second between two scrapes: each consumer's GetRecords, batches, records per batch, checkpoint saves; DynamoDB calls (by operation). */
+export function cadenceBetween(a: Map<string, number>, b: Map<string, number>, seconds: number): { rows: Array<{ name: string; value: number; unit: string }>; dynamoByOperation: string } {
+  const d = (k: string) => (b.get(k) ?? 0) - (a.get(k) ?? 0);
+  const rate = (n: number) => round(n / seconds, 1);
+  const rows: Array<{ name: string; value: number; unit: string }> = [];
+  for (const c of CONSUMERS) {
+    const l = `{consumer="${c.label}"}`;
+    const batches = d(`ackstream_processor_batches_total${l}`);
+    rows.push(
+      { name: `${c.name}: GetRecords calls`, value: rate(d(`ackstream_processor_get_records_total${l}`)), unit: '/s' },
+      { name: `${c.name}: batches`, value: rate(batches), unit: '/s' },
+      { name: `${c.name}: records per batch`, value: round(batches ? d(`ackstream_processor_batch_records_total${l}`) / batches : 0, 1), unit: 'records' },
+      { name: `${c.name}: checkpoint saves`, value: rate(d(`ackstream_processor_checkpoint_saves_total${l}`)), unit: '/s' },
+      // Batches handed back for retry, over every shard (the projection consumer's: mostly records the commit consumer had not decided yet).
+      {
+        name: `${c.name}: batches retried`,
+        value: rate([...b.keys()].filter((k) => k.startsWith('ackstream_processor_batch_failures_total') && k.includes(`consumer="${c.label}"`)).reduce((sum, k) => sum + d(k), 0)),
+        unit: '/s',
+      },
+    );
+  }
+  const ops = [...b.keys()].filter((k) => k.startsWith('ackstream_processor_dynamodb_calls_total')).map((k) => ({ op: /operation="([^"]+)"/.exec(k)?.[1] ?? k, n: d(k) })).filter((o) => o.n > 0);
+  rows.push({ name: 'processors: DynamoDB calls', value: rate(ops.reduce((sum, o) => sum + o.n, 0)), unit: '/s' });
+  return { rows, dynamoByOperation: ops.sort((x, y) => y.n - x.n).map((o) => `${o.op} ${rate(o.n)}`).join(', ') };
+}
+
+// ---------------------------------------------------------------- listing freshness
+
+let probeRounds = 0;
+
+/**
+ * Probe writes, one every `everyMs` for `durationS`, into a collection only they use: for each,
+ * from when it is readable by id (what its `committed` ack promises) until (a) the plain listing
+ * shows it (polled every 20 ms) and (b) a `consistentWith` listing for its 202's token answers.
+ */
+async function probeListings(stack: RunningStack, token: string, o: { durationS: number; everyMs: number; giveUpMs?: number }): Promise<{ listed: number[]; consistent: number[]; failed: number }> {
+  const auth = { authorization: `Bearer ${token}` };
+  const probeRound = ++probeRounds;
+  const listed: number[] = [];
+  const consistent: number[] = [];
+  let failed = 0;
+  const base = `${stack.readUrl}/v1/collections/probe/items`;
+  const shows = async (query: string, id: string) => {
+    const res = await fetch(`${base}?limit=20${query}`, { headers: auth });
+    if (res.status !== 200) return (await res.arrayBuffer(), false);
+    return ((await res.json()) as { items: Array<{ id: string }> }).items.some((i) => i.id === id);
+  };
+  const probe = async (n: number) => {
+    const id = `p-${process.pid}-${probeRound}-${n}`;
+    const put = await fetch(`${stack.gatewayUrl}/v1/collections/probe/items/${id}`, {
+      method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ title: `probe ${n}` }),
+    });
+    if (put.status !== 202) return (await put.arrayBuffer(), void failed++);
+    const { shardId, sequenceNumber } = (await put.json()) as { shardId: string; sequenceNumber: string };
+    const deadline = performance.now() + (o.giveUpMs ?? 20_000);
+    for (;;) {
+      const res = await fetch(`${base}/${id}`, { headers: auth });
+      await res.arrayBuffer();
+      if (res.status === 200) break;
+      if (performance.now() > deadline) return void failed++;
+      await sleep(5);
+    }
+    const readable = performance.now();
+    await Promise.all([
+      (async () => {
+        while (!(await shows('', id))) {
+          if (performance.now() > deadline) return void failed++;
+          await sleep(20);
+        }
+        listed.push(performance.now() - readable);
+      })(),
+      (async () => {
+        if (await shows(`&consistentWith=${shardId}:${sequenceNumber}`, id)) consistent.push(performance.now() - readable);
+        else failed++;
+      })(),
+    ]);
+  };
+  const probes: Array<Promise<void>> = [];
+  const start = performance.now();
+  for (let n = 0; n === 0 || performance.now() - start < o.durationS * 1000; n++) {
+    probes.push(probe(n).catch(() => void failed++));
+    await sleep(o.everyMs);
+  }
+  await Promise.all(probes);
+  return { listed, consistent, failed };
 }
 
 // ---------------------------------------------------------------- the scenario
@@ -392,7 +520,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     await floorLoad.call({ cmd: 'open' });
 
     // 3. Open-loop write levels with paced Zipf reads beside them.
-    const totalS = 2 * plan.levels.length * plan.levelS + 2 * plan.capacityS;
+    const totalS = 2 * plan.levels.length * plan.levelS + 2 * Math.max(2, plan.levelS / 2) + 2 * plan.capacityS;
     let elapsed = 0;
     let offset = 0;
     const finalSeries: Array<[number, number]> = [];
@@ -400,12 +528,15 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     const cpuByLevel: Array<{ rate: number; rows: Array<{ name: string; pct: number }> }> = [];
     const floorByLevel: Array<{ rate: number; floor: FloorLevel; system: LevelResult }> = [];
     for (const rate of plan.levels) {
+      const cadenceA = await scrapeCadence(stack.processorsMetricsUrl);
       const a = procs.sample();
       const la = stack.lines();
       // CPU is sampled over the sending window only (the drain of stragglers is not load).
       let cpu: ReturnType<typeof cpuBetween> | undefined;
+      let cadenceB: Promise<Map<string, number>> | undefined;
       const cpuTimer = setTimeout(() => {
         cpu = cpuBetween(a, procs.sample());
+        cadenceB = scrapeCadence(stack.processorsMetricsUrl);
       }, plan.levelS * 1000);
       const r = await load.call<LevelResult>(
         { cmd: 'level', rate, durationS: plan.levelS, readRate: plan.readRate, graceMs: plan.graceMs },
@@ -413,6 +544,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       );
       clearTimeout(cpuTimer);
       cpu ??= cpuBetween(a, procs.sample());
+      const cadence = cadenceBetween(cadenceA, await (cadenceB ?? scrapeCadence(stack.processorsMetricsUrl)), plan.levelS);
       const lines = stack.lines().count - la.count;
       elapsed += plan.levelS;
       cpuByLevel.push({ rate, rows: cpu });
@@ -427,6 +559,9 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       figures.push({ name: `${at}: reads beside (Zipf, paced)`, value: round(r.reads / plan.levelS, 0), unit: 'reads/s', latency: p(r.readLat) });
       figures.push({ name: `${at}: log lines through the orchestrator`, value: round(lines / plan.levelS, 0), unit: 'lines/s' });
       for (const row of cpu) figures.push({ name: `${at}: CPU ${row.name}`, value: row.pct, unit: '% of a core' });
+      for (const row of cadence.rows) figures.push({ name: `${at}: ${row.name}`, value: row.value, unit: row.unit });
+      notes.push(`${at}: the processors' DynamoDB calls/s by operation: ${cadence.dynamoByOperation || 'none'}.`);
+      ctx.log(`${at}: cadence ${cadence.rows.map((c) => `${c.name} ${c.value}${c.unit === '/s' ? '/s' : ''}`).join(', ')}`);
       if (r.failed) notes.push(`${at}: ${r.failed} PUTs not answered 202 (${JSON.stringify(r.statuses)}).`);
       for (const [x, y] of perSecond('', '', r.finalTimes, 0, plan.levelS).points) finalSeries.push([offset + x, y]);
       for (const [x, y] of perSecond('', '', r.readTimes, 0, plan.levelS).points) readSeries.push([offset + x, y]);
@@ -441,7 +576,28 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     }
     series.push({ name: 'final acks', unit: 'per second', points: finalSeries }, { name: 'reads (paced)', unit: 'per second', points: readSeries });
 
-    // 4. Read capacity beside 400 writes/s, then a bare node:http server under the same closed loop.
+    // 4. Listing freshness beside 100 and 400 writes/s (paced reads beside, as in the levels), once
+    // the projection consumer has caught up with the levels before (800 writes/s leaves it a backlog).
+    const caughtUpAt = performance.now();
+    const settle = await probeListings(stack, tokens[0]!, { durationS: 0, everyMs: 0, giveUpMs: 180_000 });
+    figures.push({ name: 'listings caught up after the levels (a probe write listed)', value: round((performance.now() - caughtUpAt) / 1000, 1), unit: `s${settle.failed ? ' (gave up)' : ''}` });
+    const freshS = Math.max(2, plan.levelS / 2);
+    for (const rate of [100, 400]) {
+      const at = `${rate} writes/s`;
+      const [, fresh] = await Promise.all([
+        load.call<LevelResult>({ cmd: 'level', rate, durationS: freshS, readRate: plan.readRate, graceMs: plan.graceMs }),
+        probeListings(stack, tokens[0]!, { durationS: freshS, everyMs: 500 }),
+      ]);
+      figures.push(
+        { name: `${at}: listing shows a write, after it is readable by id (its committed ack)`, value: round(percentiles(fresh.listed).p99, 0), unit: `ms (p99; ${fresh.listed.length} probes, polled every 20 ms)`, latency: percentiles(fresh.listed) },
+        { name: `${at}: a consistentWith listing answers, after the write is readable by id`, value: round(percentiles(fresh.consistent).p99, 0), unit: `ms (p99; ${fresh.consistent.length} probes)`, latency: percentiles(fresh.consistent) },
+        { name: `${at}: listing probes failed (not accepted, not listed within 20 s, consistentWith 409)`, value: fresh.failed, unit: 'probes' },
+      );
+      ctx.log(`listing freshness at ${at}: listed p50/p99 ${round(percentiles(fresh.listed).p50, 0)}/${round(percentiles(fresh.listed).p99, 0)} ms, consistentWith p50/p99 ${round(percentiles(fresh.consistent).p50, 0)}/${round(percentiles(fresh.consistent).p99, 0)} ms after readable by id; ${fresh.failed} failed`);
+      elapsed += freshS;
+    }
+
+    // 5. Read capacity beside 400 writes/s, then a bare node:http server under the same closed loop.
     const reader = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds, writeIds, collection: COLLECTION });
     try {
       const [writes, reads] = await Promise.all([
@@ -473,6 +629,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
         'Latencies are measured from each write\'s scheduled send time (open loop: no coordinated omission). "Lost" = not answered 202, or no final ack within the bounded wait after the level ended.',
         `CPU is % of one core from /proc over each level's sending window; the machine has ${os.cpus().length} cores (${os.cpus().length * 100} % in all). At ${saturated.rate} writes/s the busiest process was ${busiest.name} (${busiest.pct} % of a core), the machine ${saturated.rows.find((c) => c.name.startsWith('machine busy'))!.pct} % busy.`,
         `Log lines through the orchestrator: ${stack.lines().count - startedLines.count} during the run.`,
+        `Stack settings beyond its defaults (BENCH_STACK_ENV): ${Object.entries(stackEnv()).map(([k, v]) => `${k}=${v}`).join(', ') || 'none'}.`,
       );
       notes.push(
         'Write floor (bench/system-floor.ts), each rate right after the stack\'s: a bare node:http server in the bench process answering 202 once one PutRecords call (the writes of one event-loop turn, signed HTTP) to the stack\'s Kinesis emulator accepted the record, on a stream of its own; a bare consumer polling that stream (at once while records come, every 20 ms when empty) and committing each batch with one INSERT into the stack\'s PostgreSQL before sending `committed` on the ack WebSocket. Same load generator, same reads beside, the stack up and idle of writes. What the stack adds above it: auth, validation, idempotency, rate limits, logging, the decision, the event log and state, Redis, DynamoDB, checkpoints.',

@@ -128,8 +128,16 @@ export interface ProcessorSettings {
   readonly timeoutSeconds: number;
   /** Records per invocation. @default 100 dev, 500 prod */
   readonly batchSize: number;
-  /** Max batching window seconds (latency vs. batch fill). @default 1 dev, 1 prod */
+  /** The commit mapping's max batching window seconds: every ack may wait up to this long (latency vs. batch fill). @default 1 dev, 1 prod */
   readonly maxBatchingWindowSeconds: number;
+  /**
+   * The projection mapping's max batching window seconds: not on the ack path, so fewer, bigger
+   * batches (fewer invocations and DynamoDB calls; the newest version of a hot item only); the
+   * local runner's PROJECTION_BATCH_WINDOW_MS. It is how late listings may be under heavy
+   * traffic and how long a `consistentWith` listing may wait (READ_MIN_VERSION_WAIT_MS bounds it).
+   * @default 1 dev, 1 prod
+   */
+  readonly projectionMaxBatchingWindowSeconds: number;
   /** Concurrent batches per shard (1-10); order is kept per partition key. @default 1 dev, 4 prod */
   readonly parallelizationFactor: number;
   // Retries and record age are NOT settings: the mappings retry without limit (-1/-1), because the
@@ -216,6 +224,7 @@ export function devConfig(region = 'us-east-1'): StageConfig {
       timeoutSeconds: 60,
       batchSize: 100,
       maxBatchingWindowSeconds: 1,
+      projectionMaxBatchingWindowSeconds: 1,
       parallelizationFactor: 1,
       enhancedFanOut: false,
     },
@@ -265,6 +274,7 @@ export function prodConfig(region = 'us-east-1'): StageConfig {
       timeoutSeconds: 60,
       batchSize: 500,
       maxBatchingWindowSeconds: 1,
+      projectionMaxBatchingWindowSeconds: 1,
       parallelizationFactor: 4,
       enhancedFanOut: true,
     },

@@ -277,9 +277,11 @@ describe.each(stages)('%s stage', (_name, cfg) => {
       const esms = resourcesOf(s.json, 'AWS::Lambda::EventSourceMapping');
       expect(esms).toHaveLength(2);
       for (const esm of esms) {
+        const projection = byLogicalId(target(esm.Properties!['FunctionName'])).Properties!['Handler'] === 'index.projectionHandler';
         expect(esm.Properties).toMatchObject({
           BatchSize: p.batchSize,
-          MaximumBatchingWindowInSeconds: p.maxBatchingWindowSeconds,
+          // Each mapping its own window: the commit mapping's delays acks, the projection's only the read model.
+          MaximumBatchingWindowInSeconds: projection ? p.projectionMaxBatchingWindowSeconds : p.maxBatchingWindowSeconds,
           FunctionResponseTypes: ['ReportBatchItemFailures'],
           MaximumRetryAttempts: -1,
           MaximumRecordAgeInSeconds: -1,
@@ -503,5 +505,17 @@ describe.each(stages)('%s stage', (_name, cfg) => {
       expect(groups.length).toBeGreaterThanOrEqual(6);
       for (const g of groups) expect(g.Properties!['RetentionInDays']).toBe(cfg.logRetentionDays);
     });
+  });
+});
+
+describe('the two event source mappings', () => {
+  test('each has its own batching window: the commit mapping\'s delays acks, the projection\'s only the read model', () => {
+    const base = devConfig();
+    const s = synthStage({ ...base, processor: { ...base.processor, maxBatchingWindowSeconds: 0, projectionMaxBatchingWindowSeconds: 5 } });
+    const windows = Object.fromEntries(resourcesOf(s.json, 'AWS::Lambda::EventSourceMapping').map((esm) => [
+      s.json.Resources[target(esm.Properties!['FunctionName'])!]!.Properties!['Handler'],
+      esm.Properties!['MaximumBatchingWindowInSeconds'],
+    ]));
+    expect(windows).toEqual({ 'index.handler': 0, 'index.projectionHandler': 5 });
   });
 });

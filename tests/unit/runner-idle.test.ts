@@ -5,46 +5,10 @@
  * client (one shard, records appended by the test) stands in for the emulator: what is checked
  * is the runner's timing, which the emulator would only blur.
  */
-import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient, ListShardsCommand, type _Record } from '@aws-sdk/client-kinesis';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { KinesisStreamEvent } from 'aws-lambda';
-import type { Checkpoint, CheckpointStore } from '../../processors/checkpoints';
 import { StreamRunner } from '../../processors/runner';
-
-const silent = { debug() {}, info() {}, warn() {}, error() {}, child() { return silent; } };
-
-/** One open shard; iterators are positions in `records`. */
-function fakeKinesis() {
-  const records: _Record[] = [];
-  const polls: number[] = [];
-  const client = {
-    async send(cmd: unknown) {
-      if (cmd instanceof ListShardsCommand) return { Shards: [{ ShardId: 'shard-0' }] };
-      if (cmd instanceof GetShardIteratorCommand) return { ShardIterator: '0' };
-      if (cmd instanceof GetRecordsCommand) {
-        polls.push(Date.now());
-        const from = Number(cmd.input.ShardIterator);
-        const out = records.slice(from, from + (cmd.input.Limit ?? 500));
-        return { Records: out, NextShardIterator: String(from + out.length), MillisBehindLatest: 0 };
-      }
-      throw new Error(`unexpected command ${(cmd as object).constructor.name}`);
-    },
-  };
-  const put = (n: number) => {
-    const seq = String(records.length + 1).padStart(20, '0');
-    records.push({ SequenceNumber: seq, PartitionKey: 'k', Data: Buffer.from(String(n)), ApproximateArrivalTimestamp: new Date() });
-  };
-  return { client: client as unknown as KinesisClient, polls, put };
-}
-
-function memoryCheckpoints(): CheckpointStore {
-  const at = new Map<string, Checkpoint>();
-  return {
-    get: async (s) => at.get(s),
-    save: async (s, sequenceNumber, finished = false) => {
-      at.set(s, { sequenceNumber, finished });
-    },
-  };
-}
+import { fakeShard as fakeKinesis, memoryCheckpoints, silentLog as silent, sleep } from '../helpers/fake-shard';
 
 function runnerOver(kinesis: KinesisClient, delivered: Array<{ n: string; at: number }>) {
   return new StreamRunner({
@@ -56,8 +20,6 @@ function runnerOver(kinesis: KinesisClient, delivered: Array<{ n: string; at: nu
     },
   });
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('the local runner on an idle shard', () => {
   it('backs off to idlePollMaxMs between empty polls instead of polling every pollIntervalMs', async () => {

@@ -145,6 +145,8 @@ export class StreamProcessor extends Construct {
       reportBatchItemFailures: true,
       parallelizationFactor: s.parallelizationFactor,
     };
+    // The projection is not on the ack path: its own batching window (fewer, bigger batches).
+    const projectionEsmProps: sources.KinesisEventSourceProps = { ...esmProps, maxBatchingWindow: Duration.seconds(s.projectionMaxBatchingWindowSeconds) };
     if (s.enhancedFanOut) {
       // Dedicated 2 MB/s per shard pipe per consumer: they do not share read throughput.
       this.consumer = new kinesis.StreamConsumer(this, 'Consumer', {
@@ -156,10 +158,10 @@ export class StreamProcessor extends Construct {
         streamConsumerName: 'projections',
       });
       this.fn.addEventSource(new sources.KinesisConsumerEventSource(this.consumer, esmProps));
-      this.projectionFn.addEventSource(new sources.KinesisConsumerEventSource(this.projectionConsumer, esmProps));
+      this.projectionFn.addEventSource(new sources.KinesisConsumerEventSource(this.projectionConsumer, projectionEsmProps));
     } else {
       this.fn.addEventSource(new sources.KinesisEventSource(this.stream, esmProps));
-      this.projectionFn.addEventSource(new sources.KinesisEventSource(this.stream, esmProps));
+      this.projectionFn.addEventSource(new sources.KinesisEventSource(this.stream, projectionEsmProps));
     }
     for (const fn of [this.fn, this.projectionFn]) {
       for (const child of fn.node.children) {
