@@ -6,7 +6,9 @@
  * run (issue #20). Per store: dynalite in a process of its own, as `npm start`'s data directory
  * keeps it (scripts/emulator-child.ts, on disk), driven with the real AWS SDK client through the
  * read model's own DynamoDB code; its CPU (all threads, LevelDB's compactions included) from
- * /proc. Measured writes, each closed-loop at 8 in flight as the projection writes:
+ * /proc. Each kind of write: a warm-up of a quarter of `--writes`, a wait until LevelDB's compactions
+ * are done, then `--writes` writes (default 20,000, so the compactions they cause fall within),
+ * closed-loop at 8 in flight as the projection writes:
  *  - `update`: the projection's conditional PutItem of an item that exists (a newer version),
  *  - `new item`: the same of an item that does not exist yet,
  *  - `request row`: final request statuses, BatchWriteItem of 25 (µs per row).
@@ -38,7 +40,7 @@ function arg(name: string): string | undefined {
   return i > 0 ? process.argv[i + 1] : undefined;
 }
 const FILL_ITEMS = Number(arg('items') ?? 100_000);
-const MEASURED = Number(arg('writes') ?? 4_000);
+const MEASURED = Number(arg('writes') ?? 20_000);
 const WARMUP = Math.round(MEASURED / 4);
 const STORES = (arg('stores') ?? 'default,tuned').split(',') as Array<'default' | 'tuned'>;
 const OUT = arg('out') ?? path.join(__dirname, 'results');
@@ -61,6 +63,16 @@ function dirSize(dir: string): { mb: number; tableFiles: number } {
     if (f.endsWith('.ldb')) tableFiles++;
   }
   return { mb: Math.round((bytes / 2 ** 20) * 10) / 10, tableFiles };
+}
+
+/** Waits until the process is idle (under 5 % of a core for 2 s: LevelDB's compactions done), at most 60 s. */
+async function settle(pid: number): Promise<void> {
+  let quiet = 0;
+  for (let i = 0; i < 120 && quiet < 4; i++) {
+    const c0 = cpuUs(pid);
+    await new Promise((r) => setTimeout(r, 500));
+    quiet = cpuUs(pid) - c0 < 25_000 ? quiet + 1 : 0;
+  }
 }
 
 async function startDynalite(dir: string, store: 'default' | 'tuned'): Promise<{ child: ChildProcess; endpoint: string }> {
@@ -121,6 +133,7 @@ async function runStore(store: 'default' | 'tuned', dir: string): Promise<{ stor
       return calls * perCall;
     };
     await run(Math.max(perCall, Math.round(count / 4))); // warm-up
+    await settle(child.pid!); // what the warm-up left to compact is not this measurement's
     const cpu0 = cpuUs(child.pid!);
     const bytes0 = tableBytesWritten(dir);
     const t0 = process.hrtime.bigint();
@@ -174,6 +187,7 @@ async function runStore(store: 'default' | 'tuned', dir: string): Promise<{ stor
     await mapLimit(batches, 4, (b) => b());
     progress.finish(done, total, `${store}: filled in ${Math.round((Date.now() - t0) / 1000)} s`);
     const fillSeconds = Math.round((Date.now() - t0) / 1000);
+    await settle(child.pid!);
     const grown = await round(empty.next, FILL_ITEMS);
     return { store, empty: empty.measures, grown: grown.measures, fillSeconds, size: dirSize(dir) };
   } finally {
