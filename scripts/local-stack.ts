@@ -54,6 +54,53 @@ export function closeDynaliteIterators(): void {
   }
 }
 
+/** LevelDB options of the on-disk stores `dynamoEmulator(dir)` opens, by the store's location (see tuneDynaliteStore). */
+const dynaliteStoreOptions = tuneDynaliteStore();
+
+/** classic-level open options (its binding's names; LevelDB's defaults: 8 MB cache, 4 MB write buffer, 2 MB table files). */
+export interface DynaliteStoreOptions {
+  cacheSize?: number;
+  writeBufferSize?: number;
+  maxFileSize?: number;
+}
+
+/** What DYNALITE_LEVELDB / DYNALITE_CACHE_MB ask for: the options dynalite's store opens with (none: LevelDB's defaults). */
+export function dynaliteStoreOptionsOf(env: Pick<LocalStackEnv, 'DYNALITE_LEVELDB' | 'DYNALITE_CACHE_MB'>): DynaliteStoreOptions {
+  if (env.DYNALITE_LEVELDB === 'default') return {};
+  return { cacheSize: env.DYNALITE_CACHE_MB * 2 ** 20, writeBufferSize: 32 * 2 ** 20, maxFileSize: 8 * 2 ** 20 };
+}
+
+/**
+ * dynalite opens its on-disk store with `new Level(path, { valueEncoding: 'json' })` and no way to
+ * pass LevelDB options, so it gets LevelDB's defaults: an 8 MB block cache among them. Every
+ * conditional put (the projection's version guard) and every index update reads the row it
+ * replaces; once the tables outgrow 8 MB those reads miss the cache and decompress blocks from the
+ * table files, and the emulator's CPU per write grows with its data (docs/PERFORMANCE.md, "Data
+ * growth"). This wraps classic-level's `_open` (the copy dynalite's `level` loads; kinesalite uses
+ * leveldown, which this does not touch) to add the options registered for that location by
+ * `dynamoEmulator(dir)` in the returned map; stores opened elsewhere open as before. Patched once
+ * per loaded classic-level; a second call returns the same map.
+ */
+export function tuneDynaliteStore(): Map<string, DynaliteStoreOptions> {
+  const fromLevel = createRequire(createRequire(require.resolve('dynalite')).resolve('level'));
+  const { ClassicLevel } = fromLevel('classic-level') as { ClassicLevel: { prototype: ClassicLevelInternals } };
+  const proto = ClassicLevel.prototype;
+  if (proto.ackstreamStores) return proto.ackstreamStores;
+  const stores = new Map<string, DynaliteStoreOptions>();
+  const open = proto._open;
+  proto._open = function (this: ClassicLevelInternals, options: Record<string, unknown>) {
+    const tuning = stores.get(path.resolve(this.location));
+    return open.call(this, tuning ? { ...options, ...tuning } : options);
+  };
+  proto.ackstreamStores = stores;
+  return stores;
+}
+interface ClassicLevelInternals {
+  location: string;
+  _open(options: Record<string, unknown>): Promise<void>;
+  ackstreamStores?: Map<string, DynaliteStoreOptions>;
+}
+
 export const ROOT = path.resolve(__dirname, '..');
 /** What the local stack reads from the environment (`npm start`, `npm run reset|token`, tests, bench). */
 export const LocalStackEnv = z.object({
@@ -113,6 +160,16 @@ export const LocalStackEnv = z.object({
    * processors' own default is the SDK client.
    */
   STREAM_READ_CLIENT: z.enum(['http', 'sdk']).default('http'),
+  /**
+   * LevelDB options of dynalite's on-disk store (`npm start`'s DynamoDB emulator): `tuned` opens it
+   * with a block cache of DYNALITE_CACHE_MB, a 32 MB write buffer and 8 MB table files, so the reads
+   * every conditional put makes of the row it replaces stay in memory as the tables grow; `default`
+   * leaves LevelDB's (8 MB cache, 4 MB write buffer, 2 MB files), as dynalite alone opens it
+   * (docs/PERFORMANCE.md, "Data growth"). In-memory emulators (the tests') are not LevelDB.
+   */
+  DYNALITE_LEVELDB: z.enum(['tuned', 'default']).default('tuned'),
+  /** The block cache of dynalite's LevelDB when DYNALITE_LEVELDB is `tuned`, in MB. */
+  DYNALITE_CACHE_MB: positiveInt(64),
   /** The attachments bucket `npm start` creates on fauxqs (S3 on the SQS port). */
   ATTACHMENTS_BUCKET: z.string().default('ackstream-attachments'),
 }).merge(AwsEnv.pick({ AWS_REGION: true })).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
@@ -141,8 +198,12 @@ export function kinesisEmulator(dir?: string): Server {
   return kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100, ...(dir ? { path: dir } : {}) });
 }
 
-/** The DynamoDB emulator with the stack's settings; `dir`: where its data persists (none: in memory). */
-export function dynamoEmulator(dir?: string): Server {
+/**
+ * The DynamoDB emulator with the stack's settings; `dir`: where its data persists (none: in memory),
+ * opened with `store` (default: what DYNALITE_LEVELDB and DYNALITE_CACHE_MB say; tuneDynaliteStore).
+ */
+export function dynamoEmulator(dir?: string, store: DynaliteStoreOptions = dynaliteStoreOptionsOf(localEnv())): Server {
+  if (dir) dynaliteStoreOptions.set(path.resolve(dir), store);
   return dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...(dir ? { path: dir } : {}) });
 }
 
