@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { Client, type Pool } from 'pg';
+import { Client, type Pool, type PoolClient } from 'pg';
 import { loadConfig } from '../core/config';
 import { DbConnectionEnv, openDbPool } from '../core/db-credentials';
 import { type LocalPostgres, startLocalPostgres } from '../scripts/local-postgres';
@@ -30,6 +30,8 @@ let dirs: string[] = [];
 let sm: SecretsManagerClient;
 const savedEnv = { ...process.env };
 const pools: Pool[] = [];
+/** Clients a test checks out; released after each test, so a failed one cannot keep pool.end() waiting. */
+const held: PoolClient[] = [];
 
 /**
  * moto's server on a free port: `moto_server`, else `python3 -m moto.server`. Missing, the test
@@ -102,6 +104,10 @@ beforeAll(async () => {
   });
 }, 90_000);
 
+afterEach(() => {
+  for (const c of held.splice(0)) c.release();
+});
+
 afterAll(async () => {
   for (const p of pools) await p.end().catch(() => undefined);
   sm?.destroy();
@@ -136,18 +142,19 @@ test('the password is read once: a new connection uses the cached one, without a
   const arn = await createSecret('gateway-db-cached', 'first-password');
   const pool = gatewayPool(arn);
   const first = await pool.connect();
+  held.push(first);
   // Secrets Manager now says something the server would refuse: a re-read would fail the login.
   await putSecret(arn, 'never-set-on-the-server');
   const second = await pool.connect(); // a second connection (the first is held)
+  held.push(second);
   expect((await second.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
-  first.release();
-  second.release();
 });
 
 test('a rotation (the server\'s password, then the secret): open sessions go on; the next login is refused with the cached password, re-reads the secret and succeeds', async () => {
   const arn = await createSecret('gateway-db-rotated', 'first-password');
   const pool = gatewayPool(arn);
   const before = await pool.connect(); // the password is read and cached now
+  held.push(before);
 
   // Single-user rotation as Secrets Manager's rotation function does it: the server first, then the secret.
   await setServerPassword('second-password');
@@ -157,6 +164,5 @@ test('a rotation (the server\'s password, then the secret): open sessions go on;
   // A new connection (the one open is held): the cached password is refused, the secret read again.
   const { rows } = await pool.query<{ user: string }>('SELECT current_user AS user');
   expect(rows).toEqual([{ user: USER }]);
-  before.release();
   await setServerPassword('first-password');
 });
