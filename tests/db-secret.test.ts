@@ -80,6 +80,9 @@ function gatewayPool(secretId: string, max = 3): Pool {
     DB_SECRET_ARN: secretId, DB_HOST: '127.0.0.1', DB_PORT: String(pgPort), DB_NAME: DB, DB_USER: USER, DB_SSL: 'disable',
   });
   const pool = openDbPool(config, { region: REGION, max });
+  // As the gateway does (gateway/attachment-config.ts): an idle client whose connection the server
+  // ends (its shutdown after the tests) is replaced by the pool, not an unhandled 'error'.
+  pool.on('error', () => undefined);
   pools.push(pool);
   return pool;
 }
