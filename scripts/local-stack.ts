@@ -27,6 +27,12 @@ const kinesalite = require('kinesalite') as (opts: Record<string, unknown>) => S
 const dynalite = require('dynalite') as (opts: Record<string, unknown>) => Server;
 closeDynaliteIterators();
 
+/** `require` as dynalite and its `level` see it: both patches below reach dynalite's own copies of the LevelDB modules. */
+function dynaliteRequires(): { fromDynalite: NodeJS.Require; fromLevel: NodeJS.Require } {
+  const fromDynalite = createRequire(require.resolve('dynalite'));
+  return { fromDynalite, fromLevel: createRequire(fromDynalite.resolve('level')) };
+}
+
 /**
  * dynalite 4 reads ranges (every Query and Scan) through a stream whose destroy() closes the LevelDB
  * iterator with `iterator.return()`, a method abstract-level 3 iterators do not have (theirs is
@@ -38,8 +44,7 @@ closeDynaliteIterators();
  * closes each one when its stream ends or is destroyed. Applied to the abstract-level that dynalite's stores load.
  */
 export function closeDynaliteIterators(): void {
-  const fromDynalite = createRequire(require.resolve('dynalite'));
-  const fromLevel = createRequire(fromDynalite.resolve('level'));
+  const { fromDynalite, fromLevel } = dynaliteRequires();
   // On disk (classic-level) and in memory (memory-level, the tests' emulators).
   const stores = [createRequire(fromLevel.resolve('classic-level')), createRequire(fromDynalite.resolve('memory-level'))];
   for (const req of stores) {
@@ -82,7 +87,7 @@ export function dynaliteStoreOptionsOf(env: Pick<LocalStackEnv, 'DYNALITE_LEVELD
  * per loaded classic-level; a second call returns the same map.
  */
 export function tuneDynaliteStore(): Map<string, DynaliteStoreOptions> {
-  const fromLevel = createRequire(createRequire(require.resolve('dynalite')).resolve('level'));
+  const { fromLevel } = dynaliteRequires();
   const { ClassicLevel } = fromLevel('classic-level') as { ClassicLevel: { prototype: ClassicLevelInternals } };
   const proto = ClassicLevel.prototype;
   if (proto.ackstreamStores) return proto.ackstreamStores;
