@@ -65,15 +65,17 @@ export function composeConsumers(p: ConsumerParts): { commit: KinesisHandler; pr
   const { config, doc, log, metrics } = p;
   const store = new PgCommandStore(p.pool);
   const durable = new DynamoDurableStore(doc, config.ITEMS_TABLE, config.REQUESTS_TABLE);
-  // Item writes fan out to every deployed version of the projection (core/projections/fan-out.ts),
-  // always through conditional puts: a rebuild writes the same tables, so read-then-batch is not safe.
+  // Item writes fan out to every deployed version of the projection (core/projections/fan-out.ts);
+  // with PROJECTION_ITEM_WRITES=batched the projection consumer writes them read-then-batch per
+  // version (its single-writer rule, and why a rebuild or redrive beside it stays correct:
+  // processors/projection-writer.ts); every other writer stays on conditional puts.
   const versioned = fanOutStores({
     doc, redis: p.redis, itemsTable: config.ITEMS_TABLE, requestsTable: config.REQUESTS_TABLE, redisPrefix: config.REDIS_PREFIX,
     base: { durable, hot: p.hot },
   });
   const projectors = consumerProjectors(versioned, new DynamoRequestBatchWriter(doc, config.REQUESTS_TABLE), {
     budgetMs: config.DURABLE_INLINE_BUDGET_MS, maxRate: config.DURABLE_INLINE_MAX_RATE,
-  });
+  }, config.PROJECTION_ITEM_WRITES);
   return {
     store,
     // Commit consumer: commit, project on a best-effort fast path (Redis; DynamoDB within a budget), ack.

@@ -17,7 +17,15 @@ export const ProcessorsSharedEnv = z.object({
   MAX_ATTEMPTS: positiveInt(5),
   /** SQS queue that receives a letter for each parked record (without it: a log line). */
   DLQ_URL: z.string().min(1).optional(),
-  /** Under light traffic the commit consumer writes the durable copy before the ack, waiting at most this long (0: never). */
+  /**
+   * How durable item rows are written. `batched`: the projection consumer is their only writer on
+   * the live path, read-then-batch (BatchGetItem + BatchWriteItem of 25: a few calls per batch, not
+   * one PutItem per item); listings show a write once the projection consumer wrote it. `guarded`:
+   * one conditional PutItem per item, and under light traffic the commit consumer writes items
+   * before the ack too, so listings usually show a write when its ack arrives.
+   */
+  PROJECTION_ITEM_WRITES: z.enum(['batched', 'guarded']).default('batched'),
+  /** Under light traffic the commit consumer writes the durable copy (request statuses; items too with PROJECTION_ITEM_WRITES=guarded) before the ack, waiting at most this long (0: never). */
   DURABLE_INLINE_BUDGET_MS: z.coerce.number().int().min(0).max(5000).default(500),
   /** Above this many records/s the commit consumer leaves the durable copy to the projection consumer. */
   DURABLE_INLINE_MAX_RATE: z.coerce.number().int().min(0).default(200),

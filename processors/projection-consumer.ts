@@ -7,8 +7,9 @@
  * otherwise hold back every later commit and `committed` ack of the shard. Here the commit
  * consumer commits, projects into Redis on a best-effort fast path and acks; this consumer reads
  * the same records in the same per-shard order, looks up what PostgreSQL decided for each (read
- * only: it never decides) and writes it with version guards into DynamoDB and Redis, retrying
- * until it succeeds. A record not decided yet stops the batch there (retried after the runner's
+ * only: it never decides) and writes it into DynamoDB and Redis — version-guarded, or in DynamoDB
+ * read-then-batch as the items' single writer (PROJECTION_ITEM_WRITES, projection-writer.ts) —
+ * retrying until it succeeds. A record not decided yet stops the batch there (retried after the runner's
  * delay), so per-item order holds and nothing is skipped; a parked or held record is left to
  * the operator's redrive, which projects what it applies.
  *
@@ -21,7 +22,7 @@ import type { BatchEntry, BatchOutcome, Outcome } from './command-store';
 import { type KinesisHandler, MalformedRecordError, parseCommand } from './commit-consumer';
 import type { ProcessorMetrics } from './metrics';
 import { projectOutcome } from '../core/projections';
-import type { BatchProjector } from './projection-writer';
+import { type BatchProjector, itemWriteKey } from './projection-writer';
 import { lastPerShard, type ProjectionWatermark } from '../core/read-store';
 
 export interface OutcomeLookup {
@@ -62,13 +63,20 @@ export function createProjectionHandler(deps: ProjectionHandlerDeps): KinesisHan
     let undecided = outcomes.findIndex((o) => o === undefined);
     if (undecided < 0) undecided = entries.length;
     const changes = [];
+    // Items with a held record here: a redrive may decide it after the lookup, and this consumer
+    // passes it, so their older state goes with the version guard (projection-writer.ts says why).
+    const guarded = new Set<string>();
     for (let k = 0; k < undecided; k++) {
       const o = outcomes[k]!;
-      if (o.status === 'held') continue;
-      changes.push(projectOutcome(entries[k]!.entry.cmd, o as Outcome));
+      const cmd = entries[k]!.entry.cmd;
+      if (o.status === 'held') {
+        guarded.add(itemWriteKey(cmd.tenant, cmd.collection, cmd.id));
+        continue;
+      }
+      changes.push(projectOutcome(cmd, o as Outcome));
     }
     try {
-      if (changes.length) await projector.applyBatch(changes);
+      if (changes.length) await projector.applyBatch(changes, guarded);
       metrics?.projected.inc(changes.length);
     } catch (err) {
       log.warn('projection failed; retrying the batch', { err });

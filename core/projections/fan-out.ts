@@ -4,6 +4,7 @@
  * a rebuild never misses a write that happens while it runs and the switch loses nothing. Each
  * version gets the document its own projection code makes. Requests are not versioned.
  */
+import { mapLimit } from '../map-limit';
 import type { DurableStore, HotStore, ItemWrite, Page, RequestWrite, StoredItem } from '../read-store';
 import { projectionAt, stateFromDocument } from './catalog';
 import { itemsProjection } from './definitions';
@@ -42,6 +43,19 @@ export class FanOutDurableStore implements DurableStore {
   }
   putItem(w: ItemWrite): Promise<boolean> {
     return fanOut(this.route, 'durable', w);
+  }
+  /**
+   * A batch for the items' single writer: each active version (building, live, kept) gets its own
+   * rows — the document its own projection code makes — in its own read-then-batch calls, so a
+   * version being rebuilt receives every live write as it does through putItem.
+   */
+  async putItemsNewer(items: ItemWrite[]): Promise<void> {
+    const { versions } = await this.route.active();
+    await Promise.all(versions.map((v) => {
+      const store = this.route.stores.durable(v);
+      const writes = items.map((w) => writeFor(this.route.projection, v, w));
+      return store.putItemsNewer ? store.putItemsNewer(writes) : mapLimit(writes, 16, (w) => store.putItem(w));
+    }));
   }
   async listItems(tenant: string, collection: string, limit: number, cursor: string | undefined, consistent?: boolean): Promise<Page> {
     return (await this.route.liveDurable()).listItems(tenant, collection, limit, cursor, consistent);

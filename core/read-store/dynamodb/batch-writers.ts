@@ -31,11 +31,13 @@ export class DynamoRequestBatchWriter implements RequestBatchWriter {
 }
 
 /**
- * Item projections by read-then-batch: BatchGetItem the current versions, then BatchWriteItem only
- * the items we hold a newer version of. Safe because each item has ONE writer at a time: its
- * partition key maps it to one shard, a shard has one reader (children start after parents), and
- * a parked item is written only by the operator's redrive while the shard holds its new writes.
- * A writer outside that rule (a rebuild running beside live traffic) must use the conditional path.
+ * Item projections by read-then-batch: BatchGetItem the current versions (strongly consistent),
+ * then BatchWriteItem only the items we hold a newer version of. The write carries no condition
+ * (BatchWriteItem cannot; dynalite has no TransactWriteItems), so this is for an item's single
+ * writer only: the projection consumer with PROJECTION_ITEM_WRITES=batched (its partition key maps
+ * an item to one shard, a shard has one reader, children start after parents). Why the operator's
+ * writers (redrive, reprocess, rebuild, all guarded) beside it cannot regress an item for good:
+ * processors/projection-writer.ts (Projector).
  */
 export class DynamoItemBatchWriter {
   constructor(

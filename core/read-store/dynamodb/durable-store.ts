@@ -5,14 +5,19 @@ import { decodeUtf8, parseDocumentText } from '../../document';
 import { itemsPk, requestsPk } from '../../keys';
 import { type DurableStore, InvalidCursorError } from '../durable-store';
 import type { ItemWrite, Page, RequestWrite, StoredItem } from '../writes';
+import { DynamoItemBatchWriter } from './batch-writers';
 import { itemKey, itemRow, requestRow, storedItemOf } from './rows';
 
 export class DynamoDurableStore implements DurableStore {
+  private readonly batchItems: DynamoItemBatchWriter;
+
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly itemsTable: string,
     private readonly requestsTable: string,
-  ) {}
+  ) {
+    this.batchItems = new DynamoItemBatchWriter(doc, itemsTable);
+  }
 
   async getItem(tenant: string, collection: string, id: string): Promise<StoredItem | undefined> {
     const out = await this.doc.send(
@@ -23,6 +28,11 @@ export class DynamoDurableStore implements DurableStore {
 
   async putItem(w: ItemWrite): Promise<boolean> {
     return this.conditionalPut(this.itemsTable, itemRow(w), 'attribute_not_exists(version) OR version < :v', { ':v': w.version });
+  }
+
+  /** Read-then-batch (BatchGetItem + BatchWriteItem of 25): see DynamoItemBatchWriter for when it is safe. */
+  putItemsNewer(writes: ItemWrite[]): Promise<void> {
+    return this.batchItems.putNewer(writes);
   }
 
   /**
