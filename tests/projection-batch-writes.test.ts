@@ -6,6 +6,7 @@
  * SDK's calls the way the processors' /metrics do.
  */
 import type { Server } from 'node:net';
+import type { KinesisStreamEvent } from 'aws-lambda';
 import { createDocumentClient, createDynamo } from '../core/aws';
 import {
   DynamoProjectionRegistry, fanOutStores, itemsProjection, type ProjectionRecord, registryTableName, versionItemsTable, versionRedisPrefix,
@@ -13,6 +14,8 @@ import {
 import type { ReadModelChange } from '../core/projections';
 import { DynamoDurableStore, DynamoRequestBatchWriter, ensureTable, itemsTableDefinition, type ItemWrite, MemoryHotStore, RANK_FINAL, requestsTableDefinition } from '../core/read-store';
 import { consumerProjectors, itemWriteKey, Projector } from '../processors/projection-writer';
+import { createProjectionHandler } from '../processors/projection-consumer';
+import { createLogger } from '../core/log';
 import { dynamoEmulator } from '../scripts/local-stack';
 
 const listen = (server: Server) =>
@@ -207,4 +210,34 @@ test('redrive and reprocess projectors stay on the guarded path (they are outsid
   expect(count('BatchGetItem')).toBe(0);
   expect(count('PutItem')).toBe(3);
   expect(await versionIn(t.items, t.requests, 'q')).toBe(7);
+});
+
+test('the projection consumer hands the projector each item that has a held record in its batch as guarded', async () => {
+  // The handler's part of the rule, with the decisions given (PostgreSQL's lookup is covered by
+  // tests/processors-poison.test.ts): `a` is committed, then a later write of it is held behind
+  // a parked one; `b` is committed only.
+  const cmd = (requestId: string, id: string) => ({
+    v: 1, requestId, kind: 'put', tenant: 't1', principal: 'u1', collection: 'notes', id, data: { n: 1 }, receivedAt: new Date().toISOString(),
+  });
+  const records = [cmd('r1', 'a'), cmd('r2', 'b'), cmd('r3', 'a')].map((c, i) => ({
+    eventID: `shardId-000000000000:${i}`,
+    kinesis: { sequenceNumber: String(i), data: Buffer.from(JSON.stringify(c)).toString('base64') },
+  }));
+  const committed = (id: string) => ({
+    status: 'committed' as const, version: 1, decidedAt: new Date().toISOString(), redelivered: true,
+    state: { tenant: 't1', collection: 'notes', id, version: 1, deleted: false, data: { n: 1 }, updatedAt: new Date().toISOString() },
+  });
+  const seen: Array<{ items: string[]; guarded: string[] }> = [];
+  const handler = createProjectionHandler({
+    lookup: { lookupBatch: async () => [committed('a'), committed('b'), { status: 'held', behind: 'r0', redelivered: true }] },
+    projector: {
+      async applyBatch(changes, guarded) {
+        seen.push({ items: changes.flatMap((c) => (c.item ? [c.item.id] : [])), guarded: [...(guarded ?? [])] });
+      },
+    },
+    log: createLogger('error'),
+  });
+  const out = await handler({ Records: records } as unknown as KinesisStreamEvent);
+  expect(out).toEqual({ batchItemFailures: [] });
+  expect(seen).toEqual([{ items: ['a', 'b'], guarded: [itemWriteKey('t1', 'notes', 'a')] }]);
 });
