@@ -55,8 +55,9 @@ export const ProcessorsConfig = z.object({
    * window, so the durable copy is written in fewer, bigger batches (fewer GetRecords, DynamoDB
    * calls and checkpoints; several writes of a hot item in one window become one). Not on the ack
    * path; it is how much later than the ack a write may show in listings (with
-   * PROJECTION_ITEM_WRITES=guarded only under heavy traffic: under light traffic the commit consumer
-   * writes items itself) and how long a `consistentWith` listing may wait. 0: read on at once, as the commit consumer does.
+   * PROJECTION_ITEM_WRITES=guarded only under heavy traffic: under light traffic the commit
+   * consumer writes items itself) and how long a `consistentWith` listing may wait. 0: read on at
+   * once, as the commit consumer does.
    */
   PROJECTION_BATCH_WINDOW_MS: z.coerce.number().int().min(0).max(300_000).default(500),
   /** Wait after a shard's first empty poll; it doubles with each further empty poll, up to IDLE_POLL_MAX_MS. */

@@ -9,8 +9,8 @@
  * the same records in the same per-shard order, looks up what PostgreSQL decided for each (read
  * only: it never decides) and writes it into DynamoDB and Redis — version-guarded, or in DynamoDB
  * read-then-batch as the items' single writer (PROJECTION_ITEM_WRITES, projection-writer.ts) —
- * retrying until it succeeds. A record not decided yet stops the batch there (retried after the runner's
- * delay), so per-item order holds and nothing is skipped; a parked or held record is left to
+ * retrying until it succeeds. A record not decided yet stops the batch there (retried after the
+ * runner's delay), so per-item order holds and nothing is skipped; a parked or held record is left to
  * the operator's redrive, which projects what it applies.
  *
  * After each projected run it advances the projection watermark (core/read-store/watermark.ts) to the

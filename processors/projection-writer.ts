@@ -15,8 +15,9 @@
  *
  * Why read-then-batch cannot regress an item for good. With `batched`, nothing else on the live
  * path writes durable items (the commit consumer's inline projector writes the hot copy and the
- * request statuses only), and one shard has one projection reader, so within the live path the
- * read and the write of an item cannot interleave with another write. The writers outside the
+ * request statuses only), and one shard has one projection reader (in AWS, with a
+ * ParallelizationFactor above 1, one per partition key, which is the item), so within the live
+ * path the read and the write of an item cannot interleave with another write. The writers outside the
  * live path are all guarded: the operator's redrive and discard (processors/parking.ts), the
  * replay tool's reprocess and a rebuild folding the log into a `building` version. One of them
  * can land a newer version between this batch's read and its write, and the batch then puts its
