@@ -24,6 +24,7 @@ import { Redis } from 'ioredis';
 import { Client as PgClient } from 'pg';
 import { signToken } from '../../core/auth';
 import { LOCAL_SETTINGS_NAME } from '../../scripts/local-settings';
+import { sampleStages, type StageEndpoints, stagesBetween } from '../stage-metrics';
 import { percentiles, round } from '../stats';
 import type { BenchContext, Figure, ScenarioResult, Series } from '../types';
 import { cpuBetween, Load, type LevelResult, type RunningStack, StackProcesses, startNpmStack } from './system';
@@ -231,6 +232,8 @@ interface Measured {
   idle: Array<{ name: string; pct: number }>;
   level: LevelResult;
   cpu: Array<{ name: string; pct: number }>;
+  /** Where the writes' time went during the level (bench/stage-metrics.ts). */
+  stages: Array<{ name: string; value: number; unit: string }>;
 }
 
 export async function run(ctx: BenchContext): Promise<ScenarioResult> {
@@ -254,6 +257,13 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     const writeIds = Array.from({ length: 10_000 }, (_, i) => `w-${i}`);
     load = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds: ['unused'], writeIds, collection: COLLECTION });
     await load.call({ cmd: 'open' });
+    const stageEndpoints: StageEndpoints = {
+      gateway: `${stack.gatewayUrl}/metrics`,
+      processors: stack.processorsMetricsUrl,
+      ackService: `${stack.ackUrl.replace(/^ws/, 'http')}/metrics`,
+      kinesisDir: path.join(stack.dataDir, 'kinesis'),
+      dynamodbDir: path.join(stack.dataDir, 'dynamodb'),
+    };
 
     const measure = async (label: string): Promise<Measured> => {
       await sleep(plan.settleS * 1000);
@@ -263,6 +273,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
         await sleep(1000);
       }
       const idle = cpuBetween(a, procs.sample());
+      const stagesA = await sampleStages(stageEndpoints);
       const b = procs.sample();
       let cpu: ReturnType<typeof cpuBetween> | undefined;
       const cpuTimer = setTimeout(() => {
@@ -274,10 +285,12 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       );
       clearTimeout(cpuTimer);
       cpu ??= cpuBetween(b, procs.sample());
+      const stages = stagesBetween(stagesA, await sampleStages(stageEndpoints));
       const p = (xs: number[]) => percentiles(xs);
       const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total' && !c.name.startsWith('bench')).sort((x, y) => y.pct - x.pct).slice(0, 4);
       ctx.log(`${label}: idle stack ${idle.find((r) => r.name === 'stack total')!.pct} % of a core; ${plan.rate} writes/s: 202 p50/p99 ${round(p(level.acceptLat).p50, 0)}/${round(p(level.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(level.finals).p50, 0)}/${round(p(level.finals).p99, 0)} ms, lost ${level.lost + level.failed}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
-      return { idle, level, cpu };
+      ctx.log(`${label}: stages: ${stages.map((r) => `${r.name} ${r.value} ${r.unit}`).join('; ')}`);
+      return { idle, level, cpu, stages };
     };
 
     // 1. Fresh. A first load on a just-started stack also pays its warm-up (JIT, connections, pools):
@@ -348,6 +361,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       figures.push({ name: `${label}: writes lost + not accepted`, value: m.level.lost + m.level.failed, unit: `of ${m.level.issued}` });
       for (const r of m.idle) figures.push({ name: `${label}: idle CPU ${r.name}`, value: r.pct, unit: '% of a core' });
       for (const r of m.cpu) figures.push({ name: `${label}: ${plan.rate} writes/s CPU ${r.name}`, value: r.pct, unit: '% of a core' });
+      for (const r of m.stages) figures.push({ name: `${label}: ${plan.rate} writes/s ${r.name}`, value: r.value, unit: r.unit });
     }
     for (const [label, s] of [['fresh', sizesBefore], ['grown', sizesAfter]] as const) {
       figures.push({ name: `${label}: .data/ Kinesis (kinesalite leveldb)`, value: mb(s.kinesis), unit: 'MB' });
