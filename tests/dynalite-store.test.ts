@@ -4,7 +4,8 @@
  * to pass. Checked on LevelDB's behaviour, through the AWS SDK against the real emulator on disk:
  * a store with LevelDB's 4 MB write buffer flushes a 6 MB burst of writes to a table file (.ldb),
  * one opened with the stack's 32 MB buffer keeps it in its log. The cache size and table file size
- * travel in the same options object.
+ * travel in the same options object. With LOCAL_DYNAMODB_NICE the emulator runs in a process of its
+ * own at a lower CPU priority: every thread of it, LevelDB's compaction thread included.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:net';
