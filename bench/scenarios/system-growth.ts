@@ -47,7 +47,7 @@ interface Plan {
   maxLagS: number;
 }
 
-// 30 s per measurement (15 s until 2026-12-04 14:40 UTC): the p99 of 15 s (the 60 slowest of 6,000
+// 30 s per measurement (15 s before 2026-12-04 14:26 UTC): the p99 of 15 s (the 60 slowest of 6,000
 // writes) moved by 2× between two runs of the same commit, fresh 213 → 431 ms, because a few
 // background events (a LevelDB compaction of the emulators: none or three in a window, Redis's AOF
 // fsync, PostgreSQL's checkpoint) land in a window or not; 12,000 writes average more of them.
