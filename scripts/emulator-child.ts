@@ -1,6 +1,6 @@
 /**
  * One AWS emulator of the local stack (scripts/local-stack.ts) in its own process, so a fault test can `kill -9` and restart it:
- * `node --import tsx emulator-child.ts kinesis|dynamodb <port> <dataDir>`. Data persists in dataDir
+ * `node --import tsx emulator-child.ts kinesis|dynamodb <port> <dataDir> [nice]`. Data persists in dataDir
  * (`memory`: kept in memory only, as `npm start`'s in-process emulators do without a data dir).
  */
 import { mkdirSync, readdirSync } from 'node:fs';
@@ -9,12 +9,12 @@ import os from 'node:os';
 import { dynamoEmulator, kinesisEmulator } from './local-stack';
 
 /**
- * EMULATOR_NICE (1–19, LOCAL_DYNAMODB_NICE): this process at a lower CPU priority. A niceness is
+ * `[nice]` (1–19, LOCAL_DYNAMODB_NICE): this process at a lower CPU priority. A niceness is
  * per thread on Linux and a new thread takes its creator's: Node's own threads exist already, so
  * each one present is set (here and once listening, when the LevelDB store and libuv's thread pool
  * are up); threads started later (LevelDB's compaction thread) inherit it.
  */
-const nice = Number(process.env['EMULATOR_NICE'] ?? 0);
+const nice = Number(process.argv[5] ?? 0);
 const lowerPriority = () => {
   if (!(nice > 0)) return;
   const threads = process.platform === 'linux' ? readdirSync('/proc/self/task').map(Number) : [0];

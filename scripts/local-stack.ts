@@ -285,12 +285,11 @@ export async function startEmulators(opts: { dataDir?: string; kinesisPort?: num
 
 /**
  * kinesalite or dynalite in a child process (scripts/emulator-child.ts); resolves once it listens.
- * `nice` (1–19): the child lowers its own CPU priority to it, every thread (EMULATOR_NICE).
+ * `nice` (1–19): the child lowers its own CPU priority to it, every thread (its fourth argument).
  */
 export async function emulatorProcess(kind: 'kinesis' | 'dynamodb', port: number, dir?: string, nice = 0): Promise<{ endpoint: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'emulator-child.ts'), kind, String(port), dir ?? 'memory'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'emulator-child.ts'), kind, String(port), dir ?? 'memory', ...(nice ? [String(nice)] : [])], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ...(nice ? { EMULATOR_NICE: String(nice) } : {}) },
   });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
