@@ -1,11 +1,32 @@
 /**
  * One AWS emulator of the local stack (scripts/local-stack.ts) in its own process, so a fault test can `kill -9` and restart it:
- * `node --import tsx emulator-child.ts kinesis|dynamodb <port> <dataDir>`. Data persists in dataDir
+ * `node --import tsx emulator-child.ts kinesis|dynamodb <port> <dataDir> [nice]`. Data persists in dataDir
  * (`memory`: kept in memory only, as `npm start`'s in-process emulators do without a data dir).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import type { Server } from 'node:net';
+import os from 'node:os';
 import { dynamoEmulator, kinesisEmulator } from './local-stack';
+
+/**
+ * `[nice]` (1–19, LOCAL_DYNAMODB_NICE): this process at a lower CPU priority. A niceness is
+ * per thread on Linux and a new thread takes its creator's: Node's own threads exist already, so
+ * each one present is set (here and once listening, when the LevelDB store and libuv's thread pool
+ * are up); threads started later (LevelDB's compaction thread) inherit it.
+ */
+const nice = Number(process.argv[5] ?? 0);
+const lowerPriority = () => {
+  if (!(nice > 0)) return;
+  const threads = process.platform === 'linux' ? readdirSync('/proc/self/task').map(Number) : [0];
+  for (const tid of threads) {
+    try {
+      os.setPriority(tid, nice);
+    } catch {
+      // a thread that just ended
+    }
+  }
+};
+lowerPriority();
 
 const [kind, portArg, dir] = process.argv.slice(2);
 if ((kind !== 'kinesis' && kind !== 'dynamodb') || !portArg || !dir) {
@@ -14,7 +35,10 @@ if ((kind !== 'kinesis' && kind !== 'dynamodb') || !portArg || !dir) {
 }
 if (dir !== 'memory') mkdirSync(dir, { recursive: true });
 const server: Server = kind === 'kinesis' ? kinesisEmulator(dir === 'memory' ? undefined : dir) : dynamoEmulator(dir === 'memory' ? undefined : dir);
-server.listen(Number(portArg), '127.0.0.1', () => process.stdout.write(`${kind} listening\n`));
+server.listen(Number(portArg), '127.0.0.1', () => {
+  lowerPriority();
+  process.stdout.write(`${kind} listening\n`);
+});
 process.on('SIGTERM', () => {
   server.close(() => process.exit(0));
   setTimeout(() => process.exit(0), 2000).unref(); // idle keep-alive sockets must not hold it

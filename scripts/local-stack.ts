@@ -175,6 +175,15 @@ export const LocalStackEnv = z.object({
   DYNALITE_LEVELDB: z.enum(['tuned', 'default']).default('tuned'),
   /** The block cache of dynalite's LevelDB when DYNALITE_LEVELDB is `tuned`, in MB. */
   DYNALITE_CACHE_MB: positiveInt(64),
+  /**
+   * Where `npm start` runs its DynamoDB emulator: 0 (default) in the orchestrator's process beside
+   * Kinesis; 1–19 in a process of its own at that CPU niceness (lower priority), so that on a
+   * machine the stack keeps busy, the emulator's LevelDB compactions (which grow with its data)
+   * and the projection's writes yield the CPU to the write and ack path (gateway, Kinesis, commit
+   * consumer, PostgreSQL, Redis), as a real DynamoDB never takes that path's CPU. An experiment of
+   * issue #20 (docs/PERFORMANCE.md, "Data growth").
+   */
+  LOCAL_DYNAMODB_NICE: z.coerce.number().int().min(0).max(19).default(0),
   /** The attachments bucket `npm start` creates on fauxqs (S3 on the SQS port). */
   ATTACHMENTS_BUCKET: z.string().default('ackstream-attachments'),
 }).merge(AwsEnv.pick({ AWS_REGION: true })).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
@@ -189,6 +198,8 @@ export interface Emulators {
   kinesisEndpoint: string;
   dynamoEndpoint: string;
   sqsEndpoint: string;
+  /** The DynamoDB emulator's process, when it runs in one of its own. */
+  dynamoPid?: number;
   close(): Promise<void>;
 }
 
@@ -218,8 +229,9 @@ const closeServer = (server: Server) => new Promise<void>((resolve) => server.cl
  * Starts the three AWS emulators; `dataDir` makes Kinesis and DynamoDB data persistent.
  * `processes`: Kinesis and DynamoDB each in a process of its own (scripts/emulator-child.ts), as
  * `npm start` runs them, so they answer off the caller's event loop; else in this process (tests).
+ * `dynamoNice` (1–19): DynamoDB alone in a process of its own at that niceness (LOCAL_DYNAMODB_NICE).
  */
-export async function startEmulators(opts: { dataDir?: string; kinesisPort?: number; dynamoPort?: number; sqsPort?: number; processes?: boolean } = {}): Promise<Emulators> {
+export async function startEmulators(opts: { dataDir?: string; kinesisPort?: number; dynamoPort?: number; sqsPort?: number; processes?: boolean; dynamoNice?: number } = {}): Promise<Emulators> {
   const persist = (name: string) => {
     if (!opts.dataDir) return undefined;
     const dir = path.join(opts.dataDir, name);
@@ -228,8 +240,16 @@ export async function startEmulators(opts: { dataDir?: string; kinesisPort?: num
   };
   let kinesisEndpoint: string;
   let dynamoEndpoint: string;
+  let dynamoPid: number | undefined;
   const closers: Array<() => Promise<void>> = [];
-  if (opts.processes) {
+  if (!opts.processes && opts.dynamoNice) {
+    const kin = kinesisEmulator(persist('kinesis'));
+    kinesisEndpoint = `http://127.0.0.1:${await listen(kin, opts.kinesisPort ?? 0)}`;
+    const dyn = await emulatorProcess('dynamodb', opts.dynamoPort ?? (await freePort()), persist('dynamodb'), opts.dynamoNice);
+    dynamoEndpoint = dyn.endpoint;
+    dynamoPid = dyn.child.pid;
+    closers.push(() => closeServer(kin), () => stopChild(dyn.child));
+  } else if (opts.processes) {
     const [kin, dyn] = await Promise.all([
       emulatorProcess('kinesis', opts.kinesisPort ?? (await freePort()), persist('kinesis')),
       emulatorProcess('dynamodb', opts.dynamoPort ?? (await freePort()), persist('dynamodb')),
@@ -255,6 +275,7 @@ export async function startEmulators(opts: { dataDir?: string; kinesisPort?: num
   return {
     kinesisEndpoint,
     dynamoEndpoint,
+    ...(dynamoPid ? { dynamoPid } : {}),
     sqsEndpoint: `http://127.0.0.1:${sqsPort}`,
     async close() {
       await Promise.all([...closers.map((c) => c()), stopChild(sqs)]);
@@ -262,9 +283,12 @@ export async function startEmulators(opts: { dataDir?: string; kinesisPort?: num
   };
 }
 
-/** kinesalite or dynalite in a child process (scripts/emulator-child.ts); resolves once it listens. */
-export async function emulatorProcess(kind: 'kinesis' | 'dynamodb', port: number, dir?: string): Promise<{ endpoint: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'emulator-child.ts'), kind, String(port), dir ?? 'memory'], {
+/**
+ * kinesalite or dynalite in a child process (scripts/emulator-child.ts); resolves once it listens.
+ * `nice` (1–19): the child lowers its own CPU priority to it, every thread (its fourth argument).
+ */
+export async function emulatorProcess(kind: 'kinesis' | 'dynamodb', port: number, dir?: string, nice = 0): Promise<{ endpoint: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'emulator-child.ts'), kind, String(port), dir ?? 'memory', ...(nice ? [String(nice)] : [])], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {

@@ -65,6 +65,7 @@ async function main() {
     // In the orchestrator's process: in processes of their own they made the final ack slower on
     // two cores (docs/PERFORMANCE.md, the A/B under "System") and idled no better.
     processes: false,
+    dynamoNice: env.LOCAL_DYNAMODB_NICE,
   });
   stops.push(() => emulators.close());
   say(`emulators: Kinesis ${emulators.kinesisEndpoint}, DynamoDB ${emulators.dynamoEndpoint}, SQS ${emulators.sqsEndpoint}`);

@@ -4,16 +4,17 @@
  * to pass. Checked on LevelDB's behaviour, through the AWS SDK against the real emulator on disk:
  * a store with LevelDB's 4 MB write buffer flushes a 6 MB burst of writes to a table file (.ldb),
  * one opened with the stack's 32 MB buffer keeps it in its log. The cache size and table file size
- * travel in the same options object.
+ * travel in the same options object. With LOCAL_DYNAMODB_NICE the emulator runs in a process of its
+ * own at a lower CPU priority: every thread of it, LevelDB's compaction thread included.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { createDynamo } from '../core/aws';
 import { ensureTable, requestsTableDefinition } from '../core/read-store';
-import { dynaliteStoreOptionsOf, dynamoEmulator, localEnv, type DynaliteStoreOptions } from '../scripts/local-stack';
+import { dynaliteStoreOptionsOf, dynamoEmulator, localEnv, startEmulators, type DynaliteStoreOptions } from '../scripts/local-stack';
 
 const listen = (server: Server) =>
   new Promise<string>((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}`)));
@@ -76,6 +77,48 @@ describe("dynalite's LevelDB options", () => {
         const out = await dynamo.send(new GetItemCommand({ TableName: table, Key: { pk: { S: 'row-19' } }, ConsistentRead: true }));
         expect(out.Item?.doc?.S).toHaveLength(300_000);
       });
+    }
+  });
+});
+
+/** The niceness of each thread of a process (Linux: field 19 of /proc/<pid>/task/<tid>/stat). */
+function threadNiceness(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
+
+describe('LOCAL_DYNAMODB_NICE: the DynamoDB emulator in a process of its own at a lower CPU priority', () => {
+  test('off by default (in the orchestrator beside Kinesis); 1–19 accepted', () => {
+    expect(localEnv({}).LOCAL_DYNAMODB_NICE).toBe(0);
+    expect(localEnv({ LOCAL_DYNAMODB_NICE: '10' }).LOCAL_DYNAMODB_NICE).toBe(10);
+    expect(() => localEnv({ LOCAL_DYNAMODB_NICE: '20' })).toThrow(/LOCAL_DYNAMODB_NICE/);
+  });
+
+  (process.platform === 'linux' ? test : test.skip)('every thread of that process runs at the niceness, LevelDB compacting included, and it keeps its data on disk', async () => {
+    const dataDir = path.join(root, 'niced');
+    const emulators = await startEmulators({ dataDir, dynamoNice: 10 });
+    const dynamo = createDynamo({ region: 'us-east-1', endpoint: emulators.dynamoEndpoint });
+    try {
+      expect(emulators.dynamoPid).toBeGreaterThan(0);
+      expect(emulators.dynamoPid).not.toBe(process.pid);
+      await ensureTable(dynamo, requestsTableDefinition(table));
+      // Past the stack's 32 MB write buffer: LevelDB flushes and compacts in threads it starts now.
+      for (let round = 0; round < 8; round++) {
+        for (let i = 0; i < 20; i++) {
+          await dynamo.send(new PutItemCommand({ TableName: table, Item: { pk: { S: `n${round}-${i}` }, doc: { S: String(i).padEnd(300_000, 'x') } } }));
+        }
+      }
+      const out = await dynamo.send(new GetItemCommand({ TableName: table, Key: { pk: { S: 'n7-19' } }, ConsistentRead: true }));
+      expect(out.Item?.doc?.S).toHaveLength(300_000);
+      const niceness = threadNiceness(emulators.dynamoPid!);
+      expect(niceness.length).toBeGreaterThan(4);
+      expect(new Set(niceness)).toEqual(new Set([10]));
+      expect(tableFiles(path.join(dataDir, 'dynamodb')).length).toBeGreaterThan(0);
+    } finally {
+      dynamo.destroy();
+      await emulators.close();
     }
   });
 });
