@@ -1,6 +1,6 @@
 /**
  * `npx tsx bench/stack-profile.ts [rate] [seconds]` (under the shared lock): `npm start` as the
- * system bench runs it, every node process of it under `--cpu-prof` (NODE_OPTIONS), then
+ * system bench runs it, every node process of it profiling itself (bench/cpu-profile-hook.cjs), then
  * `rate` writes/s (default 100) with 500 reads/s beside them for `seconds` (default 40), then a
  * clean stop, so each process writes its profile into PROFILE_DIR (default .prof/stack-<time>).
  * Read each with `npx tsx bench/profile-summary.ts <file> 25 <seconds>`: the last `seconds`
@@ -18,7 +18,8 @@ async function main() {
   const dir = process.env.PROFILE_DIR ?? path.join(ROOT, '.prof', `stack-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(dir, { recursive: true });
   const extra = process.env.BENCH_STACK_ENV ? `${process.env.BENCH_STACK_ENV},` : '';
-  process.env.BENCH_STACK_ENV = `${extra}NODE_OPTIONS=--cpu-prof --cpu-prof-dir=${dir}`;
+  // Node 20 refuses --cpu-prof in NODE_OPTIONS: each process profiles itself (bench/cpu-profile-hook.cjs).
+  process.env.BENCH_STACK_ENV = `${extra}NODE_OPTIONS=--require ${path.join(__dirname, 'cpu-profile-hook.cjs')},ACKSTREAM_PROFILE_DIR=${dir}`;
   const ctx = { quick: false, progress: () => undefined, log: (l: string) => console.log(l) };
   const stack = await startNpmStack(ctx);
   let load: Load | undefined;
