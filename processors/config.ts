@@ -68,6 +68,14 @@ export const ProcessorsConfig = z.object({
    * log), so this bounds only the delay of records that reach the stream another way.
    */
   IDLE_POLL_MAX_MS: positiveInt(1000),
+  /**
+   * How long each shard's checkpoint may trail the batches it has finished (0: saved after every
+   * batch, as Lambda does). With an interval, one PostgreSQL commit saves the newest finished
+   * position of the interval's batches; the reader's stop, failure or a shard's end saves at once.
+   * It never passes an unfinished record: a crash only redelivers up to this long's records,
+   * which change nothing (they are decided already). `npm start` uses 1000.
+   */
+  CHECKPOINT_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(0),
   /** Wait before retrying a failed batch. */
   RETRY_DELAY_MS: positiveInt(200),
   /** How often the shard list is refreshed (new shards after a reshard). */

@@ -81,6 +81,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
     pollIntervalMs: config.POLL_INTERVAL_MS,
     idlePollMaxMs: config.IDLE_POLL_MAX_MS,
     retryDelayMs: config.RETRY_DELAY_MS,
+    checkpointIntervalMs: config.CHECKPOINT_INTERVAL_MS,
     shardRefreshMs: config.SHARD_REFRESH_MS,
     lagLogMs: config.LAG_LOG_MS,
     metrics,

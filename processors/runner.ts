@@ -52,6 +52,15 @@ export interface RunnerOptions {
    * shard backs off and is woken as without a window.
    */
   batchWindowMs?: number;
+  /**
+   * How long a shard's checkpoint may trail its finished batches (0, the default: saved after
+   * every batch, as Lambda's event source mapping does). With an interval, the newest finished
+   * position is saved at most once per interval (one PostgreSQL commit for many batches), and at
+   * once when the reader stops, fails, or reaches a shard's end. A checkpoint still never passes
+   * an unfinished record; a crash redelivers at most the interval's records (decided already:
+   * they change nothing).
+   */
+  checkpointIntervalMs?: number;
   metrics?: ProcessorMetrics;
   /** The consumer's name in metrics and logs (its checkpoints carry it too). */
   consumer?: string;
@@ -161,7 +170,7 @@ export class StreamRunner {
     // resumes from the checkpoint that was saved (the records after it are delivered again, harmlessly).
     let saving: Promise<void> = Promise.resolve();
     let saveError: { err: unknown } | undefined;
-    const saveCheckpoint = (sequenceNumber: string) => {
+    const enqueue = (sequenceNumber: string) => {
       saving = saving.then(async () => {
         if (saveError) return;
         try {
@@ -172,9 +181,26 @@ export class StreamRunner {
         }
       });
     };
-    /** `wait`: until every save so far is written; else only fail fast if one failed. */
+    // With a checkpoint interval: the newest finished position waits here until the interval's
+    // timer (or a flush) hands it to the chain; a later batch only moves it on.
+    const interval = this.opts.checkpointIntervalMs ?? 0;
+    let pending: string | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const flush = () => {
+      clearTimeout(timer);
+      timer = undefined;
+      if (pending !== undefined) enqueue(pending);
+      pending = undefined;
+    };
+    const saveCheckpoint = (sequenceNumber: string) => {
+      if (interval <= 0) return enqueue(sequenceNumber);
+      pending = sequenceNumber;
+      timer ??= setTimeout(flush, interval);
+    };
+    /** `wait`: until every save so far is written (a trailing one first); else only fail fast if one failed. */
     const checkSaved = async (wait = false) => {
       if (!saveError && !wait) return;
+      if (wait) flush();
       await saving;
       if (saveError) throw saveError.err;
     };
@@ -182,6 +208,7 @@ export class StreamRunner {
       return await this.readBatches(shardId, iterator, saveCheckpoint, checkSaved);
     } finally {
       // Whatever ends this reader (stop, crash, the shard's end), its checkpoints are written first.
+      flush();
       await saving;
     }
   }

@@ -125,6 +125,12 @@ export interface TtlSweeperOptions {
   pageSize?: number;
   /** Pause between two pages: the pace, whatever the table's size. */
   pageIntervalMs: number;
+  /**
+   * Pause after a page that ended a pass over the table, before the next pass (default:
+   * pageIntervalMs). Rows live 30 days: sweeping a small table again every few seconds only keeps
+   * an idle stack awake.
+   */
+  passIntervalMs?: number;
   log?: Logger;
   /** Seconds since the epoch (tests move it). */
   nowSeconds?: () => number;
@@ -142,10 +148,14 @@ export class TtlSweeper {
   start(): void {
     const tick = () => {
       if (this.stopped) return;
+      let pause = this.o.pageIntervalMs;
       this.running = this.sweepPage()
+        .then((page) => {
+          if (page.done) pause = this.o.passIntervalMs ?? this.o.pageIntervalMs;
+        })
         .catch((err: unknown) => this.o.log?.warn('TTL sweep failed; retried at the next page', { table: this.o.table, error: (err as Error).message }))
         .finally(() => {
-          if (!this.stopped) this.timer = setTimeout(tick, this.o.pageIntervalMs);
+          if (!this.stopped) this.timer = setTimeout(tick, pause);
         });
     };
     this.timer = setTimeout(tick, this.o.pageIntervalMs);

@@ -148,6 +148,13 @@ export const LocalStackEnv = z.object({
    * (the attachment worker's decisions, `npm run replay`) wait up to this long after a quiet spell.
    */
   IDLE_POLL_MAX_MS: positiveInt(3000),
+  /**
+   * The processors' CHECKPOINT_INTERVAL_MS under `npm start` (their own default, 0, saves after
+   * every batch): at 100 writes/s the commit consumer finished ~60 batches/s, each with a
+   * checkpoint commit of its own in PostgreSQL (issue #17, CPU per write). A crash of the
+   * processors redelivers at most this long's records, already decided: they change nothing.
+   */
+  CHECKPOINT_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
   /** The console's settings (ack-service/console/); `npm start` points them at the local services. */
   CONSOLE_GATEWAY_URL: z.string().url().optional(),
   /** Comma-separated /metrics URLs the console scrapes; unset: the four local services' /metrics. */

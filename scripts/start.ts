@@ -109,7 +109,7 @@ async function main() {
   // records past the stream's retention leave kinesalite, request rows past their TTL leave dynalite.
   const retentionLog = createLogger('warn', { service: 'local-retention' });
   const trimmer = new StreamTrimmer(kinesis, { stream: names.KINESIS_STREAM, intervalMs: 60_000, log: retentionLog });
-  const sweeper = new TtlSweeper(dynamo, { table: names.REQUESTS_TABLE, pageIntervalMs: 5_000, log: retentionLog });
+  const sweeper = new TtlSweeper(dynamo, { table: names.REQUESTS_TABLE, pageIntervalMs: 5_000, passIntervalMs: 10 * 60_000, log: retentionLog });
   trimmer.start();
   sweeper.start();
   stops.push(async () => {
@@ -142,6 +142,7 @@ async function main() {
     STREAM_READ_CLIENT: env.STREAM_READ_CLIENT,
     PROCESSORS_METRICS_PORT: String(env.PROCESSORS_METRICS_PORT),
     IDLE_POLL_MAX_MS: String(env.IDLE_POLL_MAX_MS),
+    CHECKPOINT_INTERVAL_MS: String(env.CHECKPOINT_INTERVAL_MS),
     CONSOLE_GATEWAY_URL: env.CONSOLE_GATEWAY_URL ?? `http://127.0.0.1:${ports.gateway}`,
     CONSOLE_METRICS_URLS:
       env.CONSOLE_METRICS_URLS ??

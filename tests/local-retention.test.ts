@@ -77,11 +77,13 @@ describe('stream retention on kinesalite', () => {
 describe('TTL of the requests table on dynalite', () => {
   let server: Server;
   let dynamo: ReturnType<typeof createDynamo>;
+  let endpoint: string;
   const table = 'ttl-test-requests';
 
   beforeAll(async () => {
     server = dynamoEmulator();
-    dynamo = createDynamo({ region: 'us-east-1', endpoint: await listen(server) });
+    endpoint = await listen(server);
+    dynamo = createDynamo({ region: 'us-east-1', endpoint });
     await ensureTable(dynamo, requestsTableDefinition(table));
   });
   afterAll(async () => {
@@ -114,6 +116,24 @@ describe('TTL of the requests table on dynalite', () => {
     expect(await exists('t#expired-29')).toBe(false);
     for (let i = 0; i < 5; i++) expect(await exists(`t#live-${i}`)).toBe(true);
     expect(await exists('#projected#shardId-000000000000')).toBe(true);
+  });
+  test('after a pass over the whole table, the sweeper rests passIntervalMs before the next (an idle stack is not kept awake)', async () => {
+    // The sweeper's own client, counted: every Scan it sends is a page.
+    const scans: number[] = [];
+    const counted = createDynamo({ region: 'us-east-1', endpoint });
+    const send = counted.send.bind(counted);
+    counted.send = ((cmd: unknown, ...rest: unknown[]) => {
+      if (cmd instanceof ScanCommand) scans.push(Date.now());
+      return (send as (...a: unknown[]) => unknown)(cmd, ...rest);
+    }) as typeof counted.send;
+    // The table holds a few rows: one page is a whole pass.
+    const sweeper = new TtlSweeper(counted, { table, pageSize: 1_000, pageIntervalMs: 20, passIntervalMs: 60_000 });
+    sweeper.start();
+    await new Promise((r) => setTimeout(r, 400));
+    await sweeper.stop();
+    counted.destroy();
+    // One pass (one page), then the rest: not one page every 20 ms (~20 pages).
+    expect(scans.length).toBe(1);
   });
 });
 
