@@ -89,9 +89,9 @@ test('PUT, PATCH and DELETE of one item each get queued then committed acks, in 
   const state = await stack.pg.query("SELECT version, deleted FROM items WHERE tenant = 'acme' AND collection = 'notes' AND item_id = 'n1'");
   expect(state.rows).toEqual([{ version: 3, deleted: true }]);
 
-  // DynamoDB (durable read model) and Redis (hot copy) hold version 3 as a tombstone.
-  const durable = await stack.doc.send(new GetCommand({ TableName: stack.env.ITEMS_TABLE, Key: { pk: 'acme#notes', id: 'n1' } }));
-  expect(durable.Item).toMatchObject({ version: 3, deleted: true });
+  // DynamoDB (durable read model, written by the projection consumer just after) and Redis (hot copy) hold version 3 as a tombstone.
+  const durable = await durableItemAt(3);
+  expect(durable).toMatchObject({ version: 3, deleted: true });
   const hot = await stack.redis.hgetall(`${stack.redisPrefix}item:acme:notes:n1`);
   expect(hot).toEqual({ v: '3', d: '' });
 });
@@ -103,14 +103,23 @@ test('the read model holds each projected version in DynamoDB and Redis', async 
   // Redis (the hot copy) is written before the committed ack; DynamoDB by the projection consumer, just after.
   const hot = await stack.redis.hget(`${stack.redisPrefix}item:acme:notes:n1`, 'd');
   expect(JSON.parse(hot!)).toMatchObject({ version: 4, data: { title: 'again' } });
-  const list = await request(`${stack.readUrl}/v1/collections/notes/items?limit=10`, { token });
+  // Listings follow the projection consumer: the ack's consistency token makes the listing wait for this write.
+  expect(typeof ack.consistencyToken).toBe('string');
+  const list = await request(`${stack.readUrl}/v1/collections/notes/items?limit=10&consistentWith=${encodeURIComponent(String(ack.consistencyToken))}`, { token });
   expect(list.status).toBe(200);
   expect(list.body).toEqual({ items: [expect.objectContaining({ id: 'n1', version: 4 })], nextCursor: null });
-  const deadline = Date.now() + 10_000;
-  let durable = await stack.doc.send(new GetCommand({ TableName: stack.env.ITEMS_TABLE, Key: { pk: 'acme#notes', id: 'n1' } }));
-  while (Number(durable.Item?.version ?? 0) < 4 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    durable = await stack.doc.send(new GetCommand({ TableName: stack.env.ITEMS_TABLE, Key: { pk: 'acme#notes', id: 'n1' } }));
-  }
-  expect(JSON.parse(durable.Item!.doc as string)).toMatchObject({ version: 4, data: { title: 'again' } });
+  const durable = await durableItemAt(4);
+  expect(JSON.parse(durable!.doc as string)).toMatchObject({ version: 4, data: { title: 'again' } });
 });
+
+/** The durable copy of acme/notes/n1 once it holds `version` (the projection consumer writes it just after the ack), else as it is after 10 s. */
+async function durableItemAt(version: number): Promise<Record<string, unknown> | undefined> {
+  const get = async () => (await stack.doc.send(new GetCommand({ TableName: stack.env.ITEMS_TABLE, Key: { pk: 'acme#notes', id: 'n1' } }))).Item;
+  const deadline = Date.now() + 10_000;
+  let item = await get();
+  while (Number(item?.version ?? 0) < version && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    item = await get();
+  }
+  return item;
+}
