@@ -155,6 +155,14 @@ export const LocalStackEnv = z.object({
    * processors redelivers at most this long's records, already decided: they change nothing.
    */
   CHECKPOINT_INTERVAL_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
+  /**
+   * The processors' DURABLE_INLINE_BUDGET_MS under `npm start` (their own default is 500): 0 here, so
+   * the commit consumer does not write request statuses into DynamoDB beside the projection
+   * consumer, which writes them anyway within its window (about 70 BatchWriteItem calls/s at 100
+   * writes/s, answered by the local emulator on the same two cores; issue #17). GET
+   * /v1/requests/{id} answers from Redis, which the commit consumer writes before the ack.
+   */
+  DURABLE_INLINE_BUDGET_MS: z.coerce.number().int().min(0).max(5000).default(0),
   /** The console's settings (ack-service/console/); `npm start` points them at the local services. */
   CONSOLE_GATEWAY_URL: z.string().url().optional(),
   /** Comma-separated /metrics URLs the console scrapes; unset: the four local services' /metrics. */
@@ -183,14 +191,14 @@ export const LocalStackEnv = z.object({
   /** The block cache of dynalite's LevelDB when DYNALITE_LEVELDB is `tuned`, in MB. */
   DYNALITE_CACHE_MB: positiveInt(64),
   /**
-   * Where `npm start` runs its DynamoDB emulator: 0 (default) in the orchestrator's process beside
-   * Kinesis; 1–19 in a process of its own at that CPU niceness (lower priority), so that on a
+   * Where `npm start` runs its DynamoDB emulator: 0 in the orchestrator's process beside Kinesis;
+   * 1–19 (default 10) in a process of its own at that CPU niceness (lower priority), so that on a
    * machine the stack keeps busy, the emulator's LevelDB compactions (which grow with its data)
    * and the projection's writes yield the CPU to the write and ack path (gateway, Kinesis, commit
-   * consumer, PostgreSQL, Redis), as a real DynamoDB never takes that path's CPU. An experiment of
-   * issue #20 (docs/PERFORMANCE.md, "Data growth").
+   * consumer, PostgreSQL, Redis), as a real DynamoDB never takes that path's CPU (issues #17, #20;
+   * docs/PERFORMANCE.md).
    */
-  LOCAL_DYNAMODB_NICE: z.coerce.number().int().min(0).max(19).default(0),
+  LOCAL_DYNAMODB_NICE: z.coerce.number().int().min(0).max(19).default(10),
   /** The attachments bucket `npm start` creates on fauxqs (S3 on the SQS port). */
   ATTACHMENTS_BUCKET: z.string().default('ackstream-attachments'),
 }).merge(AwsEnv.pick({ AWS_REGION: true })).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);

@@ -90,8 +90,9 @@ function threadNiceness(pid: number): number[] {
 }
 
 describe('LOCAL_DYNAMODB_NICE: the DynamoDB emulator in a process of its own at a lower CPU priority', () => {
-  test('off by default (in the orchestrator beside Kinesis); 1–19 accepted', () => {
-    expect(localEnv({}).LOCAL_DYNAMODB_NICE).toBe(0);
+  test('niceness 10 by default (a process of its own); 0 keeps it in the orchestrator beside Kinesis; 1–19 accepted', () => {
+    expect(localEnv({}).LOCAL_DYNAMODB_NICE).toBe(10);
+    expect(localEnv({ LOCAL_DYNAMODB_NICE: '0' }).LOCAL_DYNAMODB_NICE).toBe(0);
     expect(localEnv({ LOCAL_DYNAMODB_NICE: '10' }).LOCAL_DYNAMODB_NICE).toBe(10);
     expect(() => localEnv({ LOCAL_DYNAMODB_NICE: '20' })).toThrow(/LOCAL_DYNAMODB_NICE/);
   });
