@@ -9,6 +9,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { quantile as histogramQuantile } from '../ack-service/console/prometheus';
 import { EVENT_LOOP_PRECISION_MS } from '../core/metrics';
 import { round } from './stats';
 
@@ -76,24 +77,8 @@ export function histogramBetween(a: Map<string, number>, b: Map<string, number>,
     const bound = le === '+Inf' ? Infinity : Number(le);
     byLe.set(bound, (byLe.get(bound) ?? 0) + d(k));
   }
-  const bounds = [...byLe.keys()].sort((x, y) => x - y);
-  const quantile = (q: number): number => {
-    if (!count) return 0;
-    const target = q * count;
-    let prevBound = 0;
-    let prevCum = 0;
-    for (const bound of bounds) {
-      const cum = byLe.get(bound)!;
-      if (cum >= target) {
-        if (bound === Infinity) return prevBound * 1000;
-        const within = cum - prevCum;
-        return (prevBound + (within ? (target - prevCum) / within : 1) * (bound - prevBound)) * 1000;
-      }
-      prevBound = bound;
-      prevCum = cum;
-    }
-    return prevBound * 1000;
-  };
+  // PromQL's histogram_quantile, as the console computes it (seconds → ms; 0 for an empty window).
+  const quantile = (q: number): number => (count ? (histogramQuantile(q, byLe) ?? 0) * 1000 : 0);
   return { count, meanMs: count ? round((sum / count) * 1000, 2) : 0, p50Ms: round(quantile(0.5), 1), p99Ms: round(quantile(0.99), 1) };
 }
 
