@@ -20,22 +20,25 @@ export class PgCheckpointStore implements CheckpointStore {
   ) {}
 
   async get(shardId: string): Promise<Checkpoint | undefined> {
-    const res = await this.pool.query<{ sequence_number: string; finished: boolean }>(
-      'SELECT sequence_number, finished FROM checkpoints WHERE consumer = $1 AND stream = $2 AND shard_id = $3',
-      [this.consumer, this.stream, shardId],
-    );
+    const res = await this.pool.query<{ sequence_number: string; finished: boolean }>({
+      name: 'ackstream-checkpoint-get',
+      text: 'SELECT sequence_number, finished FROM checkpoints WHERE consumer = $1 AND stream = $2 AND shard_id = $3',
+      values: [this.consumer, this.stream, shardId],
+    });
     const row = res.rows[0];
     return row && { sequenceNumber: row.sequence_number, finished: row.finished };
   }
 
   async save(shardId: string, sequenceNumber: string, finished = false): Promise<void> {
     // Sequence numbers are decimal strings of up to 128 bits: compare them as numerics.
-    await this.pool.query(
-      `INSERT INTO checkpoints (consumer, stream, shard_id, sequence_number, finished) VALUES ($1, $2, $3, $4, $5)
+    // Named: parsed and planned once per connection, not at every save.
+    await this.pool.query({
+      name: 'ackstream-checkpoint-save',
+      text: `INSERT INTO checkpoints (consumer, stream, shard_id, sequence_number, finished) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (consumer, stream, shard_id) DO UPDATE
          SET sequence_number = EXCLUDED.sequence_number, finished = EXCLUDED.finished, updated_at = now()
          WHERE checkpoints.sequence_number::numeric <= EXCLUDED.sequence_number::numeric`,
-      [this.consumer, this.stream, shardId, sequenceNumber, finished],
-    );
+      values: [this.consumer, this.stream, shardId, sequenceNumber, finished],
+    });
   }
 }

@@ -60,6 +60,14 @@ export const ProcessorsConfig = z.object({
    * once, as the commit consumer does.
    */
   PROJECTION_BATCH_WINDOW_MS: z.coerce.number().int().min(0).max(300_000).default(500),
+  /**
+   * With both consumers in one process: the longest the projection consumer holds a batch until
+   * the commit consumer has finished its records (decided them in PostgreSQL). Handed over
+   * earlier, the records not decided yet fail the batch from there and are read again after
+   * RETRY_DELAY_MS (a GetShardIterator, a GetRecords and a PostgreSQL lookup each time). 0: no
+   * waiting, as when the consumers run apart (the two Lambdas in AWS).
+   */
+  PROJECTION_FOLLOW_MAX_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(2000),
   /** Wait after a shard's first empty poll; it doubles with each further empty poll, up to IDLE_POLL_MAX_MS. */
   POLL_INTERVAL_MS: positiveInt(20),
   /**

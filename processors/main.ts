@@ -18,7 +18,7 @@ import { ProcessorsConfig } from './config';
 import { countDynamoCalls, ProcessorMetrics, serveMetrics } from './metrics';
 import { migrate } from './migrate';
 import type { DeadLetterQueue } from './parking';
-import { StreamRunner } from './runner';
+import { ShardProgress, StreamRunner } from './runner';
 import { trackDeadLetterQueue, trackProjections } from './operator-metrics';
 import { defaultRecord, DynamoProjectionRegistry, projectionNames, registryTableName } from '../core/projections';
 
@@ -88,8 +88,14 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
   };
   const checkpoints = new PgCheckpointStore(pool, config.PROCESSOR_CONSUMER, config.KINESIS_STREAM);
   const runCommit = config.CONSUMERS.includes('commit');
+  // Both consumers here: the projection consumer reads a batch once the commit consumer has
+  // decided it, instead of failing on its undecided records and reading them again.
+  const follow = runCommit && config.CONSUMERS.includes('projection') && config.PROJECTION_FOLLOW_MAX_WAIT_MS > 0
+    ? { progress: new ShardProgress(), maxWaitMs: config.PROJECTION_FOLLOW_MAX_WAIT_MS }
+    : undefined;
   const runner = runCommit && new StreamRunner({
     ...runnerOptions,
+    ...(follow ? { progress: follow.progress } : {}),
     consumer: config.PROCESSOR_CONSUMER,
     checkpoints: overrides.wrapCheckpoints ? overrides.wrapCheckpoints(checkpoints) : checkpoints,
     handler: consumers.commit,
@@ -100,6 +106,7 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
       consumer: config.PROJECTION_CONSUMER,
       // Fewer, bigger batches than the commit consumer's: this consumer is not on the ack path.
       batchWindowMs: config.PROJECTION_BATCH_WINDOW_MS,
+      ...(follow ? { follow } : {}),
       checkpoints: new PgCheckpointStore(pool, config.PROJECTION_CONSUMER, config.KINESIS_STREAM),
       handler: consumers.project,
     })

@@ -45,6 +45,12 @@ export class ProcessorMetrics {
     labelNames: ['consumer'],
     registers: [this.registry],
   });
+  readonly followWaits = new Counter({
+    name: 'ackstream_processor_follow_waits_total',
+    help: 'Batches held until the consumer followed (the commit consumer) had finished them, per consumer.',
+    labelNames: ['consumer'],
+    registers: [this.registry],
+  });
   readonly batches = new Counter({
     name: 'ackstream_processor_batches_total',
     help: 'Batches handed to the handler, per consumer.',

@@ -66,6 +66,66 @@ export interface RunnerOptions {
   consumer?: string;
   /** How often each shard's lag is logged. */
   lagLogMs?: number;
+  /**
+   * Where this consumer reports, per shard, how far its records are finished (its checkpoint when
+   * it starts reading a shard, then each batch's last finished record), for a consumer that follows it.
+   */
+  progress?: ShardProgress;
+  /**
+   * Another consumer of the same stream that this one follows (the projection consumer follows the
+   * commit consumer in the same process): a batch is handed over once `progress` has passed its last
+   * record, or after `maxWaitMs`, whichever is first. It only delays a batch, never skips one: the
+   * handler still decides what is done. Without it, a follower handed records its leader has not
+   * finished fails from there and re-reads them after retryDelayMs (GetShardIterator, GetRecords and
+   * the handler's lookups again).
+   */
+  follow?: { progress: ShardProgress; maxWaitMs: number };
+}
+
+/** Kinesis sequence numbers are decimal strings of up to 128 bits. */
+const seqValue = (s: string): bigint => BigInt(s);
+
+/**
+ * How far a consumer has finished each shard (in memory, this process only): records up to the
+ * position are done for good (a commit consumer's are decided in PostgreSQL), so it only moves forward.
+ */
+export class ShardProgress {
+  private readonly done = new Map<string, bigint>();
+  private readonly waiters = new Set<{ shardId: string; at: bigint; resolve: (reached: boolean) => void }>();
+
+  advance(shardId: string, sequenceNumber: string): void {
+    const at = seqValue(sequenceNumber);
+    const cur = this.done.get(shardId);
+    if (cur !== undefined && cur >= at) return;
+    this.done.set(shardId, at);
+    for (const w of [...this.waiters]) if (w.shardId === shardId && w.at <= at) w.resolve(true);
+  }
+
+  reached(shardId: string, sequenceNumber: string): boolean {
+    const cur = this.done.get(shardId);
+    return cur !== undefined && cur >= seqValue(sequenceNumber);
+  }
+
+  /** True once the shard is done up to `sequenceNumber`; false after `maxWaitMs` or when `cancel` is called (cancel: a set the caller may trigger). */
+  waitFor(shardId: string, sequenceNumber: string, maxWaitMs: number, cancel?: Set<() => void>): Promise<boolean> {
+    if (this.reached(shardId, sequenceNumber)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const w = {
+        shardId,
+        at: seqValue(sequenceNumber),
+        resolve: (reached: boolean) => {
+          clearTimeout(timer);
+          this.waiters.delete(w);
+          cancel?.delete(stop);
+          resolve(reached);
+        },
+      };
+      const stop = () => w.resolve(false);
+      const timer = setTimeout(stop, maxWaitMs);
+      this.waiters.add(w);
+      cancel?.add(stop);
+    });
+  }
 }
 
 export class StreamRunner {
@@ -127,6 +187,8 @@ export class StreamRunner {
 
   private async iteratorFor(shardId: string, at?: string): Promise<string | undefined> {
     const cp = at ? undefined : await this.opts.checkpoints.get(shardId);
+    // Records up to a checkpoint are finished: a follower need not wait for them.
+    if (cp) this.opts.progress?.advance(shardId, cp.sequenceNumber);
     if (cp?.finished) return undefined;
     const out = await this.opts.kinesis.send(
       new GetShardIteratorCommand({
@@ -279,10 +341,21 @@ export class StreamRunner {
           // Handled here too: if delivery throws, nobody awaits it, and a rejection must not go unhandled.
           prefetched.catch(() => undefined);
         }
+        if (this.opts.follow) {
+          // Hand the batch over once the leader has finished it (or gave it long enough).
+          const last = records.at(-1)!.SequenceNumber!;
+          if (!this.stopping && !this.opts.follow.progress.reached(shardId, last)) {
+            metrics?.followWaits.inc({ consumer });
+            await this.opts.follow.progress.waitFor(shardId, last, this.opts.follow.maxWaitMs, this.sleepers);
+          }
+        }
         metrics?.batches.inc({ consumer });
         metrics?.batchRecords.inc({ consumer }, records.length);
         const { retryFrom, doneUpTo } = await this.deliver(shardId, records);
-        if (doneUpTo) saveCheckpoint(doneUpTo);
+        if (doneUpTo) {
+          saveCheckpoint(doneUpTo);
+          this.opts.progress?.advance(shardId, doneUpTo);
+        }
         if (retryFrom) {
           dropPrefetch();
           metrics?.batchFailures.inc({ shard: shardId, consumer });
