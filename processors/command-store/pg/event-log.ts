@@ -26,9 +26,10 @@ export interface PriorRow {
 export const itemKey = (t: string, c: string, id: string) => `${t}\u0000${c}\u0000${id}`;
 export const cmdKey = (cmd: Command) => itemKey(cmd.tenant, cmd.collection, cmd.id);
 
-/** A row of loadContext's first statement: a prior outcome ('r') or a parked record ('p'). */
-interface KnownRow extends PriorRow {
-  kind: 'r' | 'p';
+/** A row of loadContext's statement: a prior outcome ('r'), a parked record ('p') or an item's state ('s'). */
+interface KnownRow extends Omit<PriorRow, 'decided_at'> {
+  kind: 'r' | 'p' | 's';
+  decided_at: Date;
   tenant: string | null;
   collection: string | null;
   item_id: string | null;
@@ -54,30 +55,33 @@ export async function loadContext(client: Pool | PoolClient, entries: BatchEntry
   const kt = [...keys.values()].map((c) => c.tenant);
   const kc = [...keys.values()].map((c) => c.collection);
   const ki = [...keys.values()].map((c) => c.id);
-  // Prior outcomes and parked records in one round trip (parked is nearly always empty); the
-  // states after them, locked, in a second statement, so a state is never older than an outcome.
-  const known = await client.query<KnownRow>({
-    // Named (prepared once per connection): PostgreSQL parses and plans these statements, run for
-    // every batch, once per connection instead of at every call (issue #17, its CPU per write).
-    name: 'ackstream-batch-known',
-    text: `SELECT 'r' AS kind, request_id, status, version, reason, decided_at, NULL AS tenant, NULL AS collection, NULL AS item_id, NULL::bigint AS id
+  // Prior outcomes, parked records and the items' states in one statement, one round trip (parked
+  // is nearly always empty). One statement reads one snapshot, and a locked state is the newest
+  // committed one (PostgreSQL re-reads a row it waited for), so a state is never older than an
+  // outcome read with it. The states are locked in key order (as before: no deadlock between batches).
+  // Named (prepared once per connection): PostgreSQL parses and plans it, run for every batch, once
+  // per connection instead of at every call (issue #17, its CPU per write).
+  const res = await client.query<KnownRow & { deleted: boolean | null; data: JsonObject | null; updated_at: Date | null }>({
+    name: forUpdate ? 'ackstream-batch-context-locked' : 'ackstream-batch-context',
+    text: `WITH st AS MATERIALIZED (
+       SELECT it.tenant, it.collection, it.item_id, it.version, it.deleted, it.data, it.updated_at
+         FROM items it JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(t, c, i)
+           ON it.tenant = k.t AND it.collection = k.c AND it.item_id = k.i
+        ORDER BY it.tenant, it.collection, it.item_id${forUpdate ? ' FOR UPDATE OF it' : ''}
+     )
+     SELECT 'r' AS kind, request_id, status, version, reason, decided_at, NULL AS tenant, NULL AS collection, NULL AS item_id, NULL::bigint AS id,
+            NULL::boolean AS deleted, NULL::jsonb AS data, NULL::timestamptz AS updated_at
        FROM requests WHERE request_id = ANY($1::text[])
      UNION ALL
-     SELECT 'p', request_id, NULL, NULL, NULL, NULL, tenant, collection, item_id, id FROM parked WHERE request_id = ANY($1::text[])
+     SELECT 'p', request_id, NULL, NULL, NULL, NULL, tenant, collection, item_id, id, NULL, NULL, NULL FROM parked WHERE request_id = ANY($1::text[])
      UNION ALL
-     (SELECT DISTINCT ON (p.tenant, p.collection, p.item_id) 'p', p.request_id, NULL, NULL, NULL, NULL, p.tenant, p.collection, p.item_id, p.id
+     (SELECT DISTINCT ON (p.tenant, p.collection, p.item_id) 'p', p.request_id, NULL, NULL, NULL, NULL, p.tenant, p.collection, p.item_id, p.id, NULL, NULL, NULL
         FROM parked p JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(t, c, i)
           ON p.tenant = k.t AND p.collection = k.c AND p.item_id = k.i
-       ORDER BY p.tenant, p.collection, p.item_id, p.id)`,
+       ORDER BY p.tenant, p.collection, p.item_id, p.id)
+     UNION ALL
+     SELECT 's', NULL, NULL, version, NULL, NULL, tenant, collection, item_id, NULL, deleted, data, updated_at FROM st`,
     values: [rids, kt, kc, ki],
-  });
-  const stateRes = await client.query<ItemRow & { tenant: string; collection: string; item_id: string }>({
-    name: forUpdate ? 'ackstream-batch-states-locked' : 'ackstream-batch-states',
-    text: `SELECT it.tenant, it.collection, it.item_id, it.version, it.deleted, it.data, it.updated_at
-       FROM items it JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(t, c, i)
-         ON it.tenant = k.t AND it.collection = k.c AND it.item_id = k.i
-      ORDER BY it.tenant, it.collection, it.item_id${forUpdate ? ' FOR UPDATE OF it' : ''}`,
-    values: [kt, kc, ki],
   });
 
   const prior = new Map<string, PriorRow>();
@@ -86,7 +90,15 @@ export async function loadContext(client: Pool | PoolClient, entries: BatchEntry
   const asked = new Set(rids);
   // Of an item's parked records, the first (lowest id) is the one the later writes wait behind.
   const firstParked = new Map<string, { id: number; requestId: string }>();
-  for (const r of known.rows) {
+  const states = new Map<string, ItemState>();
+  for (const r of res.rows) {
+    if (r.kind === 's') {
+      states.set(itemKey(r.tenant!, r.collection!, r.item_id!), {
+        tenant: r.tenant!, collection: r.collection!, id: r.item_id!,
+        version: r.version!, deleted: r.deleted!, data: r.data, updatedAt: r.updated_at!.toISOString(),
+      });
+      continue;
+    }
     if (r.kind === 'r') {
       prior.set(r.request_id, r);
       continue;
@@ -98,13 +110,6 @@ export async function loadContext(client: Pool | PoolClient, entries: BatchEntry
     if (!cur || id < cur.id) firstParked.set(k, { id, requestId: r.request_id });
   }
   for (const [k, p] of firstParked) if (keys.has(k)) parkedItems.set(k, p.requestId);
-  const states = new Map<string, ItemState>();
-  for (const r of stateRes.rows) {
-    states.set(itemKey(r.tenant, r.collection, r.item_id), {
-      tenant: r.tenant, collection: r.collection, id: r.item_id,
-      version: r.version, deleted: r.deleted, data: r.data, updatedAt: r.updated_at.toISOString(),
-    });
-  }
   return { prior, parkedItems, parkedReqs, states };
 }
 
