@@ -11,7 +11,7 @@
  *   others drop it as already seen.
  */
 import { z } from 'zod';
-import type { Ack, AckDraft, AckRoute } from './contracts';
+import type { Ack, AckDraft, AckRoute, AckStage } from './contracts';
 
 export type ReadAfterResult =
   | { kind: 'acks'; acks: Ack[] }
@@ -55,6 +55,12 @@ export interface AckLog {
    * (before anything can be missed), so a subscriber can hold back live acks until it has caught up.
    */
   subscribe(listener: AckListener, onGap?: () => void, onGapStart?: () => void): Promise<() => Promise<void>>;
+  /**
+   * Optional, for a subscriber that needs only each live ack's stage (the processors' wake-ups):
+   * like `subscribe`, without decoding each ack (where the backend can skip that). Callers fall
+   * back to `subscribe`.
+   */
+  watchStages?(listener: (stage: AckStage) => void, onGap?: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

@@ -5,7 +5,7 @@
  * happen atomically and in one order.
  */
 import type { Redis } from 'ioredis';
-import type { Ack, AckDraft, AckRoute } from './contracts';
+import type { Ack, AckDraft, AckRoute, AckStage } from './contracts';
 import { type AckListener, type AckLog, type AckRetention, DEFAULT_RETENTION, draftJson, type ReadAfterResult, withCursor } from './ack-log';
 import { RedisKeys } from './keys';
 
@@ -82,6 +82,7 @@ export class RedisAckLog implements AckLog {
   private readonly keys: RedisKeys;
   private subscriber: Redis | undefined;
   private readonly listeners = new Set<AckListener>();
+  private readonly stageListeners = new Set<(stage: AckStage) => void>();
   private readonly gapListeners = new Set<() => void>();
   private readonly gapStartListeners = new Set<() => void>();
   private readonly maxlen: string;
@@ -148,11 +149,39 @@ export class RedisAckLog implements AckLog {
     this.listeners.add(listener);
     if (onGap) this.gapListeners.add(onGap);
     if (onGapStart) this.gapStartListeners.add(onGapStart);
+    await this.ensureSubscribed();
+    return async () => {
+      this.listeners.delete(listener);
+      if (onGap) this.gapListeners.delete(onGap);
+      if (onGapStart) this.gapStartListeners.delete(onGapStart);
+    };
+  }
+
+  /**
+   * Each live ack's stage, read from the message without decoding it (the processors' wake-ups: two
+   * messages per write, which a full decode parses as JSON twice over for a one-word answer).
+   */
+  async watchStages(listener: (stage: AckStage) => void, onGap?: () => void): Promise<() => Promise<void>> {
+    this.stageListeners.add(listener);
+    if (onGap) this.gapListeners.add(onGap);
+    await this.ensureSubscribed();
+    return async () => {
+      this.stageListeners.delete(listener);
+      if (onGap) this.gapListeners.delete(onGap);
+    };
+  }
+
+  private async ensureSubscribed(): Promise<void> {
     if (!this.subscriber) {
       const sub = this.redis.duplicate();
       this.subscriber = sub;
       const channel = this.keys.ackChannel();
       sub.on('message', (_channel: string, msg: string) => {
+        if (this.stageListeners.size) {
+          const stage = stageOf(msg);
+          for (const l of this.stageListeners) l(stage);
+        }
+        if (this.listeners.size === 0) return;
         const { route, ack, json } = decodeMessage(msg);
         for (const l of this.listeners) l(route, ack, json);
       });
@@ -184,15 +213,11 @@ export class RedisAckLog implements AckLog {
       await sub.subscribe(channel);
       connected = true;
     }
-    return async () => {
-      this.listeners.delete(listener);
-      if (onGap) this.gapListeners.delete(onGap);
-      if (onGapStart) this.gapStartListeners.delete(onGapStart);
-    };
   }
 
   async close(): Promise<void> {
     this.listeners.clear();
+    this.stageListeners.clear();
     this.gapListeners.clear();
     this.gapStartListeners.clear();
     if (this.subscriber) {
@@ -211,6 +236,22 @@ function ackFromDraft(draft: AckDraft, cursor: number): Ack {
   }
   out.cursor = cursor;
   return out as unknown as Ack;
+}
+
+/**
+ * The stage of a published message, without parsing it: the first `"stage":"` in the draft JSON.
+ * JSON escapes every quote inside a string, so that text can only be a key; drafts (draftJson) put
+ * `stage` right after `type`. Anything unexpected falls back to the full decode.
+ */
+function stageOf(msg: string): AckStage {
+  const b = msg.indexOf('\n', msg.indexOf('\n') + 1);
+  const at = msg.indexOf('"stage":"', b + 1);
+  if (at >= 0) {
+    const from = at + 9;
+    const stage = msg.slice(from, msg.indexOf('"', from));
+    if (stage === 'queued' || stage === 'committed' || stage === 'rejected') return stage;
+  }
+  return decodeMessage(msg).ack.stage;
 }
 
 /** A published message: `<route JSON>\n<cursor>\n<draft JSON>` (see APPEND_MANY). */

@@ -124,12 +124,14 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
     projectionRunner?.wake();
   };
   const projectionWakeStage = config.PROJECTION_BATCH_WINDOW_MS > 0 ? 'final' : 'queued';
+  const onStage = (ackStage: string) => {
+    const stage = ackStage === 'queued' ? 'queued' : 'final';
+    if (stage === 'queued' && runner) runner.wake();
+    if (stage === projectionWakeStage) projectionRunner?.wake();
+  };
+  // Only the stage matters here: the Redis ack log reads it without decoding each ack (two per write).
   const unwatch = config.IDLE_POLL_MAX_MS > config.POLL_INTERVAL_MS
-    ? await acks.subscribe((_route, ack) => {
-      const stage = ack.stage === 'queued' ? 'queued' : 'final';
-      if (stage === 'queued' && runner) runner.wake();
-      if (stage === projectionWakeStage) projectionRunner?.wake();
-    }, wakeAll)
+    ? await (acks.watchStages ? acks.watchStages(onStage, wakeAll) : acks.subscribe((_route, ack) => onStage(ack.stage), wakeAll))
     : undefined;
   log.info('processors started', { stream: config.KINESIS_STREAM, consumers: config.CONSUMERS });
 

@@ -1,0 +1,62 @@
+/**
+ * RedisAckLog.watchStages, the processors' wake-up feed: each live ack's stage, read from the
+ * published message without decoding it, in publish order, beside full subscribers on the same
+ * connection (which still get every ack whole). Real Redis.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Ack, AckDraft, AckStage } from '../core/contracts';
+import { deleteKeysByPrefix } from '../core/redis';
+import { RedisAckLog } from '../core/redis-ack-log';
+import { REDIS_URL, uniqueName } from './helpers/stack';
+import { eventually } from './helpers/processors';
+
+let redis: Redis;
+let prefix: string;
+
+beforeAll(() => {
+  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  prefix = `test:${uniqueName('ack_stages')}:`;
+});
+
+afterAll(async () => {
+  await deleteKeysByPrefix(redis, prefix);
+  redis.disconnect();
+});
+
+const route = { tenant: 'acme', principal: 'alice' };
+const draft = (stage: AckStage, extra: Partial<AckDraft> = {}): AckDraft => ({
+  type: 'ack', stage, requestId: randomUUID(), collection: 'notes', id: 'stage"stage":"committed"', at: new Date().toISOString(),
+  ...(stage === 'committed' ? { version: 1 } : stage === 'rejected' ? { reason: { code: 'version_conflict', message: '"stage":"queued"' } } : {}),
+  ...extra,
+} as AckDraft);
+
+describe('RedisAckLog.watchStages', () => {
+  it('delivers each live ack\'s stage in order, and full subscribers still get the acks whole', async () => {
+    const log = new RedisAckLog(redis, prefix);
+    const stages: AckStage[] = [];
+    const whole: Ack[] = [];
+    const unwatch = await log.watchStages((s) => stages.push(s));
+    const unsubscribe = await log.subscribe((_route, ack) => whole.push(ack));
+    const drafts = [draft('queued'), draft('committed'), draft('queued'), draft('rejected')];
+    for (const d of drafts) await log.append(route, d);
+    await log.appendMany(route, [draft('queued'), draft('committed')]);
+    await eventually('all six published', async () => stages.length === 6 && whole.length === 6);
+    expect(stages).toEqual(['queued', 'committed', 'queued', 'rejected', 'queued', 'committed']);
+    expect(whole.map((a) => a.stage)).toEqual(stages);
+    expect(whole[1]!.id).toBe('stage"stage":"committed"');
+    await unwatch();
+    await unsubscribe();
+    await log.close();
+  });
+
+  it('decodes only for full subscribers: with stage watchers alone, a message still yields its stage', async () => {
+    const log = new RedisAckLog(redis, prefix);
+    const stages: AckStage[] = [];
+    await log.watchStages((s) => stages.push(s));
+    await log.append(route, draft('rejected'));
+    await eventually('published', async () => stages.length === 1);
+    expect(stages).toEqual(['rejected']);
+    await log.close();
+  });
+});
