@@ -1,0 +1,48 @@
+/**
+ * `npx tsx bench/stack-cpu.ts [rate] [seconds]` (under the shared lock): `npm start` as the system
+ * bench runs it (BENCH_STACK_ENV honoured), `rate` writes/s (default 400) with 500 reads/s beside
+ * them for `seconds` (default 30), and each process' CPU from /proc over the sending window, as
+ * % of a core and as ms of CPU per accepted write. A lighter A/B than the system bench for one
+ * component's CPU per write: one level, no floor, no settle.
+ */
+import { signToken } from '../core/auth';
+import { Load, StackProcesses, cpuBetween, startNpmStack } from './scenarios/system';
+
+async function main() {
+  const rate = Number(process.argv[2] ?? 400);
+  const seconds = Number(process.argv[3] ?? 30);
+  const ctx = { quick: false, progress: () => undefined, log: (l: string) => console.log(l) };
+  const stack = await startNpmStack(ctx);
+  let load: Load | undefined;
+  try {
+    const procs = new StackProcesses(stack.child.pid!);
+    const tokens = await Promise.all(Array.from({ length: 4 }, (_, i) => signToken(stack.secret, { tenant: 'bench', sub: `writer${i}`, ttlSeconds: 3600 })));
+    const readIds = Array.from({ length: 50 }, (_, i) => `item-${i}`);
+    const auth = { authorization: `Bearer ${tokens[0]}`, 'content-type': 'application/json' };
+    for (const id of readIds) {
+      const res = await fetch(`${stack.gatewayUrl}/v1/collections/bench/items/${id}`, { method: 'PUT', headers: auth, body: JSON.stringify({ title: id }) });
+      if (res.status !== 202) throw new Error(`seed ${id}: ${res.status}`);
+    }
+    await new Promise((r) => setTimeout(r, 5000));
+    load = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds, writeIds: Array.from({ length: 5000 }, (_, i) => `w-${i}`), collection: 'bench' });
+    await load.call({ cmd: 'open' });
+    const a = procs.sample();
+    let cpu: ReturnType<typeof cpuBetween> | undefined;
+    // The CPU window is the sending window only (the grace after it is the drain).
+    const timer = setTimeout(() => { cpu = cpuBetween(a, procs.sample()); }, seconds * 1000);
+    const res = await load.call<{ accepted: number; lost: number; acceptLat: number[] }>({ cmd: 'level', rate, durationS: seconds, readRate: 500, graceMs: 5000 });
+    clearTimeout(timer);
+    cpu ??= cpuBetween(a, procs.sample());
+    const lat = [...res.acceptLat].sort((x, y) => x - y);
+    const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]?.toFixed(0);
+    console.log(`load: ${rate} writes/s for ${seconds} s: accepted ${res.accepted}, lost ${res.lost}; 202 p50/p99 ${q(0.5)}/${q(0.99)} ms`);
+    for (const row of cpu) {
+      const perWrite = (row.pct / 100) * seconds * 1000 / Math.max(1, res.accepted);
+      console.log(`${row.name.padEnd(45)} ${row.pct.toFixed(1).padStart(6)} %  ${perWrite.toFixed(3)} ms/write`);
+    }
+  } finally {
+    await load?.close();
+    await stack.stop();
+  }
+}
+main().catch((e) => { console.error(e); process.exit(1); });
