@@ -26,6 +26,7 @@ async function main() {
     await new Promise((r) => setTimeout(r, 5000));
     load = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds, writeIds: Array.from({ length: 5000 }, (_, i) => `w-${i}`), collection: 'bench' });
     await load.call({ cmd: 'open' });
+    const before = await putRecordsCalls(stack.gatewayUrl);
     const a = procs.sample();
     let cpu: ReturnType<typeof cpuBetween> | undefined;
     // The CPU window is the sending window only (the grace after it is the drain).
@@ -33,6 +34,8 @@ async function main() {
     const res = await load.call<{ accepted: number; lost: number; acceptLat: number[] }>({ cmd: 'level', rate, durationS: seconds, readRate: 500, graceMs: 5000 });
     clearTimeout(timer);
     cpu ??= cpuBetween(a, procs.sample());
+    const after = await putRecordsCalls(stack.gatewayUrl);
+    console.log(`PutRecords: ${after.calls - before.calls} calls, ${((after.records - before.records) / Math.max(1, after.calls - before.calls)).toFixed(2)} records per call`);
     const lat = [...res.acceptLat].sort((x, y) => x - y);
     const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]?.toFixed(0);
     console.log(`load: ${rate} writes/s for ${seconds} s: accepted ${res.accepted}, lost ${res.lost}; 202 p50/p99 ${q(0.5)}/${q(0.99)} ms`);
@@ -45,4 +48,11 @@ async function main() {
     await stack.stop();
   }
 }
+/** PutRecords calls and records so far, from the gateway's /metrics. */
+async function putRecordsCalls(gatewayUrl: string): Promise<{ calls: number; records: number }> {
+  const text = await (await fetch(`${gatewayUrl}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { calls: value('ackstream_gateway_putrecords_batch_records_count'), records: value('ackstream_gateway_putrecords_batch_records_sum') };
+}
+
 main().catch((e) => { console.error(e); process.exit(1); });
