@@ -1,7 +1,7 @@
 /**
- * `npx tsx bench/stack-cpu.ts [rate] [seconds]` (under the shared lock): `npm start` as the system
- * bench runs it (BENCH_STACK_ENV honoured), `rate` writes/s (default 400) with 500 reads/s beside
- * them for `seconds` (default 30), and each process' CPU from /proc over the sending window, as
+ * `npx tsx bench/stack-cpu.ts [rate] [seconds] [readRate]` (under the shared lock): `npm start` as the
+ * system bench runs it (BENCH_STACK_ENV honoured), `rate` writes/s (default 400) with `readRate`
+ * reads/s (default 500) beside them for `seconds` (default 30), and each process' CPU from /proc over the sending window, as
  * % of a core and as ms of CPU per accepted write. A lighter A/B than the system bench for one
  * component's CPU per write: one level, no floor, no settle.
  */
@@ -11,6 +11,7 @@ import { Load, StackProcesses, cpuBetween, startNpmStack } from './scenarios/sys
 async function main() {
   const rate = Number(process.argv[2] ?? 400);
   const seconds = Number(process.argv[3] ?? 30);
+  const readRate = Number(process.argv[4] ?? 500);
   const ctx = { quick: false, progress: () => undefined, log: (l: string) => console.log(l) };
   const stack = await startNpmStack(ctx);
   let load: Load | undefined;
@@ -31,14 +32,14 @@ async function main() {
     let cpu: ReturnType<typeof cpuBetween> | undefined;
     // The CPU window is the sending window only (the grace after it is the drain).
     const timer = setTimeout(() => { cpu = cpuBetween(a, procs.sample()); }, seconds * 1000);
-    const res = await load.call<{ accepted: number; lost: number; acceptLat: number[] }>({ cmd: 'level', rate, durationS: seconds, readRate: 500, graceMs: 5000 });
+    const res = await load.call<{ accepted: number; lost: number; acceptLat: number[] }>({ cmd: 'level', rate, durationS: seconds, readRate, graceMs: 5000 });
     clearTimeout(timer);
     cpu ??= cpuBetween(a, procs.sample());
     const after = await putRecordsCalls(stack.gatewayUrl);
     console.log(`PutRecords: ${after.calls - before.calls} calls, ${((after.records - before.records) / Math.max(1, after.calls - before.calls)).toFixed(2)} records per call`);
     const lat = [...res.acceptLat].sort((x, y) => x - y);
     const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]?.toFixed(0);
-    console.log(`load: ${rate} writes/s for ${seconds} s: accepted ${res.accepted}, lost ${res.lost}; 202 p50/p99 ${q(0.5)}/${q(0.99)} ms`);
+    console.log(`load: ${rate} writes/s, ${readRate} reads/s for ${seconds} s: accepted ${res.accepted}, lost ${res.lost}; 202 p50/p99 ${q(0.5)}/${q(0.99)} ms`);
     for (const row of cpu) {
       const perWrite = (row.pct / 100) * seconds * 1000 / Math.max(1, res.accepted);
       console.log(`${row.name.padEnd(45)} ${row.pct.toFixed(1).padStart(6)} %  ${perWrite.toFixed(3)} ms/write`);
