@@ -3,7 +3,8 @@
  * system bench runs it (BENCH_STACK_ENV honoured), `rate` writes/s (default 400) with `readRate`
  * reads/s (default 500) beside them for `seconds` (default 30), and each process' CPU from /proc over the sending window, as
  * % of a core and as ms of CPU per accepted write. A lighter A/B than the system bench for one
- * component's CPU per write: one level, no floor, no settle.
+ * component's CPU per write: one level after a warm-up at the same load (STACK_CPU_WARMUP_S, default
+ * 30), no floor.
  */
 import { signToken } from '../core/auth';
 import { Load, StackProcesses, cpuBetween, startNpmStack } from './scenarios/system';
@@ -27,6 +28,9 @@ async function main() {
     await new Promise((r) => setTimeout(r, 5000));
     load = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds, writeIds: Array.from({ length: 5000 }, (_, i) => `w-${i}`), collection: 'bench' });
     await load.call({ cmd: 'open' });
+    // Warm-up at the same load first: in a fresh stack the first tens of seconds cost far more CPU per write (JIT, caches).
+    const warmupS = Number(process.env.STACK_CPU_WARMUP_S ?? 30);
+    if (warmupS > 0) await load.call({ cmd: 'level', rate, durationS: warmupS, readRate, graceMs: 5000 });
     const before = await putRecordsCalls(stack.gatewayUrl);
     const a = procs.sample();
     let cpu: ReturnType<typeof cpuBetween> | undefined;

@@ -24,7 +24,8 @@ const routed = (id: string) => `${stack.gatewayUrl}/V1/Collections/notes/items/$
 
 /** What must not differ between the two ways in: every header but the per-request ones. */
 function shape(res: JsonResponse) {
-  const headers = Object.fromEntries([...res.headers].filter(([k]) => !['date', 'content-length', 'location'].includes(k)));
+  const all: Array<[string, string]> = []; res.headers.forEach((v, k) => all.push([k, v]));
+  const headers = Object.fromEntries(all.filter(([k]) => !['date', 'content-length', 'location', 'ratelimit-remaining', 'ratelimit-reset'].includes(k)));
   return { status: res.status, headers, location: res.headers.get('location')?.replace(/[0-9a-f-]{36}$/, '<id>') ?? null };
 }
 
