@@ -4,7 +4,11 @@
  * spelling the router accepts still goes through the router; both must answer exactly alike:
  * the same statuses, headers, bodies and problems, the same request metrics.
  */
+import net from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { createKinesis } from '../core/aws';
 import { type JsonResponse, request } from './helpers/http';
+import { readStream } from './helpers/kinesis-records';
 import { startStack, type Stack } from './helpers/stack';
 
 let stack: Stack;
@@ -77,4 +81,47 @@ test('the request metrics label both ways in as the item route', async () => {
   expect((await request(plain('n3'), { method: 'PUT', token, json: { a: 1 } })).status).toBe(202);
   expect((await request(routed('n3'), { method: 'PUT', token, json: { a: 1 } })).status).toBe(202);
   expect(await count()).toBe(before + 2);
+});
+
+describe('the write body', () => {
+  const rawPut = (id: string, head: string, body: Buffer | string, end = true) => new Promise<string>((resolve, reject) => {
+    const u = new URL(stack.gatewayUrl);
+    const socket = net.connect(Number(u.port), u.hostname, () => {
+      socket.write(`PUT /v1/collections/notes/items/${id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nConnection: close\r\n${head}\r\n`);
+      socket.write(body);
+      if (!end) setTimeout(() => socket.destroy(), 50);
+    });
+    let answer = '';
+    socket.on('data', (c) => { answer += c.toString(); });
+    socket.on('close', () => resolve(answer));
+    socket.on('error', reject);
+  });
+  const status = (answer: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1]);
+
+  test('read directly or through express.raw (gzip, chunked, identity), the same document is queued', async () => {
+    const doc = { title: 'é'.repeat(3000), n: 1 }; // ≈ 6 KB: several chunks
+    const json = Buffer.from(JSON.stringify(doc));
+    expect(status(await rawPut('b1', `Content-Length: ${json.length}\r\n`, json))).toBe(202);
+    expect(status(await rawPut('b2', `Content-Length: ${json.length}\r\nContent-Encoding: identity\r\n`, json))).toBe(202);
+    const gz = gzipSync(json);
+    expect(status(await rawPut('b3', `Content-Length: ${gz.length}\r\nContent-Encoding: gzip\r\n`, gz))).toBe(202);
+    const chunked = `${json.length.toString(16)}\r\n${json.toString('latin1')}\r\n0\r\n\r\n`;
+    expect(status(await rawPut('b4', 'Transfer-Encoding: chunked\r\n', Buffer.from(chunked, 'latin1')))).toBe(202);
+    // Each of them put the same data on the stream.
+    const kinesis = createKinesis({ region: 'us-east-1', endpoint: stack.env.KINESIS_ENDPOINT });
+    const records = await readStream(kinesis, stack.env.KINESIS_STREAM!).finally(() => kinesis.destroy());
+    const data = records.filter((r) => /^b[1-4]$/.test(r.command.id)).map((r) => r.command.data);
+    expect(data).toHaveLength(4);
+    for (const d of data) expect(d).toEqual(doc);
+  });
+
+  test('a body cut short leaves the gateway answering; an empty or oversized one is refused as before', async () => {
+    await rawPut('b5', 'Content-Length: 100\r\n', '{"a":', false);
+    expect(status(await rawPut('b6', 'Content-Length: 0\r\n', ''))).toBe(400);
+    const big = `{"a":"${'x'.repeat(70 * 1024)}"}`;
+    const tooBig = await rawPut('b7', `Content-Length: ${big.length}\r\n`, big);
+    expect(status(tooBig)).toBe(413);
+    expect(tooBig).toMatch(/exceeds the limit of 65536 bytes/);
+    expect(status(await rawPut('b8', 'Content-Length: 2\r\n', '{}'))).toBe(202);
+  });
 });
