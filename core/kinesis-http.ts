@@ -1,7 +1,7 @@
 /**
  * Kinesis' hot calls straight over HTTP(S): the JSON protocol requests (`Kinesis_20131202.*`),
- * signed with the SDK's own SigV4 signer (@smithy/signature-v4) and the SDK client's credential
- * provider, sent on a keep-alive agent. Used for PutRecords by the gateway (STREAM_CLIENT=http) and
+ * signed with SigV4 as the SDK's own signer (@smithy/signature-v4) signs them (core/sigv4-post.ts,
+ * checked against it) with the SDK client's credential provider, sent on a keep-alive agent. Used for PutRecords by the gateway (STREAM_CLIENT=http) and
  * for GetRecords / GetShardIterator by the local processors runner (STREAM_READ_CLIENT=http).
  *
  * Why not `KinesisClient.send`: on this project's machine the SDK v3 request path (middleware
@@ -32,8 +32,8 @@ import {
   type PutRecordsInput,
   type _Record,
 } from '@aws-sdk/client-kinesis';
-import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, SourceData } from '@smithy/types';
+import { SigV4Post } from './sigv4-post';
 
 const bytes = (d: SourceData): string | Uint8Array =>
   typeof d === 'string' ? d : d instanceof ArrayBuffer ? new Uint8Array(d) : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
@@ -89,7 +89,7 @@ interface WireRecord extends Omit<_Record, 'Data' | 'ApproximateArrivalTimestamp
 export class HttpKinesisClient {
   private readonly url: URL;
   private readonly agent: http.Agent;
-  private readonly signer: SignatureV4;
+  private readonly signer: SigV4Post;
   private readonly host: string;
   private readonly fallback: Pick<KinesisClient, 'send'> | undefined;
 
@@ -100,9 +100,7 @@ export class HttpKinesisClient {
     this.agent = secure ? new https.Agent(agentOpts) : new http.Agent(agentOpts);
     this.host = this.url.host;
     this.fallback = opts.fallback;
-    this.signer = new SignatureV4({
-      credentials: opts.credentials, region: opts.region, service: 'kinesis', sha256: NodeSha256, uriEscapePath: true,
-    });
+    this.signer = new SigV4Post(opts.credentials, opts.region, 'kinesis');
   }
 
   /**
@@ -154,17 +152,13 @@ export class HttpKinesisClient {
   }
 
   private async call<T>(operation: string, body: string, signal?: AbortSignal): Promise<{ out: T; $metadata: Metadata }> {
-    const signed = await this.signer.sign({
-      method: 'POST', protocol: this.url.protocol, hostname: this.url.hostname, port: this.url.port ? Number(this.url.port) : undefined,
-      path: '/', query: {}, body,
-      headers: {
-        host: this.host,
-        'content-type': 'application/x-amz-json-1.1',
-        'x-amz-target': `Kinesis_20131202.${operation}`,
-        'content-length': String(Buffer.byteLength(body)),
-      },
-    });
-    const res = await this.post(operation, signed.headers, body, signal);
+    const headers = await this.signer.sign({
+      host: this.host,
+      'content-type': 'application/x-amz-json-1.1',
+      'x-amz-target': `Kinesis_20131202.${operation}`,
+      'content-length': String(Buffer.byteLength(body)),
+    }, body);
+    const res = await this.post(operation, headers, body, signal);
     if (res.status >= 400) throw callError(res.status, res.text, res.errorType);
     const $metadata: Metadata = { httpStatusCode: res.status, ...(res.requestId ? { requestId: res.requestId } : {}) };
     return { out: JSON.parse(res.text) as T, $metadata };

@@ -48,8 +48,8 @@ export const GatewayConfig = z.object({
   STREAM_RETRY_BUDGET_MS: positiveInt(2_000),
   /**
    * PutRecords through the AWS SDK client (the default: the SDK's endpoint rules, partitions and
-   * error handling, proven against real AWS), or over HTTP signed with the SDK's own signer
-   * (core/kinesis-http.ts: ≈ 1.2 ms less CPU per call, tested against the emulator only).
+   * error handling, proven against real AWS), or over HTTP signed as the SDK's own signer signs
+   * (core/kinesis-http.ts, core/sigv4-post.ts: ≈ 1.2 ms less CPU per call, tested against the emulator only).
    */
   STREAM_CLIENT: z.enum(['http', 'sdk']).default('sdk'),
   /** One PutRecords call is aborted after this long; its records count as failed and are retried within the budget. */

@@ -91,7 +91,7 @@ export const ProcessorsConfig = z.object({
   /**
    * GetRecords and GetShardIterator through the AWS SDK client (the default: the SDK's endpoint
    * rules, partitions, retries and error handling, proven against real AWS), or over HTTP signed
-   * with the SDK's own signer (core/kinesis-http.ts: less CPU per poll, tested against the
+   * as the SDK's own signer signs (core/kinesis-http.ts: less CPU per poll, tested against the
    * emulator only; `npm start` uses it). Without KINESIS_ENDPOINT, `http` calls the regional
    * endpoint of the standard partition. The Lambda entry does not poll: the event source does.
    */
