@@ -28,7 +28,6 @@ import type { ParkingLot, Publish } from './parking';
 import { projectOutcome } from '../core/projections';
 import type { BatchProjector } from './projection-writer';
 import { formatToken } from '../core/read-store';
-import type { HotCopyLedger } from './hot-ledger';
 
 export interface HandlerDeps {
   store: CommandStore;
@@ -47,8 +46,6 @@ export interface HandlerDeps {
    * one attempt, and a failure is logged, never retried, so it cannot hold back the commits.
    */
   projectionBestEffort?: boolean;
-  /** Told which records' hot copy was written (the projection consumer in this process then skips it). */
-  hotLedger?: HotCopyLedger;
 }
 
 export type KinesisHandler = (event: KinesisStreamEvent) => Promise<KinesisStreamBatchResponse>;
@@ -93,7 +90,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Acks go out even when the projection keeps failing: `committed` means committed in PostgreSQL,
  * and the redelivered record re-projects (the ack log dedupes the repeated ack).
  */
-export function createPublisher(deps: Pick<HandlerDeps, 'projector' | 'acks' | 'log' | 'projectionAttempts' | 'projectionBestEffort' | 'hotLedger'>): Publish {
+export function createPublisher(deps: Pick<HandlerDeps, 'projector' | 'acks' | 'log' | 'projectionAttempts' | 'projectionBestEffort'>): Publish {
   const attempts = deps.projectionBestEffort ? 1 : deps.projectionAttempts ?? 3;
   return async (entries, outcomes) => {
     const decided: number[] = [];
@@ -104,12 +101,6 @@ export function createPublisher(deps: Pick<HandlerDeps, 'projector' | 'acks' | '
       try {
         await deps.projector.applyBatch(decided.map((i) => projectOutcome(entries[i]!.cmd, outcomes[i] as Outcome)));
         projected = true;
-        // Written in full: the entries' records (their held ones are never projected) need no second hot write.
-        const first = entries[0]!;
-        const last = entries.at(-1)!;
-        if (deps.hotLedger && first.shardId && first.sequenceNumber && last.sequenceNumber && last.shardId === first.shardId) {
-          deps.hotLedger.confirm(first.shardId, first.sequenceNumber, last.sequenceNumber);
-        }
       } catch (err) {
         deps.log.warn('projection failed', { attempt: a, err });
         if (a < attempts) await sleep(50 * a);

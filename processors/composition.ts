@@ -19,7 +19,6 @@ import type { ProcessorMetrics } from './metrics';
 import { type DeadLetterQueue, LogDeadLetterQueue, ParkingLot, type Publish, SqsDeadLetterQueue } from './parking';
 import { createProjectionHandler } from './projection-consumer';
 import { consumerProjectors, Projector } from './projection-writer';
-import type { HotCopyLedger } from './hot-ledger';
 
 /**
  * PG_POOL_SIZE when it is not set, per runtime — deliberately different, each the value that
@@ -59,11 +58,6 @@ export interface ConsumerParts {
   metrics?: ProcessorMetrics;
   /** Fault injection in tests: wraps the store the commit consumer decides with. */
   wrapStore?: (store: CommandStore) => CommandStore;
-  /**
-   * Only when both consumers run in this process: the commit consumer notes whose hot copy it
-   * wrote, and the projection consumer writes only the durable copy of those (processors/hot-ledger.ts).
-   */
-  hotLedger?: HotCopyLedger;
 }
 
 /** The two consumers (commit, projection) as Lambda-shaped handlers over one command store and one read model. */
@@ -89,7 +83,6 @@ export function composeConsumers(p: ConsumerParts): { commit: KinesisHandler; pr
       store: p.wrapStore ? p.wrapStore(store) : store,
       projector: projectors.commit,
       projectionBestEffort: true,
-      ...(p.hotLedger ? { hotLedger: p.hotLedger } : {}),
       acks: p.acks,
       log,
       // Attempts are counted in PostgreSQL, so they survive restarts and Lambda invocations.
@@ -101,7 +94,6 @@ export function composeConsumers(p: ConsumerParts): { commit: KinesisHandler; pr
     // After each projected run it advances the watermark listings' `consistentWith` waits on.
     project: createProjectionHandler({
       lookup: store, projector: projectors.projection, log, ...(metrics ? { metrics } : {}),
-      ...(p.hotLedger ? { hotLedger: p.hotLedger } : {}),
       watermark: new DynamoProjectionWatermark(doc, config.REQUESTS_TABLE),
     }),
   };

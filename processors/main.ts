@@ -19,7 +19,6 @@ import { countDynamoCalls, ProcessorMetrics, serveMetrics } from './metrics';
 import { migrate } from './migrate';
 import type { DeadLetterQueue } from './parking';
 import { ShardProgress, StreamRunner } from './runner';
-import { HotCopyLedger } from './hot-ledger';
 import { trackDeadLetterQueue, trackProjections } from './operator-metrics';
 import { defaultRecord, DynamoProjectionRegistry, projectionNames, registryTableName } from '../core/projections';
 
@@ -66,11 +65,8 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
     const stored = await projections.list();
     return projectionNames().map((n) => stored.find((r) => r.name === n) ?? defaultRecord(n, { itemsTable: config.ITEMS_TABLE, redisPrefix: config.REDIS_PREFIX }));
   }, log);
-  const bothConsumers = config.CONSUMERS.includes('commit') && config.CONSUMERS.includes('projection');
   const consumers = composeConsumers({
     config, pool, doc, redis, hot, log, metrics,
-    // Both here: the projection consumer skips the hot copies the commit consumer wrote (processors/hot-ledger.ts).
-    ...(bothConsumers ? { hotLedger: new HotCopyLedger() } : {}),
     acks: overrides.wrapAcks ? overrides.wrapAcks(acks) : acks,
     dlq: overrides.dlq ?? createDeadLetterQueue(config, sqs, log),
     ...(overrides.wrapStore ? { wrapStore: overrides.wrapStore } : {}),

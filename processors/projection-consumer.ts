@@ -24,7 +24,6 @@ import type { ProcessorMetrics } from './metrics';
 import { projectOutcome } from '../core/projections';
 import { type BatchProjector, itemWriteKey } from './projection-writer';
 import { lastPerShard, type ProjectionWatermark } from '../core/read-store';
-import type { HotCopyLedger } from './hot-ledger';
 
 export interface OutcomeLookup {
   lookupBatch(entries: BatchEntry[]): Promise<Array<BatchOutcome | undefined>>;
@@ -37,12 +36,10 @@ export interface ProjectionHandlerDeps {
   metrics?: ProcessorMetrics;
   /** Where listings learn how far this consumer got (omitted: listings cannot be asked for consistency). */
   watermark?: ProjectionWatermark;
-  /** Records whose hot copy the commit consumer in this process wrote: only their durable copy is written here. */
-  hotLedger?: HotCopyLedger;
 }
 
 export function createProjectionHandler(deps: ProjectionHandlerDeps): KinesisHandler {
-  const { lookup, projector, log, metrics, watermark, hotLedger } = deps;
+  const { lookup, projector, log, metrics, watermark } = deps;
   return async (event: KinesisStreamEvent) => {
     const records = event.Records;
     const failFrom = (i: number) => ({ batchItemFailures: records.slice(i).map((r: KinesisStreamRecord) => ({ itemIdentifier: r.kinesis.sequenceNumber })) });
@@ -69,7 +66,6 @@ export function createProjectionHandler(deps: ProjectionHandlerDeps): KinesisHan
     // Items with a held record here: a redrive may decide it after the lookup, and this consumer
     // passes it, so their older state goes with the version guard (projection-writer.ts says why).
     const guarded = new Set<string>();
-    const hotWritten = new Set<number>();
     for (let k = 0; k < undecided; k++) {
       const o = outcomes[k]!;
       const cmd = entries[k]!.entry.cmd;
@@ -77,12 +73,10 @@ export function createProjectionHandler(deps: ProjectionHandlerDeps): KinesisHan
         guarded.add(itemWriteKey(cmd.tenant, cmd.collection, cmd.id));
         continue;
       }
-      const r = records[entries[k]!.index]!;
-      if (hotLedger?.written(r.eventID.split(':')[0]!, r.kinesis.sequenceNumber)) hotWritten.add(changes.length);
       changes.push(projectOutcome(cmd, o as Outcome));
     }
     try {
-      if (changes.length) await projector.applyBatch(changes, guarded, hotWritten);
+      if (changes.length) await projector.applyBatch(changes, guarded);
       metrics?.projected.inc(changes.length);
       if (hotWritten.size) metrics?.hotCopiesSkipped.inc(hotWritten.size);
     } catch (err) {
@@ -100,21 +94,10 @@ export function createProjectionHandler(deps: ProjectionHandlerDeps): KinesisHan
         return failFrom(0);
       }
     }
-    // The ledger's ranges up to here are done with (a retry from `done` on only looks at later records).
-    if (hotLedger && done > 0) {
-      for (const [shardId, sequenceNumber] of lastPerShardOf(records.slice(0, done))) hotLedger.prune(shardId, sequenceNumber);
-    }
     if (undecided < entries.length) {
       log.debug('projection: waiting for the commit consumer', { requestId: entries[undecided]!.entry.cmd.requestId });
       return failFrom(done);
     }
     return { batchItemFailures: [] };
   };
-}
-
-/** The last record of each shard among `records` (a batch holds one shard's; kept general). */
-function lastPerShardOf(records: KinesisStreamRecord[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const r of records) out.set(r.eventID.split(':')[0]!, r.kinesis.sequenceNumber);
-  return out;
 }

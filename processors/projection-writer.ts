@@ -66,23 +66,24 @@ export class Projector implements BatchProjector {
     await Promise.all(writes);
   }
 
-  /**
-   * `guarded`: keys (itemWriteKey) of items that must go through the guarded PutItem even for a single writer.
-   * `hotWritten`: indexes of changes whose hot copy is written already (HotCopyLedger): the durable copy only.
-   */
-  async applyBatch(changes: ReadModelChange[], guarded?: ReadonlySet<string>, hotWritten?: ReadonlySet<number>): Promise<void> {
-    const items = newestItems(changes);
+  /** `guarded`: keys (itemWriteKey) of items that must go through the guarded PutItem even for a single writer. */
+  async applyBatch(changes: ReadModelChange[], guarded?: ReadonlySet<string>): Promise<void> {
+    const newest = new Map<string, ItemWrite>();
+    for (const c of changes) {
+      if (!c.item) continue;
+      const k = itemWriteKey(c.item.tenant, c.item.collection, c.item.id);
+      const cur = newest.get(k);
+      if (!cur || cur.version < c.item.version) newest.set(k, c.item);
+    }
+    const items = [...newest.values()];
     const requests = changes.map((c) => c.request);
     const finals = requests.filter((r) => r.rank === RANK_FINAL);
     const { hot, durable } = this;
-    const hotChanges = hotWritten?.size ? changes.filter((_, i) => !hotWritten.has(i)) : changes;
-    const hotItems = hotChanges === changes ? items : newestItems(hotChanges);
-    const hotRequests = hotChanges === changes ? requests : hotChanges.map((c) => c.request);
     await Promise.all([
       // Redis: in a few batched calls where the store has them, else one command each (sent together, one connection pipelines them).
-      hot && hotChanges.length > 0 && (hot.putMany
-        ? hot.putMany(hotItems, hotRequests)
-        : Promise.all([...hotItems.map((i) => hot.putItem(i)), ...hotRequests.map((r) => hot.putRequest(r))])),
+      hot && (hot.putMany
+        ? hot.putMany(items, requests)
+        : Promise.all([...items.map((i) => hot.putItem(i)), ...requests.map((r) => hot.putRequest(r))])),
       durable && this.items !== 'none' && this.putItems(durable, items, guarded),
       durable && (this.batchRequests && finals.length === requests.length
         ? this.batchRequests.putFinalRequests(finals)
@@ -105,25 +106,10 @@ export class Projector implements BatchProjector {
   }
 }
 
-/** Of several versions of one item only the newest is written (an older one would be refused by the guard anyway). */
-function newestItems(changes: ReadModelChange[]): ItemWrite[] {
-  const newest = new Map<string, ItemWrite>();
-  for (const c of changes) {
-    if (!c.item) continue;
-    const k = itemWriteKey(c.item.tenant, c.item.collection, c.item.id);
-    const cur = newest.get(k);
-    if (!cur || cur.version < c.item.version) newest.set(k, c.item);
-  }
-  return [...newest.values()];
-}
-
 /** What the handlers need of a projector. */
 export interface BatchProjector {
-  /**
-   * `guarded`: items (itemWriteKey) that must be written with the version guard (Projector).
-   * `hotWritten`: indexes of changes whose hot copy is written already (the commit consumer's, HotCopyLedger).
-   */
-  applyBatch(changes: ReadModelChange[], guarded?: ReadonlySet<string>, hotWritten?: ReadonlySet<number>): Promise<void>;
+  /** `guarded`: items (itemWriteKey) that must be written with the version guard (Projector). */
+  applyBatch(changes: ReadModelChange[], guarded?: ReadonlySet<string>): Promise<void>;
 }
 
 /**
