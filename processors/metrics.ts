@@ -45,11 +45,6 @@ export class ProcessorMetrics {
     labelNames: ['consumer'],
     registers: [this.registry],
   });
-  readonly hotCopiesSkipped = new Counter({
-    name: 'ackstream_processor_hot_copies_skipped_total',
-    help: 'Records whose hot copy the projection consumer left alone: the commit consumer in this process had written it.',
-    registers: [this.registry],
-  });
   readonly followWaits = new Counter({
     name: 'ackstream_processor_follow_waits_total',
     help: 'Batches held until the consumer followed (the commit consumer) had finished them, per consumer.',

@@ -78,7 +78,6 @@ export function createProjectionHandler(deps: ProjectionHandlerDeps): KinesisHan
     try {
       if (changes.length) await projector.applyBatch(changes, guarded);
       metrics?.projected.inc(changes.length);
-      if (hotWritten.size) metrics?.hotCopiesSkipped.inc(hotWritten.size);
     } catch (err) {
       log.warn('projection failed; retrying the batch', { err });
       return failFrom(entries[0]?.index ?? 0);
