@@ -6,8 +6,7 @@
  * component's CPU per write: one level after a warm-up at the same load (STACK_CPU_WARMUP_S, default
  * 30), no floor.
  */
-import { signToken } from '../core/auth';
-import { Load, StackProcesses, cpuBetween, startNpmStack } from './scenarios/system';
+import { Load, StackProcesses, cpuBetween, openSeededLoad, startNpmStack } from './scenarios/system';
 
 async function main() {
   const rate = Number(process.argv[2] ?? 400);
@@ -18,16 +17,7 @@ async function main() {
   let load: Load | undefined;
   try {
     const procs = new StackProcesses(stack.child.pid!);
-    const tokens = await Promise.all(Array.from({ length: 4 }, (_, i) => signToken(stack.secret, { tenant: 'bench', sub: `writer${i}`, ttlSeconds: 3600 })));
-    const readIds = Array.from({ length: 50 }, (_, i) => `item-${i}`);
-    const auth = { authorization: `Bearer ${tokens[0]}`, 'content-type': 'application/json' };
-    for (const id of readIds) {
-      const res = await fetch(`${stack.gatewayUrl}/v1/collections/bench/items/${id}`, { method: 'PUT', headers: auth, body: JSON.stringify({ title: id }) });
-      if (res.status !== 202) throw new Error(`seed ${id}: ${res.status}`);
-    }
-    await new Promise((r) => setTimeout(r, 5000));
-    load = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds, writeIds: Array.from({ length: 5000 }, (_, i) => `w-${i}`), collection: 'bench' });
-    await load.call({ cmd: 'open' });
+    load = await openSeededLoad(stack, 5000);
     // Warm-up at the same load first: in a fresh stack the first tens of seconds cost far more CPU per write (JIT, caches).
     const warmupS = Number(process.env.STACK_CPU_WARMUP_S ?? 30);
     if (warmupS > 0) await load.call({ cmd: 'level', rate, durationS: warmupS, readRate, graceMs: 5000 });

@@ -8,9 +8,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { signToken } from '../core/auth';
 import { ROOT } from '../scripts/local-stack';
-import { Load, startNpmStack } from './scenarios/system';
+import { Load, openSeededLoad, startNpmStack } from './scenarios/system';
 
 async function main() {
   const rate = Number(process.argv[2] ?? 100);
@@ -24,16 +23,7 @@ async function main() {
   const stack = await startNpmStack(ctx);
   let load: Load | undefined;
   try {
-    const tokens = await Promise.all(Array.from({ length: 4 }, (_, i) => signToken(stack.secret, { tenant: 'bench', sub: `writer${i}`, ttlSeconds: 3600 })));
-    const readIds = Array.from({ length: 50 }, (_, i) => `item-${i}`);
-    const auth = { authorization: `Bearer ${tokens[0]}`, 'content-type': 'application/json' };
-    for (const id of readIds) {
-      const res = await fetch(`${stack.gatewayUrl}/v1/collections/bench/items/${id}`, { method: 'PUT', headers: auth, body: JSON.stringify({ title: id }) });
-      if (res.status !== 202) throw new Error(`seed ${id}: ${res.status}`);
-    }
-    await new Promise((r) => setTimeout(r, 3000));
-    load = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds, writeIds: Array.from({ length: 5000 }, (_, i) => `w-${i}`), collection: 'bench' });
-    await load.call({ cmd: 'open' });
+    load = await openSeededLoad(stack, 3000);
     const started = Date.now();
     const res = await load.call<{ accepted: number; lost: number }>({ cmd: 'level', rate, durationS: seconds, readRate: 500, graceMs: 5000 });
     console.log(`load: ${rate} writes/s for ${seconds} s: accepted ${res.accepted}, lost ${res.lost}; ${((Date.now() - started) / 1000).toFixed(1)} s until the last final ack`);

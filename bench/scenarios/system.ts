@@ -314,6 +314,24 @@ export class Load {
   }
 }
 
+/**
+ * For the one-level scripts (bench/stack-cpu.ts, bench/stack-profile.ts): four writer tokens, 50
+ * items seeded to read (Zipf) and a Load worker opened on the stack after `settleMs`.
+ */
+export async function openSeededLoad(stack: RunningStack, settleMs: number): Promise<Load> {
+  const tokens = await Promise.all(Array.from({ length: 4 }, (_, i) => signToken(stack.secret, { tenant: 'bench', sub: `writer${i}`, ttlSeconds: 3600 })));
+  const readIds = Array.from({ length: 50 }, (_, i) => `item-${i}`);
+  const auth = { authorization: `Bearer ${tokens[0]}`, 'content-type': 'application/json' };
+  for (const id of readIds) {
+    const res = await fetch(`${stack.gatewayUrl}/v1/collections/bench/items/${id}`, { method: 'PUT', headers: auth, body: JSON.stringify({ title: id }) });
+    if (res.status !== 202) throw new Error(`seed ${id}: ${res.status}`);
+  }
+  await new Promise((r) => setTimeout(r, settleMs));
+  const load = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds, writeIds: Array.from({ length: 5000 }, (_, i) => `w-${i}`), collection: 'bench' });
+  await load.call({ cmd: 'open' });
+  return load;
+}
+
 export interface LevelResult {
   rate: number;
   durationS: number;
