@@ -20,6 +20,13 @@ interface Entry {
 
 const BEARER = 'Bearer ';
 
+/** What a service needs to authenticate a request: verify a header, and take a cached principal without a promise where it can. */
+export interface HeaderVerifier {
+  verifyHeader(header: string | undefined): Promise<Principal>;
+  /** A principal known without verifying (a cached token), or undefined: then `verifyHeader`. */
+  peekHeader?(header: string | undefined): Principal | undefined;
+}
+
 export class CachingTokenVerifier {
   private readonly entries = new Map<string, Entry>();
 

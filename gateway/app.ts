@@ -8,7 +8,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { AckLog } from '../core/ack-log';
-import type { Principal, TokenVerifier } from '../core/auth';
+import type { Principal } from '../core/auth';
+import type { HeaderVerifier } from '../core/token-cache';
 import { ATTACHMENTS_STATE_KEY } from '../core/attachments';
 import { CollectionName, type Command, type CommandKind, ItemId, type WriteAccepted } from '../core/contracts';
 import {
@@ -39,10 +40,7 @@ export interface GatewayDeps {
   stream: CommandStream;
   acks: AckLog;
   hot: HotStore;
-  verifier: Pick<TokenVerifier, 'verifyHeader'> & {
-    /** A principal already verified (core/token-cache.ts), without a promise; undefined: verifyHeader. */
-    peekHeader?(header: string | undefined): Principal | undefined;
-  };
+  verifier: HeaderVerifier;
   log: Logger;
   maxBodyBytes: number;
   idempotency: IdempotencyStore;

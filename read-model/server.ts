@@ -12,6 +12,7 @@
  */
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { Principal } from '../core/auth';
+import type { HeaderVerifier } from '../core/token-cache';
 import { NAME_PATTERN } from '../core/contracts';
 import { parseQuery } from '../core/document';
 import { BadRequestError, ConflictError, MethodNotAllowedError, NotFoundError, ProblemError, toProblemError } from '../core/errors';
@@ -24,11 +25,7 @@ import { InvalidTokenError, parseTokens, type StreamPosition } from '../core/rea
 
 export interface ReadApiDeps {
   reader: ReadModelReader;
-  verifier: {
-    verifyHeader(header: string | undefined): Promise<Principal>;
-    /** A principal known without verifying (a cached token), or undefined: then `verifyHeader`. */
-    peekHeader?(header: string | undefined): Principal | undefined;
-  };
+  verifier: HeaderVerifier;
   log: Logger;
   /** Served on `GET /metrics` (Prometheus text), like the other services. */
   metrics?: Registry;
