@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import type { Ack, AckDraft, AckRoute, AckStage } from './contracts';
 import { type AckListener, type AckLog, type AckRetention, DEFAULT_RETENTION, draftJson, type ReadAfterResult, withCursor } from './ack-log';
-import { RedisKeys } from './keys';
+import { partitionKey, RedisKeys } from './keys';
 
 // Appends acks of one principal, in order, in one atomic call (one ack or a batch's).
 // KEYS: stream, counter, final marker 1..N. ARGV: maxlen, ttl s, now ms, channel, route JSON, then
@@ -82,7 +82,7 @@ export class RedisAckLog implements AckLog {
   private readonly keys: RedisKeys;
   private subscriber: Redis | undefined;
   private readonly listeners = new Set<AckListener>();
-  private readonly stageListeners = new Set<(stage: AckStage) => void>();
+  private readonly stageListeners = new Set<(stage: AckStage, partitionKey: () => string) => void>();
   private readonly gapListeners = new Set<() => void>();
   private readonly gapStartListeners = new Set<() => void>();
   private readonly maxlen: string;
@@ -161,7 +161,7 @@ export class RedisAckLog implements AckLog {
    * Each live ack's stage, read from the message without decoding it (the processors' wake-ups: two
    * messages per write, which a full decode parses as JSON twice over for a one-word answer).
    */
-  async watchStages(listener: (stage: AckStage) => void, onGap?: () => void): Promise<() => Promise<void>> {
+  async watchStages(listener: (stage: AckStage, partitionKey: () => string) => void, onGap?: () => void): Promise<() => Promise<void>> {
     this.stageListeners.add(listener);
     if (onGap) this.gapListeners.add(onGap);
     await this.ensureSubscribed();
@@ -179,7 +179,11 @@ export class RedisAckLog implements AckLog {
       sub.on('message', (_channel: string, msg: string) => {
         if (this.stageListeners.size) {
           const stage = stageOf(msg);
-          for (const l of this.stageListeners) l(stage);
+          const key = () => {
+            const { route, ack } = decodeMessage(msg);
+            return partitionKey(route.tenant, ack.collection, ack.id);
+          };
+          for (const l of this.stageListeners) l(stage, key);
         }
         if (this.listeners.size === 0) return;
         const { route, ack, json } = decodeMessage(msg);

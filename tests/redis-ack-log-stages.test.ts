@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Ack, AckDraft, AckStage } from '../core/contracts';
+import { partitionKey } from '../core/keys';
 import { deleteKeysByPrefix } from '../core/redis';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { REDIS_URL, uniqueName } from './helpers/stack';
@@ -57,6 +58,17 @@ describe('RedisAckLog.watchStages', () => {
     await log.append(route, draft('rejected'));
     await eventually('published', async () => stages.length === 1);
     expect(stages).toEqual(['rejected']);
+    await log.close();
+  });
+
+  it('gives each ack\'s stream partition key on demand, so a wake-up can go to the shard that holds the write', async () => {
+    const log = new RedisAckLog(redis, prefix);
+    const keys: string[] = [];
+    await log.watchStages((_s, key) => keys.push(key()));
+    await log.append({ tenant: 't/1', principal: 'bob' }, draft('queued', { collection: 'tasks', id: 'a b' }));
+    await log.append(route, draft('committed'));
+    await eventually('both published', async () => keys.length === 2);
+    expect(keys).toEqual([partitionKey('t/1', 'tasks', 'a b'), partitionKey('acme', 'notes', 'stage"stage":"committed"')]);
     await log.close();
   });
 });
