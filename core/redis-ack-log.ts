@@ -179,10 +179,7 @@ export class RedisAckLog implements AckLog {
       sub.on('message', (_channel: string, msg: string) => {
         if (this.stageListeners.size) {
           const stage = stageOf(msg);
-          const key = () => {
-            const { route, ack } = decodeMessage(msg);
-            return partitionKey(route.tenant, ack.collection, ack.id);
-          };
+          const key = () => partitionKeyOf(msg);
           for (const l of this.stageListeners) l(stage, key);
         }
         if (this.listeners.size === 0) return;
@@ -256,6 +253,36 @@ function stageOf(msg: string): AckStage {
     if (stage === 'queued' || stage === 'committed' || stage === 'rejected') return stage;
   }
   return decodeMessage(msg).ack.stage;
+}
+
+/**
+ * The stream partition key of a published ack's item (see watchStages), read from the message
+ * without decoding the whole ack where the names hold no escapes (else decoded).
+ */
+function partitionKeyOf(msg: string): string {
+  const a = msg.indexOf('\n');
+  const b = msg.indexOf('\n', a + 1);
+  const collection = plainField(msg, b + 1, 'collection');
+  const id = collection === undefined ? undefined : plainField(msg, b + 1, 'id');
+  if (collection !== undefined && id !== undefined) return partitionKey((JSON.parse(msg.slice(0, a)) as [string])[0], collection, id);
+  const { route, ack } = decodeMessage(msg);
+  return partitionKey(route.tenant, ack.collection, ack.id);
+}
+
+/**
+ * A top-level string field of compact JSON (JSON.stringify's), when its value has no escapes;
+ * else undefined. A quote inside a string is always escaped, so `"name":"` after `{` or `,` is a key.
+ */
+function plainField(json: string, from: number, name: string): string | undefined {
+  const needle = `"${name}":"`;
+  for (let at = json.indexOf(needle, from); at !== -1; at = json.indexOf(needle, at + 1)) {
+    if (json[at - 1] !== ',' && json[at - 1] !== '{') continue;
+    const start = at + needle.length;
+    const end = json.indexOf('"', start);
+    const value = end === -1 ? '\\' : json.slice(start, end);
+    return value.includes('\\') ? undefined : value;
+  }
+  return undefined;
 }
 
 /** A published message: `<route JSON>\n<cursor>\n<draft JSON>` (see APPEND_MANY). */

@@ -65,10 +65,22 @@ describe('RedisAckLog.watchStages', () => {
     const log = new RedisAckLog(redis, prefix);
     const keys: string[] = [];
     await log.watchStages((_s, key) => keys.push(key()));
-    await log.append({ tenant: 't/1', principal: 'bob' }, draft('queued', { collection: 'tasks', id: 'a b' }));
-    await log.append(route, draft('committed'));
-    await eventually('both published', async () => keys.length === 2);
-    expect(keys).toEqual([partitionKey('t/1', 'tasks', 'a b'), partitionKey('acme', 'notes', 'stage"stage":"committed"')]);
+    const hostile = [
+      { collection: 'tasks', id: 'a b' },
+      { collection: 'notes', id: 'stage"stage":"committed"' }, // escaped: decoded in full
+      { collection: 'c', id: 'x","collection":"evil' },
+      { collection: 'ünï', id: '\\' },
+      { collection: 'c', id: 'long'.repeat(100) }, // a hashed partition key
+    ];
+    await log.append({ tenant: 't/1', principal: 'bob' }, draft('queued', { idempotencyKey: ',"collection":"k","id":"k"', ...hostile[0]! }));
+    for (const h of hostile.slice(1)) await log.append(route, draft('committed', h));
+    await log.append(route, draft('rejected', { collection: 'r', id: 'r' }));
+    await eventually('all published', async () => keys.length === hostile.length + 1);
+    expect(keys).toEqual([
+      partitionKey('t/1', 'tasks', 'a b'),
+      ...hostile.slice(1).map((h) => partitionKey('acme', h.collection, h.id)),
+      partitionKey('acme', 'r', 'r'),
+    ]);
     await log.close();
   });
 });
