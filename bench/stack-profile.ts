@@ -6,10 +6,27 @@
  * Read each with `npx tsx bench/profile-summary.ts <file> 25 <seconds>`: the last `seconds`
  * of a profile are the load (startup and seeding are left out).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from '../scripts/local-stack';
 import { Load, openSeededLoad, startNpmStack } from './scenarios/system';
+
+/**
+ * SIGUSR2 to every process that profiles itself into `dir` (bench/cpu-profile-hook.cjs writes its
+ * profile on it): found by its environment, so no other process of the stack (PostgreSQL, Redis,
+ * a shell) gets a signal it does not expect.
+ */
+function profileNow(dir: string): void {
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`ACKSTREAM_PROFILE_DIR=${dir}`)) process.kill(pid, 'SIGUSR2');
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+}
 
 async function main() {
   const rate = Number(process.argv[2] ?? 100);
@@ -29,6 +46,8 @@ async function main() {
     console.log(`load: ${rate} writes/s for ${seconds} s: accepted ${res.accepted}, lost ${res.lost}; ${((Date.now() - started) / 1000).toFixed(1)} s until the last final ack`);
   } finally {
     await load?.close();
+    profileNow(dir);
+    await new Promise((r) => setTimeout(r, 3000));
     await stack.stop();
   }
   console.log(`profiles in ${dir}`);

@@ -57,10 +57,11 @@ export interface AckLog {
   subscribe(listener: AckListener, onGap?: () => void, onGapStart?: () => void): Promise<() => Promise<void>>;
   /**
    * Optional, for a subscriber that needs only each live ack's stage (the processors' wake-ups):
-   * like `subscribe`, without decoding each ack (where the backend can skip that). Callers fall
-   * back to `subscribe`.
+   * like `subscribe`, without decoding each ack (where the backend can skip that). `partitionKey`
+   * decodes it on demand: the stream partition key of the ack's item (core/keys.ts `partitionKey`),
+   * so a wake-up can go to the one shard that holds the write. Callers fall back to `subscribe`.
    */
-  watchStages?(listener: (stage: AckStage) => void, onGap?: () => void): Promise<() => Promise<void>>;
+  watchStages?(listener: (stage: AckStage, partitionKey: () => string) => void, onGap?: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

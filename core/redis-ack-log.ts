@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import type { Ack, AckDraft, AckRoute, AckStage } from './contracts';
 import { type AckListener, type AckLog, type AckRetention, DEFAULT_RETENTION, draftJson, type ReadAfterResult, withCursor } from './ack-log';
-import { RedisKeys } from './keys';
+import { partitionKey, RedisKeys } from './keys';
 
 // Appends acks of one principal, in order, in one atomic call (one ack or a batch's).
 // KEYS: stream, counter, final marker 1..N. ARGV: maxlen, ttl s, now ms, channel, route JSON, then
@@ -82,7 +82,7 @@ export class RedisAckLog implements AckLog {
   private readonly keys: RedisKeys;
   private subscriber: Redis | undefined;
   private readonly listeners = new Set<AckListener>();
-  private readonly stageListeners = new Set<(stage: AckStage) => void>();
+  private readonly stageListeners = new Set<(stage: AckStage, partitionKey: () => string) => void>();
   private readonly gapListeners = new Set<() => void>();
   private readonly gapStartListeners = new Set<() => void>();
   private readonly maxlen: string;
@@ -161,7 +161,7 @@ export class RedisAckLog implements AckLog {
    * Each live ack's stage, read from the message without decoding it (the processors' wake-ups: two
    * messages per write, which a full decode parses as JSON twice over for a one-word answer).
    */
-  async watchStages(listener: (stage: AckStage) => void, onGap?: () => void): Promise<() => Promise<void>> {
+  async watchStages(listener: (stage: AckStage, partitionKey: () => string) => void, onGap?: () => void): Promise<() => Promise<void>> {
     this.stageListeners.add(listener);
     if (onGap) this.gapListeners.add(onGap);
     await this.ensureSubscribed();
@@ -179,7 +179,8 @@ export class RedisAckLog implements AckLog {
       sub.on('message', (_channel: string, msg: string) => {
         if (this.stageListeners.size) {
           const stage = stageOf(msg);
-          for (const l of this.stageListeners) l(stage);
+          const key = () => partitionKeyOf(msg);
+          for (const l of this.stageListeners) l(stage, key);
         }
         if (this.listeners.size === 0) return;
         const { route, ack, json } = decodeMessage(msg);
@@ -252,6 +253,36 @@ function stageOf(msg: string): AckStage {
     if (stage === 'queued' || stage === 'committed' || stage === 'rejected') return stage;
   }
   return decodeMessage(msg).ack.stage;
+}
+
+/**
+ * The stream partition key of a published ack's item (see watchStages), read from the message
+ * without decoding the whole ack where the names hold no escapes (else decoded).
+ */
+function partitionKeyOf(msg: string): string {
+  const a = msg.indexOf('\n');
+  const b = msg.indexOf('\n', a + 1);
+  const collection = plainField(msg, b + 1, 'collection');
+  const id = collection === undefined ? undefined : plainField(msg, b + 1, 'id');
+  if (collection !== undefined && id !== undefined) return partitionKey((JSON.parse(msg.slice(0, a)) as [string])[0], collection, id);
+  const { route, ack } = decodeMessage(msg);
+  return partitionKey(route.tenant, ack.collection, ack.id);
+}
+
+/**
+ * A top-level string field of compact JSON (JSON.stringify's), when its value has no escapes;
+ * else undefined. A quote inside a string is always escaped, so `"name":"` after `{` or `,` is a key.
+ */
+function plainField(json: string, from: number, name: string): string | undefined {
+  const needle = `"${name}":"`;
+  for (let at = json.indexOf(needle, from); at !== -1; at = json.indexOf(needle, at + 1)) {
+    if (json[at - 1] !== ',' && json[at - 1] !== '{') continue;
+    const start = at + needle.length;
+    const end = json.indexOf('"', start);
+    const value = end === -1 ? '\\' : json.slice(start, end);
+    return value.includes('\\') ? undefined : value;
+  }
+  return undefined;
 }
 
 /** A published message: `<route JSON>\n<cursor>\n<draft JSON>` (see APPEND_MANY). */

@@ -73,7 +73,8 @@ export const ProcessorsConfig = z.object({
   /**
    * The longest wait between polls of an empty shard (Lambda polls an idle shard about once a
    * second). A write queued through the gateway wakes the consumers at once (they watch the ack
-   * log), so this bounds only the delay of records that reach the stream another way.
+   * log; the commit consumer only the write's shard), so this bounds only the delay of records
+   * that reach the stream another way.
    */
   IDLE_POLL_MAX_MS: positiveInt(1000),
   /**

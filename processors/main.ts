@@ -7,6 +7,7 @@ import { createDocumentClient, createDynamo, createKinesis, createSqs } from '..
 import { loadConfig, runMain } from '../core/config';
 import { HttpKinesisClient } from '../core/kinesis-http';
 import { createLogger, type Logger } from '../core/log';
+import { partitionKey } from '../core/keys';
 import { type HotStore, RedisHotStore } from '../core/read-store';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { closeRedis, createRedis } from '../core/redis';
@@ -123,15 +124,20 @@ export async function startProcessors(config: ProcessorsConfig, overrides: Proce
     if (runner) runner.wake();
     projectionRunner?.wake();
   };
+  // A queued write wakes the commit consumer's one shard that holds it (its partition key), so the
+  // other shards are not polled for nothing. The projection consumer reads a window of records per
+  // poll, so its wake needs no key (one less decode per ack).
   const projectionWakeStage = config.PROJECTION_BATCH_WINDOW_MS > 0 ? 'final' : 'queued';
-  const onStage = (ackStage: string) => {
+  const onStage = (ackStage: string, key: () => string) => {
     const stage = ackStage === 'queued' ? 'queued' : 'final';
-    if (stage === 'queued' && runner) runner.wake();
+    if (stage === 'queued' && runner) runner.wake(key());
     if (stage === projectionWakeStage) projectionRunner?.wake();
   };
-  // Only the stage matters here: the Redis ack log reads it without decoding each ack (two per write).
+  // The Redis ack log reads the stage without decoding each ack (two per write), and the item's key only for a wake.
   const unwatch = config.IDLE_POLL_MAX_MS > config.POLL_INTERVAL_MS
-    ? await (acks.watchStages ? acks.watchStages(onStage, wakeAll) : acks.subscribe((_route, ack) => onStage(ack.stage), wakeAll))
+    ? await (acks.watchStages
+      ? acks.watchStages(onStage, wakeAll)
+      : acks.subscribe((route, ack) => onStage(ack.stage, () => partitionKey(route.tenant, ack.collection, ack.id)), wakeAll))
     : undefined;
   log.info('processors started', { stream: config.KINESIS_STREAM, consumers: config.CONSUMERS });
 

@@ -12,6 +12,7 @@
  * once: records are never missed, only delayed by at most `idlePollMaxMs` when no wake comes. Per-shard lag (MillisBehindLatest and iterator age) is
  * exported as metrics and logged every `lagLogMs`.
  */
+import { createHash } from 'node:crypto';
 import { listShards } from '../core/kinesis-shards';
 import {
   ExpiredIteratorException,
@@ -134,10 +135,16 @@ export class StreamRunner {
   private readonly finished = new Set<string>();
   private refreshTimer: NodeJS.Timeout | undefined;
   private readonly sleepers = new Set<() => void>();
-  /** Idle waits that wake() ends. */
-  private readonly idlers = new Set<() => void>();
-  /** Counts wake() calls: a wake that lands while a shard's poll is in flight is not lost. */
-  private wakes = 0;
+  /** Idle waits that wake() ends, with the shard each one is for. */
+  private readonly idlers = new Map<() => void, string>();
+  /**
+   * Counts wakes (per shard, plus those for every shard): a wake that lands while a shard's poll is
+   * in flight is not lost, and a shard with no wake since its poll was sent has nothing new from the gateway.
+   */
+  private allWakes = 0;
+  private readonly shardWakes = new Map<string, number>();
+  /** Each shard's hash key range (from the last shard refresh), to wake only the shard a partition key maps to. */
+  private ranges: Array<{ id: string; from: bigint; to: bigint }> = [];
 
   constructor(private readonly opts: RunnerOptions) {}
 
@@ -155,15 +162,36 @@ export class StreamRunner {
     await Promise.allSettled([...this.loops.values()]);
   }
 
-  /** Records may have arrived: every shard waiting after an empty poll polls again now. */
-  wake(): void {
-    this.wakes++;
-    for (const w of [...this.idlers]) w();
+  /**
+   * Records may have arrived: a shard waiting for records polls again now. With `partitionKey` (a
+   * write queued through the gateway) only the shard(s) whose hash key range holds the key (Kinesis
+   * maps a key to the MD5 of it, as a 128-bit number); without one, or before the shards are known, every shard.
+   */
+  wake(partitionKey?: string): void {
+    const hash = partitionKey === undefined ? undefined : BigInt(`0x${createHash('md5').update(partitionKey).digest('hex')}`);
+    const ids = hash === undefined ? [] : this.ranges.filter((r) => r.from <= hash && hash <= r.to).map((r) => r.id);
+    if (ids.length === 0) {
+      this.allWakes++;
+      for (const w of [...this.idlers.keys()]) w();
+      return;
+    }
+    for (const id of ids) this.shardWakes.set(id, (this.shardWakes.get(id) ?? 0) + 1);
+    for (const [w, shardId] of [...this.idlers]) if (ids.includes(shardId)) w();
+  }
+
+  private wakeCount(shardId: string): number {
+    return this.allWakes + (this.shardWakes.get(shardId) ?? 0);
   }
 
   private async refreshShards(): Promise<void> {
     const shards = await listShards(this.opts.kinesis, this.opts.stream);
     const known = new Set(shards.map((s) => s.ShardId!));
+    this.ranges = shards.flatMap((s) => {
+      const range = s.HashKeyRange;
+      return range?.StartingHashKey && range.EndingHashKey
+        ? [{ id: s.ShardId!, from: BigInt(range.StartingHashKey), to: BigInt(range.EndingHashKey) }]
+        : [];
+    });
     for (const shard of shards) {
       const id = shard.ShardId!;
       if (this.loops.has(id) || this.finished.has(id) || this.stopping) continue;
@@ -292,6 +320,9 @@ export class StreamRunner {
     // on the current batch; it is dropped if the batch is retried (the retry re-reads from there).
     let prefetched: Promise<GetRecordsCommandOutput> | undefined;
     let prefetchedWakes = 0;
+    // The shard's wake count when the previous poll was sent (none yet: -1). A poll sent after a
+    // wake reads records the gateway announced; it wakes the shard again for every further write.
+    let lastPollWakes = -1;
     let prefetchedAt = 0;
     const dropPrefetch = () => {
       prefetched?.catch(() => undefined);
@@ -304,8 +335,10 @@ export class StreamRunner {
     while (!this.stopping) {
       await checkSaved();
       // Wakes counted when this round's GetRecords was sent (a prefetch was sent earlier).
-      const wakesBefore = prefetched ? prefetchedWakes : this.wakes;
+      const wakesBefore = prefetched ? prefetchedWakes : this.wakeCount(shardId);
       const polledAt = prefetched ? prefetchedAt : Date.now();
+      const woken = lastPollWakes >= 0 && wakesBefore > lastPollWakes;
+      lastPollWakes = wakesBefore;
       let out: GetRecordsCommandOutput;
       try {
         const ahead = prefetched;
@@ -333,9 +366,14 @@ export class StreamRunner {
       }
       // More is waiting in the shard (a full batch, or behind its tip): read on at once, window or not.
       const more = records.length >= this.opts.batchSize || behind > 0;
+      // A woken poll's records at the shard's tip, and no wake since it was sent: the shard is most
+      // likely empty now, so the next poll waits for the next write's wake (or the idle backoff)
+      // instead of reading nothing (at 100 writes/s a poll in two was empty). Records found without
+      // a wake (a producer that does not wake this runner) are read on at once, as before.
+      const atTip = () => !more && woken && this.wakeCount(shardId) === wakesBefore;
       if (records.length > 0) {
-        if (next && (window === 0 || more)) {
-          prefetchedWakes = this.wakes;
+        if (next && (window === 0 ? !atTip() : more)) {
+          prefetchedWakes = this.wakeCount(shardId);
           prefetchedAt = Date.now();
           prefetched = getRecords(next);
           // Handled here too: if delivery throws, nobody awaits it, and a rejection must not go unhandled.
@@ -382,14 +420,20 @@ export class StreamRunner {
         // the wait, but never sooner than pollIntervalMs after this poll: a shard is polled at
         // most as often as without the backoff, however many writes wake it.
         const earliest = polledAt + this.opts.pollIntervalMs;
-        await this.idle(this.wakes === wakesBefore ? idleWait : 0, earliest);
+        await this.idle(shardId, this.wakeCount(shardId) === wakesBefore ? idleWait : 0, earliest);
         idleWait = Math.min(idleMax, idleWait * 2);
       } else {
-        idleWait = this.opts.pollIntervalMs;
         // The batching window: while records arrive, the shard is polled once per window, so the
         // next batch holds what arrived meanwhile (one GetRecords and one handler call for all of
         // it). A wake does not cut this wait short; stop() does.
         if (window > 0 && !prefetched) await this.sleep(polledAt + window - Date.now());
+        if (!prefetched && atTip()) {
+          // Waits like an empty poll (the same backoff, ended by a wake), without the empty poll.
+          await this.idle(shardId, idleWait, polledAt + this.opts.pollIntervalMs);
+          idleWait = Math.min(idleMax, idleWait * 2);
+        } else {
+          idleWait = this.opts.pollIntervalMs;
+        }
       }
     }
     dropPrefetch();
@@ -419,10 +463,10 @@ export class StreamRunner {
 
 
   /**
-   * An idle wait of `ms` (at least until `earliest`, a time stamp): wake() cuts it short to
-   * `earliest`; stop() ends it at once.
+   * An idle wait of `ms` (at least until `earliest`, a time stamp): a wake of `shardId` cuts it
+   * short to `earliest`; stop() ends it at once.
    */
-  private idle(ms: number, earliest: number): Promise<void> {
+  private idle(shardId: string, ms: number, earliest: number): Promise<void> {
     if (this.stopping) return Promise.resolve();
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout;
@@ -439,7 +483,7 @@ export class StreamRunner {
         timer = setTimeout(done, Math.max(0, earliest - Date.now()));
       };
       timer = setTimeout(done, Math.max(ms, earliest - Date.now()));
-      this.idlers.add(wake);
+      this.idlers.set(wake, shardId);
       this.sleepers.add(done);
     });
   }

@@ -19,6 +19,7 @@ import { z } from 'zod';
 import { AwsEnv, loadConfig, LogEnv, port, positiveInt, StreamEnv, TablesEnv } from '../core/config';
 import { ensureTable, itemsTableDefinition, requestsTableDefinition } from '../core/read-store';
 import { migrate } from '../processors/migrate';
+import { patchKinesaliteSequences } from './kinesalite-sequences';
 import { type LocalPostgresOptions, startLocalPostgres } from './local-postgres';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -226,6 +227,7 @@ const listen = (server: Server, port: number) =>
 
 /** The Kinesis emulator with the stack's settings; `dir`: where its data persists (none: in memory). */
 export function kinesisEmulator(dir?: string): Server {
+  patchKinesaliteSequences();
   return kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100, ...(dir ? { path: dir } : {}) });
 }
 

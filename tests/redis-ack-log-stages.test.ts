@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Ack, AckDraft, AckStage } from '../core/contracts';
+import { partitionKey } from '../core/keys';
 import { deleteKeysByPrefix } from '../core/redis';
 import { RedisAckLog } from '../core/redis-ack-log';
 import { REDIS_URL, uniqueName } from './helpers/stack';
@@ -57,6 +58,29 @@ describe('RedisAckLog.watchStages', () => {
     await log.append(route, draft('rejected'));
     await eventually('published', async () => stages.length === 1);
     expect(stages).toEqual(['rejected']);
+    await log.close();
+  });
+
+  it('gives each ack\'s stream partition key on demand, so a wake-up can go to the shard that holds the write', async () => {
+    const log = new RedisAckLog(redis, prefix);
+    const keys: string[] = [];
+    await log.watchStages((_s, key) => keys.push(key()));
+    const hostile = [
+      { collection: 'tasks', id: 'a b' },
+      { collection: 'notes', id: 'stage"stage":"committed"' }, // escaped: decoded in full
+      { collection: 'c', id: 'x","collection":"evil' },
+      { collection: 'ünï', id: '\\' },
+      { collection: 'c', id: 'long'.repeat(100) }, // a hashed partition key
+    ];
+    await log.append({ tenant: 't/1', principal: 'bob' }, draft('queued', { idempotencyKey: ',"collection":"k","id":"k"', ...hostile[0]! }));
+    for (const h of hostile.slice(1)) await log.append(route, draft('committed', h));
+    await log.append(route, draft('rejected', { collection: 'r', id: 'r' }));
+    await eventually('all published', async () => keys.length === hostile.length + 1);
+    expect(keys).toEqual([
+      partitionKey('t/1', 'tasks', 'a b'),
+      ...hostile.slice(1).map((h) => partitionKey('acme', h.collection, h.id)),
+      partitionKey('acme', 'r', 'r'),
+    ]);
     await log.close();
   });
 });

@@ -65,21 +65,46 @@ describe('the local runner on an idle shard', () => {
     expect(delivered[0]!.at - t).toBeLessThanOrEqual(400 + 100);
   });
 
-  it('goes back to its short interval after records: a burst is read without backoff delays', async () => {
+  it('goes back to its short interval after records found without a wake: such a burst is read without backoff delays', async () => {
     const k = fakeKinesis();
     const delivered: Array<{ n: string; at: number }> = [];
     const runner = runnerOver(k.client, delivered);
     await runner.start();
     await sleep(1000);
-    k.put(1);
-    runner.wake();
+    k.put(1); // no wake: found by the backoff's next poll
+    for (let i = 0; i < 120 && delivered.length === 0; i++) await sleep(5);
     await sleep(50);
     const t = Date.now();
-    k.put(2); // no wake: the runner is at its 10-20 ms interval again after the first record
+    k.put(2); // no wake either: the runner is at its 10-20 ms interval again after the first record
     for (let i = 0; i < 100 && delivered.length < 2; i++) await sleep(5);
     await runner.stop();
     expect(delivered.map((d) => d.n)).toEqual(['1', '2']);
     expect(delivered[1]!.at - t).toBeLessThan(100);
+  });
+
+  it('after a woken batch at the shard\'s tip, waits for the next wake instead of polling the empty shard again', async () => {
+    const k = fakeKinesis();
+    const delivered: Array<{ n: string; at: number }> = [];
+    const runner = runnerOver(k.client, delivered);
+    await runner.start();
+    await sleep(1000); // backed off to 400 ms
+    for (let n = 1; n <= 3; n++) {
+      k.put(n);
+      runner.wake();
+      const t = Date.now();
+      for (let i = 0; i < 100 && delivered.length < n; i++) await sleep(5);
+      expect(delivered.at(-1)!.n).toBe(String(n));
+      expect(delivered.at(-1)!.at - t).toBeLessThan(100);
+      await sleep(150);
+    }
+    const before = k.polls.length;
+    await sleep(200);
+    const idlePolls = k.polls.length - before;
+    await runner.stop();
+    // Each wake: one poll with the record. Polling on after each batch (a prefetch, then the
+    // backoff from 10 ms) would add an empty poll at once and about four more within 150 ms.
+    expect(k.polls.filter((p) => p >= delivered[0]!.at - 100).length).toBeLessThanOrEqual(3 + 2);
+    expect(idlePolls).toBeLessThanOrEqual(1);
   });
 
   it('polls an empty shard at most once per pollIntervalMs however many wakes come (a wake per write must not multiply polls)', async () => {
