@@ -12,15 +12,17 @@ import { ROOT } from '../scripts/local-stack';
 import { Load, openSeededLoad, startNpmStack } from './scenarios/system';
 
 /**
- * SIGUSR2 to every process that profiles itself into `dir` (bench/cpu-profile-hook.cjs writes its
- * profile on it): found by its environment, so no other process of the stack (PostgreSQL, Redis,
- * a shell) gets a signal it does not expect.
+ * SIGUSR2 to every node process that profiles itself into `dir` (bench/cpu-profile-hook.cjs writes
+ * its profile on it), found by its environment. Only node processes other than npm: the stack's
+ * shells, PostgreSQL and Redis inherit the same environment, and a shell or Redis ends on a SIGUSR2.
  */
 function profileNow(dir: string): void {
   for (const entry of readdirSync('/proc')) {
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === process.pid) continue;
     try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'node') continue;
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('npm-cli')) continue;
       if (readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`ACKSTREAM_PROFILE_DIR=${dir}`)) process.kill(pid, 'SIGUSR2');
     } catch {
       // gone, or not ours to read
