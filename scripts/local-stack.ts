@@ -106,6 +106,48 @@ interface ClassicLevelInternals {
   ackstreamStores?: Map<string, DynaliteStoreOptions>;
 }
 
+/** LevelDB options of the on-disk store `kinesisEmulator(dir)` opens, by the store's location (see tuneKinesaliteStore). */
+const kinesaliteStoreOptions = tuneKinesaliteStore();
+
+/** leveldown open options (its binding's names, the same as classic-level's; LevelDB's defaults: 8 MB cache, 4 MB write buffer, 2 MB table files). */
+export type KinesaliteStoreOptions = DynaliteStoreOptions;
+
+/** What KINESALITE_LEVELDB / KINESALITE_CACHE_MB ask for: the options kinesalite's store opens with (none: LevelDB's defaults). */
+export function kinesaliteStoreOptionsOf(env: Pick<LocalStackEnv, 'KINESALITE_LEVELDB' | 'KINESALITE_CACHE_MB'>): KinesaliteStoreOptions {
+  if (env.KINESALITE_LEVELDB === 'default') return {};
+  return { cacheSize: env.KINESALITE_CACHE_MB * 2 ** 20, writeBufferSize: 32 * 2 ** 20, maxFileSize: 8 * 2 ** 20 };
+}
+
+/**
+ * kinesalite opens its on-disk store with `levelup(leveldown(path))` and no options: LevelDB's
+ * defaults, a 4 MB write buffer among them. At 400 writes/s (about 1 MB/s of records) that is a
+ * memtable flush every few seconds, and every flush holds the tips of all shards, so it overlaps
+ * the level-1 files that hold each shard's older records, and the compactions that follow rewrite
+ * more of the store the bigger it is (docs/PERFORMANCE.md, "Data growth"). This wraps the `_open`
+ * of the leveldown kinesalite loads (dynalite's classic-level is tuneDynaliteStore's) to add the
+ * options registered for that location by `kinesisEmulator(dir)` in the returned map; stores
+ * opened elsewhere open as before. Patched once per loaded leveldown; a second call returns the same map.
+ */
+export function tuneKinesaliteStore(): Map<string, KinesaliteStoreOptions> {
+  const fromKinesalite = createRequire(require.resolve('kinesalite'));
+  const LevelDOWN = fromKinesalite('leveldown') as { prototype: LevelDownInternals };
+  const proto = LevelDOWN.prototype;
+  if (proto.ackstreamStores) return proto.ackstreamStores;
+  const stores = new Map<string, KinesaliteStoreOptions>();
+  const open = proto._open;
+  proto._open = function (this: LevelDownInternals, options: Record<string, unknown>, callback: (err?: Error) => void) {
+    const tuning = stores.get(path.resolve(this.location));
+    return open.call(this, tuning ? { ...options, ...tuning } : options, callback);
+  };
+  proto.ackstreamStores = stores;
+  return stores;
+}
+interface LevelDownInternals {
+  location: string;
+  _open(options: Record<string, unknown>, callback: (err?: Error) => void): void;
+  ackstreamStores?: Map<string, KinesaliteStoreOptions>;
+}
+
 export const ROOT = path.resolve(__dirname, '..');
 /** What the local stack reads from the environment (`npm start`, `npm run reset|token`, tests, bench). */
 export const LocalStackEnv = z.object({
@@ -191,6 +233,15 @@ export const LocalStackEnv = z.object({
   /** The block cache of dynalite's LevelDB when DYNALITE_LEVELDB is `tuned`, in MB. */
   DYNALITE_CACHE_MB: positiveInt(64),
   /**
+   * LevelDB options of kinesalite's on-disk store (`npm start`'s Kinesis emulator): `tuned` opens it
+   * with a block cache of KINESALITE_CACHE_MB, a 32 MB write buffer and 8 MB table files, so it
+   * flushes and compacts less often as the stream's store grows; `default` leaves LevelDB's (8 MB
+   * cache, 4 MB write buffer, 2 MB files), as kinesalite alone opens it (docs/PERFORMANCE.md, "Data growth").
+   */
+  KINESALITE_LEVELDB: z.enum(['tuned', 'default']).default('tuned'),
+  /** The block cache of kinesalite's LevelDB when KINESALITE_LEVELDB is `tuned`, in MB. */
+  KINESALITE_CACHE_MB: positiveInt(32),
+  /**
    * Where `npm start` runs its DynamoDB emulator: 0 in the orchestrator's process beside Kinesis;
    * 1–19 (default 10) in a process of its own at that CPU niceness (lower priority), so that on a
    * machine the stack keeps busy, the emulator's LevelDB compactions (which grow with its data)
@@ -224,8 +275,12 @@ const listen = (server: Server, port: number) =>
     server.listen(port, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
   });
 
-/** The Kinesis emulator with the stack's settings; `dir`: where its data persists (none: in memory). */
-export function kinesisEmulator(dir?: string): Server {
+/**
+ * The Kinesis emulator with the stack's settings; `dir`: where its data persists (none: in memory),
+ * opened with `store` (default: what KINESALITE_LEVELDB and KINESALITE_CACHE_MB say; tuneKinesaliteStore).
+ */
+export function kinesisEmulator(dir?: string, store: KinesaliteStoreOptions = kinesaliteStoreOptionsOf(localEnv())): Server {
+  if (dir) kinesaliteStoreOptions.set(path.resolve(dir), store);
   return kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100, ...(dir ? { path: dir } : {}) });
 }
 
