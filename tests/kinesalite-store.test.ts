@@ -3,7 +3,7 @@
  * (KINESALITE_LEVELDB, KINESALITE_CACHE_MB; tuneKinesaliteStore in scripts/local-stack.ts), which
  * kinesalite itself has no way to pass. Checked on LevelDB's behaviour, through the AWS SDK against
  * the real emulator on disk: a store with LevelDB's 4 MB write buffer flushes a 6 MB burst of
- * records to a table file (.ldb), one opened with the stack's 32 MB buffer keeps it in its log.
+ * records to a table file (.ldb), one opened with the tuned 32 MB buffer keeps it in its log.
  * The cache size and table file size travel in the same options object.
  */
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -50,9 +50,10 @@ async function burst(kinesis: ReturnType<typeof createKinesis>): Promise<void> {
 const tableFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.ldb'));
 
 describe("kinesalite's LevelDB options", () => {
-  test('the stack opens it tuned by default: a 32 MB block cache, a 32 MB write buffer, 8 MB table files', () => {
-    expect(kinesaliteStoreOptionsOf(localEnv({}))).toEqual({ cacheSize: 32 * MB, writeBufferSize: 32 * MB, maxFileSize: 8 * MB });
-    expect(kinesaliteStoreOptionsOf(localEnv({ KINESALITE_CACHE_MB: '128' })).cacheSize).toBe(128 * MB);
+  test("the stack opens it with LevelDB's defaults unless asked; tuned: a 32 MB block cache, a 32 MB write buffer, 8 MB table files", () => {
+    expect(kinesaliteStoreOptionsOf(localEnv({}))).toEqual({});
+    expect(kinesaliteStoreOptionsOf(localEnv({ KINESALITE_LEVELDB: 'tuned' }))).toEqual({ cacheSize: 32 * MB, writeBufferSize: 32 * MB, maxFileSize: 8 * MB });
+    expect(kinesaliteStoreOptionsOf(localEnv({ KINESALITE_LEVELDB: 'tuned', KINESALITE_CACHE_MB: '128' })).cacheSize).toBe(128 * MB);
     expect(kinesaliteStoreOptionsOf(localEnv({ KINESALITE_LEVELDB: 'default' }))).toEqual({});
     expect(() => localEnv({ KINESALITE_LEVELDB: 'big' })).toThrow(/KINESALITE_LEVELDB/);
   });
@@ -63,15 +64,15 @@ describe("kinesalite's LevelDB options", () => {
     expect(tableFiles(dir).length).toBeGreaterThan(0);
   });
 
-  test("with the stack's options the same burst stays in the 32 MB write buffer: the options reach the LevelDB kinesalite opens", async () => {
+  test("with the tuned options the same burst stays in the 32 MB write buffer: the options reach the LevelDB kinesalite opens", async () => {
     const dir = path.join(root, 'tuned');
-    await withEmulator(dir, kinesaliteStoreOptionsOf(localEnv({})), burst);
+    await withEmulator(dir, kinesaliteStoreOptionsOf(localEnv({ KINESALITE_LEVELDB: 'tuned' })), burst);
     expect(tableFiles(dir)).toEqual([]);
   });
 
   test('a tuned store reopens with its records (tuned or not)', async () => {
     const dir = path.join(root, 'tuned');
-    for (const store of [kinesaliteStoreOptionsOf(localEnv({})), {}]) {
+    for (const store of [kinesaliteStoreOptionsOf(localEnv({ KINESALITE_LEVELDB: 'tuned' })), {}]) {
       await withEmulator(dir, store, async (kinesis) => {
         const shardId = (await kinesis.send(new ListShardsCommand({ StreamName: stream }))).Shards![0]!.ShardId!;
         const it = (await kinesis.send(new GetShardIteratorCommand({ StreamName: stream, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
