@@ -238,8 +238,9 @@ export const LocalStackEnv = z.object({
    * LevelDB options of kinesalite's on-disk store (`npm start`'s Kinesis emulator): `default` (the
    * default) leaves LevelDB's (8 MB cache, 4 MB write buffer, 2 MB files), as kinesalite alone opens
    * it; `tuned` opens it with a block cache of KINESALITE_CACHE_MB, a 32 MB write buffer and 8 MB
-   * table files, so it flushes and compacts less often, at the price of a bigger store on disk
-   * (188 vs 124 MB after 300,000 writes) and up to about 100 MB more memory (the cache and one or two 32 MB memtables; not measured). Not the default: in the
+   * table files, so it flushes and compacts less often, at the price of up to about 100 MB more
+   * memory (the cache and one or two 32 MB memtables; not measured) and a store on disk that can be
+   * bigger between compactions (122–188 MB against 124 MB after 300,000 writes). Not the default: in the
    * system-growth A/B, kinesalite's CPU did not grow with its store either way, and the ratios did
    * not improve measurably (docs/PERFORMANCE.md, "Data growth").
    */
