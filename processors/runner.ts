@@ -8,8 +8,10 @@
  * resumes from its checkpoint. Child shards (after a reshard) are read only once their parents
  * are finished, to keep per-key order. An empty shard is polled less and less often (from
  * `pollIntervalMs` doubling up to `idlePollMaxMs`, as Lambda polls an idle shard about once a
- * second), and `wake()` (called when the ack log shows a write was queued) ends every such wait at
- * once: records are never missed, only delayed by at most `idlePollMaxMs` when no wake comes. Per-shard lag (MillisBehindLatest and iterator age) is
+ * second), and `wake(partitionKey)` (called when the ack log shows a write was queued) ends the
+ * wait of the shard that holds the write at once. After a batch read because of a wake, a shard at
+ * its tip waits the same way instead of polling again. Records are never missed, only delayed by at
+ * most `idlePollMaxMs` when no wake comes. Per-shard lag (MillisBehindLatest and iterator age) is
  * exported as metrics and logged every `lagLogMs`.
  */
 import { createHash } from 'node:crypto';
