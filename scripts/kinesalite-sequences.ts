@@ -33,10 +33,9 @@ export class HashKey {
     const o = BigInt(other);
     return this.value < o ? -1 : this.value > o ? 1 : 0;
   }
-  toFixed(): string {
-    return this.value.toString();
-  }
 }
+
+type SequenceFunctions = Pick<KinesaliteDb, 'parseSequence' | 'stringifySequence' | 'incrementSequence' | 'partitionKeyToHashKey'>;
 
 export interface KinesaliteDb {
   parseSequence(seq: string): Record<string, unknown>;
@@ -44,7 +43,7 @@ export interface KinesaliteDb {
   incrementSequence(seqObj: string | SequenceObject, seqTime?: number | null): string;
   partitionKeyToHashKey(partitionKey: string): { comparedTo(other: string | number): number };
   shardIxToHex(shardIx: number): string;
-  ackstreamOriginals?: Pick<KinesaliteDb, 'parseSequence' | 'stringifySequence' | 'incrementSequence' | 'partitionKeyToHashKey'>;
+  ackstreamOriginals?: SequenceFunctions;
 }
 
 const POW_2_124 = 2n ** 124n;
@@ -56,13 +55,14 @@ const DECIMAL = /^\d+$/;
 const hexOf = (decimal: string | number) => BigInt(decimal).toString(16);
 const pad = (s: string, n: number) => s.padStart(n, '0').slice(-n);
 
-export function fastSequences(db: KinesaliteDb): Pick<KinesaliteDb, 'parseSequence' | 'stringifySequence' | 'incrementSequence' | 'partitionKeyToHashKey'> {
-  const original = db.ackstreamOriginals ?? {
-    parseSequence: db.parseSequence,
-    stringifySequence: db.stringifySequence,
-    incrementSequence: db.incrementSequence,
-    partitionKeyToHashKey: db.partitionKeyToHashKey,
-  };
+/** kinesalite's own functions (before a patch, or kept by it). */
+function originalsOf(db: KinesaliteDb): SequenceFunctions {
+  const { parseSequence, stringifySequence, incrementSequence, partitionKeyToHashKey } = db;
+  return db.ackstreamOriginals ?? { parseSequence, stringifySequence, incrementSequence, partitionKeyToHashKey };
+}
+
+export function fastSequences(db: KinesaliteDb): SequenceFunctions {
+  const original = originalsOf(db);
 
   function parseSequence(seq: string): Record<string, unknown> {
     if (typeof seq !== 'string' || !DECIMAL.test(seq)) return original.parseSequence(seq);
@@ -91,9 +91,8 @@ export function fastSequences(db: KinesaliteDb): Pick<KinesaliteDb, 'parseSequen
   }
 
   function stringifySequence(obj: SequenceObject): string {
-    if (obj.version != null && obj.version !== 2) return original.stringifySequence(obj);
-    if (obj.seqIx != null && typeof obj.seqIx !== 'number' && !DECIMAL.test(String(obj.seqIx))) return original.stringifySequence(obj);
-    if (typeof obj.seqIx === 'number' && !Number.isSafeInteger(obj.seqIx)) return original.stringifySequence(obj);
+    const plainSeqIx = obj.seqIx == null || (typeof obj.seqIx === 'number' ? Number.isSafeInteger(obj.seqIx) : DECIMAL.test(String(obj.seqIx)));
+    if ((obj.version != null && obj.version !== 2) || !plainSeqIx) return original.stringifySequence(obj);
     const hex = [
       '2',
       pad(Math.floor(obj.shardCreateTime / 1000).toString(16), 9),
@@ -130,13 +129,7 @@ export function fastSequences(db: KinesaliteDb): Pick<KinesaliteDb, 'parseSequen
 export function patchKinesaliteSequences(): KinesaliteDb {
   const db = require('kinesalite/db') as KinesaliteDb;
   if (db.ackstreamOriginals) return db;
-  const originals = {
-    parseSequence: db.parseSequence,
-    stringifySequence: db.stringifySequence,
-    incrementSequence: db.incrementSequence,
-    partitionKeyToHashKey: db.partitionKeyToHashKey,
-  };
-  const fast = fastSequences(db);
-  Object.assign(db, fast, { ackstreamOriginals: originals });
+  const originals = originalsOf(db);
+  Object.assign(db, fastSequences(db), { ackstreamOriginals: originals });
   return db;
 }
