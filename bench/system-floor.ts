@@ -77,6 +77,13 @@ export interface WriteFloor {
   url: string;
   /** Where it opens its ack WebSockets (`/v1/acks`, one per principal, told apart by their Authorization header). */
   ackUrl: string;
+  /**
+   * Its consumer polls only between consume() and pause(): while the stack is measured, a floor
+   * polling the same Kinesis emulator every 20 ms would take the emulator's time from the stack.
+   */
+  consume(): Promise<void>;
+  /** Stops polling (after the records read so far are committed and acked). */
+  pause(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -160,13 +167,12 @@ export async function startWriteFloor(opts: { kinesisEndpoint: string; region: s
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
 
-  // The consumer: one loop per shard, from the stream's current end.
+  // The consumer: one loop per shard, from the stream's end when consume() is called.
   const calls = new KinesisCalls(opts.kinesisEndpoint, opts.region);
   let stopping = false;
   let failure: unknown;
-  const iterators = await Promise.all(shardIds.map(async (ShardId) =>
-    (await calls.call<{ ShardIterator: string }>('GetShardIterator', { StreamName: FLOOR_STREAM, ShardId, ShardIteratorType: 'LATEST' })).ShardIterator));
-  const loops = iterators.map(async (first) => {
+  let loops: Array<Promise<void>> = [];
+  const consumeShard = async (first: string) => {
     let iterator: string | undefined = first;
     try {
       while (!stopping && iterator) {
@@ -190,14 +196,27 @@ export async function startWriteFloor(opts: { kinesisEndpoint: string; region: s
       // Reported by close(); the writes it did not commit show up as lost in the level's figures.
       failure ??= err;
     }
-  });
+  };
+  const pause = async () => {
+    stopping = true;
+    await Promise.all(loops);
+    loops = [];
+  };
 
   return {
     url: `http://127.0.0.1:${port}`,
     ackUrl: `ws://127.0.0.1:${port}`,
+    async consume() {
+      await pause();
+      stopping = false;
+      // LATEST: nothing is written to the floor's stream while it is paused (only its levels write).
+      const iterators = await Promise.all(shardIds.map(async (ShardId) =>
+        (await calls.call<{ ShardIterator: string }>('GetShardIterator', { StreamName: FLOOR_STREAM, ShardId, ShardIteratorType: 'LATEST' })).ShardIterator));
+      loops = iterators.map(consumeShard);
+    },
+    pause,
     async close() {
-      stopping = true;
-      await Promise.all(loops);
+      await pause();
       for (const ws of wss.clients) ws.terminate();
       wss.close();
       server.closeAllConnections();

@@ -647,7 +647,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       offset += plan.levelS + 1;
       const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total').sort((x, y) => y.pct - x.pct).slice(0, 3);
       ctx.log(`${at}: 202 p99 ${round(p(r.acceptLat).p99, 0)} ms, queued p99 ${round(p(r.queueds).p99, 0)} ms, final p50/p99 ${round(p(r.finals).p50, 0)}/${round(p(r.finals).p99, 0)} ms, lost ${r.lost + r.failed}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}; machine ${cpu.find((c) => c.name.startsWith('machine busy'))!.pct}% of ${os.cpus().length * 100}%`);
-      const f = await floorLevel(floorLoad!, procs, { rate, plan, progress: (s) => ctx.progress(elapsed + Math.min(s, plan.levelS), totalS, `floor: ${rate} writes/s + ${plan.readRate} reads/s`) });
+      const f = await floorLevel(floor, floorLoad!, procs, { rate, plan, progress: (s) => ctx.progress(elapsed + Math.min(s, plan.levelS), totalS, `floor: ${rate} writes/s + ${plan.readRate} reads/s`) });
       elapsed += plan.levelS;
       floorByLevel.push({ rate, floor: f, system: r });
       figures.push(...floorFigures(at, f, r, plan));
@@ -772,17 +772,26 @@ interface FloorLevel {
   cpu: Array<{ name: string; pct: number }>;
 }
 
-/** One level against the write floor (bench/system-floor.ts), CPU over its sending window. */
-async function floorLevel(load: Load, procs: StackProcesses, o: { rate: number; plan: Plan; progress: (s: number) => void }): Promise<FloorLevel> {
-  const a = procs.sample();
-  let cpu: ReturnType<typeof cpuBetween> | undefined;
-  const timer = setTimeout(() => {
-    cpu = cpuBetween(a, procs.sample());
-  }, o.plan.levelS * 1000);
-  const r = await load.call<LevelResult>({ cmd: 'level', rate: o.rate, durationS: o.plan.levelS, readRate: o.plan.readRate, graceMs: o.plan.graceMs }, o.progress);
-  clearTimeout(timer);
-  cpu ??= cpuBetween(a, procs.sample());
-  return { r, cpu };
+/**
+ * One level against the write floor (bench/system-floor.ts), CPU over its sending window. The
+ * floor's consumer polls only during its own level (drained before it pauses), so the stack's
+ * levels run without it polling the same Kinesis emulator.
+ */
+async function floorLevel(floor: WriteFloor, load: Load, procs: StackProcesses, o: { rate: number; plan: Plan; progress: (s: number) => void }): Promise<FloorLevel> {
+  await floor.consume();
+  try {
+    const a = procs.sample();
+    let cpu: ReturnType<typeof cpuBetween> | undefined;
+    const timer = setTimeout(() => {
+      cpu = cpuBetween(a, procs.sample());
+    }, o.plan.levelS * 1000);
+    const r = await load.call<LevelResult>({ cmd: 'level', rate: o.rate, durationS: o.plan.levelS, readRate: o.plan.readRate, graceMs: o.plan.graceMs }, o.progress);
+    clearTimeout(timer);
+    cpu ??= cpuBetween(a, procs.sample());
+    return { r, cpu };
+  } finally {
+    await floor.pause();
+  }
 }
 
 function floorFigures(at: string, f: FloorLevel, system: LevelResult, plan: Plan): Figure[] {
