@@ -8,6 +8,7 @@ import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer as createNetServer, type Server } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -126,6 +127,13 @@ export const LocalStackEnv = z.object({
   LOCAL_REDIS_PORT: port(63790),
   /** Memory cap of that redis-server (its `maxmemory`): past it, keys are evicted least recently used first among those with a TTL (every key the services write has one), as on the deployed ElastiCache node (dev: cache.t4g.small, about 1 GB usable, policy volatile-lru). */
   LOCAL_REDIS_MAXMEMORY: z.string().regex(/^\d+(kb|mb|gb)?$/i, 'a redis-server size such as 1gb or 512mb').default('1gb'),
+  /**
+   * CPU niceness (1–19; 0: as Redis itself) of the child that redis-server forks to rewrite its
+   * append-only file. The rewrite serializes the whole dataset (seconds of a core at a few hundred
+   * MB), so as the data grows it would take that CPU from the write path whenever it runs; niced, it
+   * uses the cores' spare time, as LOCAL_DYNAMODB_NICE does for dynalite (issue #20, docs/PERFORMANCE.md).
+   */
+  LOCAL_REDIS_CHILD_NICE: z.coerce.number().int().min(0).max(19).default(10),
   /** Port of the gateway under `npm start`. */
   GATEWAY_PORT: port(3000),
   /** Port of the read API under `npm start`. */
@@ -445,11 +453,49 @@ export async function ensureRedis(dataDir = DATA_DIR, port = localEnv().LOCAL_RE
   }
   if (fromRdb) await probe.config('SET', 'appendonly', 'yes');
   probe.disconnect();
+  const childNice = localEnv().LOCAL_REDIS_CHILD_NICE;
+  const stopNicing = childNice > 0 && child.pid ? niceForkedChildren(child.pid, childNice) : () => undefined;
   return {
     url,
-    description: `redis-server on port ${port} (data in ${dir})`,
-    stop: () => stopChild(child),
+    description: `redis-server on port ${port} (data in ${dir}${childNice > 0 ? `; its AOF rewrites at niceness ${childNice}` : ''})`,
+    stop: () => {
+      stopNicing();
+      return stopChild(child);
+    },
   };
+}
+
+/**
+ * Lowers the CPU priority of every child `pid` forks (redis-server's AOF rewrite), checked every
+ * `intervalMs`: Redis has no setting for it, and a rewrite runs for seconds, so a child is niced
+ * within a fraction of its life. Linux only (/proc/<pid>/task/<pid>/children); elsewhere a no-op.
+ * Returns the function that stops the watching.
+ */
+export function niceForkedChildren(pid: number, nice: number, intervalMs = 200): () => void {
+  const file = `/proc/${pid}/task/${pid}/children`;
+  if (process.platform !== 'linux' || !existsSync(file)) return () => undefined;
+  const niced = new Set<number>();
+  const timer = setInterval(() => {
+    let children: number[];
+    try {
+      children = readFileSync(file, 'utf8').split(' ').filter(Boolean).map(Number);
+    } catch {
+      clearInterval(timer); // the parent is gone
+      return;
+    }
+    for (const c of niced) if (!children.includes(c)) niced.delete(c);
+    for (const c of children) {
+      if (niced.has(c)) continue;
+      try {
+        os.setPriority(c, nice);
+        niced.add(c);
+      } catch {
+        // it ended meanwhile
+      }
+    }
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

@@ -17,7 +17,7 @@
  * idle CPU. Run: `npm run bench -- system-growth [--quick]`. Linux only (CPU from /proc).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -51,7 +51,9 @@ interface Plan {
 // writes) moved by 2× between two runs of the same commit, fresh 213 → 431 ms, because a few
 // background events (a LevelDB compaction of the emulators: none or three in a window, Redis's AOF
 // fsync, PostgreSQL's checkpoint) land in a window or not; 12,000 writes average more of them.
-const FULL: Plan = { settleS: 5, idleS: 10, rate: 400, warmS: 10, levelS: 30, graceMs: 20_000, writes: 300_000, items: 100_000, concurrency: 48, maxLagS: 10 };
+// Idle over 30 s (10 s before 2026-12-04 22:50 UTC): a periodic tick of a retention task or a
+// compaction landing in a 10 s window or not moved the idle figure by 2× between runs.
+const FULL: Plan = { settleS: 5, idleS: 30, rate: 400, warmS: 10, levelS: 30, graceMs: 20_000, writes: 300_000, items: 100_000, concurrency: 48, maxLagS: 10 };
 const QUICK: Plan = { settleS: 1, idleS: 2, rate: 100, warmS: 1, levelS: 2, graceMs: 5_000, writes: 3_000, items: 1_000, concurrency: 16, maxLagS: 5 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -231,6 +233,88 @@ async function waitAutovacuum(stack: RunningStack, ctx: BenchContext, timeoutMs:
   return Math.max(0, (Date.now() - t0) / 1000 - 3);
 }
 
+/** Redis's forks so far (INFO stats), and how long the latest one held its event loop. */
+async function redisForks(stack: RunningStack): Promise<{ total: number; latestUs: number }> {
+  const settings = JSON.parse(readFileSync(path.join(stack.dataDir, LOCAL_SETTINGS_NAME), 'utf8')) as { env: Record<string, string> };
+  const redis = new Redis(settings.env.REDIS_URL!, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const stats = await redis.info('stats');
+    return { total: Number(/total_forks:(\d+)/.exec(stats)?.[1] ?? 0), latestUs: Number(/latest_fork_usec:(\d+)/.exec(stats)?.[1] ?? 0) };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * What PostgreSQL's own background did so far: checkpoints and the buffers they wrote, autovacuum
+ * and autoanalyze runs finished, and the CPU ticks of its processes by title (checkpointer,
+ * autovacuum worker, …; exited ones count in the postmaster's). Two samples around an idle window
+ * say which of them the window's PostgreSQL CPU was.
+ */
+interface PgBackground {
+  checkpoints: number;
+  buffersCheckpoint: number;
+  buffersClean: number;
+  autovacuums: number;
+  autoanalyzes: number;
+  ticks: Map<string, number>;
+}
+
+async function pgBackground(stack: RunningStack): Promise<PgBackground | string> {
+  const settings = JSON.parse(readFileSync(path.join(stack.dataDir, LOCAL_SETTINGS_NAME), 'utf8')) as { env: Record<string, string> };
+  const pg = new PgClient({ connectionString: settings.env.DATABASE_URL });
+  try {
+    await pg.connect();
+    // PostgreSQL 17 moved the checkpointer's counters out of pg_stat_bgwriter (the stack's embedded one is 18).
+    const hasCheckpointer = (await pg.query("SELECT to_regclass('pg_catalog.pg_stat_checkpointer') IS NOT NULL AS ok")).rows[0]!.ok as boolean;
+    const bg = (await pg.query<Record<string, string>>(hasCheckpointer
+      ? 'SELECT c.num_timed + c.num_requested AS checkpoints, c.buffers_written AS buffers_checkpoint, b.buffers_clean FROM pg_stat_checkpointer c, pg_stat_bgwriter b'
+      : 'SELECT checkpoints_timed + checkpoints_req AS checkpoints, buffers_checkpoint, buffers_clean FROM pg_stat_bgwriter')).rows[0]!;
+    const av = (await pg.query<Record<string, string>>('SELECT coalesce(sum(autovacuum_count), 0) AS v, coalesce(sum(autoanalyze_count), 0) AS a FROM pg_stat_user_tables')).rows[0]!;
+    return {
+      checkpoints: Number(bg.checkpoints), buffersCheckpoint: Number(bg.buffers_checkpoint), buffersClean: Number(bg.buffers_clean),
+      autovacuums: Number(av.v), autoanalyzes: Number(av.a), ticks: pgTicksByTitle(),
+    };
+  } catch (err) {
+    return `not sampled: ${(err as Error).message}`; // a diagnosis only
+  } finally {
+    await pg.end().catch(() => undefined);
+  }
+}
+
+/** CPU ticks (own + exited children's) of every `postgres:` process on the machine, by its title's kind. */
+function pgTicksByTitle(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (!comm.startsWith('postgres')) continue;
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+      // "postgres: checkpointer", "postgres: autovacuum worker", "postgres: user db 127.0.0.1(…) idle": a client backend.
+      const title = cmd.startsWith('postgres: ') ? cmd.slice(10) : 'postmaster (and its exited children)';
+      const kind = /^(checkpointer|background writer|walwriter|autovacuum launcher|autovacuum worker|logical replication launcher|io worker|archiver|stats collector)/.exec(title)?.[1] ?? (cmd.startsWith('postgres: ') ? 'client backends' : title);
+      out.set(kind, (out.get(kind) ?? 0) + ticks);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/** The difference of two pgBackground() samples, as one line (CPU as % of a core over `seconds`). */
+function describePgBackground(a: PgBackground | string, b: PgBackground | string, seconds: number): string {
+  if (typeof a === 'string') return a;
+  if (typeof b === 'string') return b;
+  const hz = 100; // USER_HZ
+  const cpu = [...b.ticks].map(([k, t]) => [k, ((t - (a.ticks.get(k) ?? 0)) / hz / seconds) * 100] as const).filter(([, pct]) => pct >= 0.1).sort((x, y) => y[1] - x[1]);
+  return `${b.checkpoints - a.checkpoints} checkpoint(s) (${b.buffersCheckpoint - a.buffersCheckpoint} buffers written by checkpoints, ${b.buffersClean - a.buffersClean} by the background writer), ${b.autovacuums - a.autovacuums} autovacuum(s) and ${b.autoanalyzes - a.autoanalyzes} autoanalyze(s) finished; CPU ${cpu.map(([k, pct]) => `${k} ${round(pct, 1)} %`).join(', ') || 'none'}`;
+}
+
 // ---------------------------------------------------------------- the scenario
 
 interface Measured {
@@ -275,13 +359,18 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
 
     const measure = async (label: string): Promise<Measured> => {
       await sleep(plan.settleS * 1000);
+      const pgA = await pgBackground(stack);
       const a = procs.sample();
       for (let s = 0; s < plan.idleS; s++) {
         ctx.progress(s, plan.idleS, `${label}: idle CPU`);
         await sleep(1000);
       }
       const idle = cpuBetween(a, procs.sample());
+      const pgIdle = describePgBackground(pgA, await pgBackground(stack), plan.idleS);
+      ctx.log(`${label}: PostgreSQL during the idle window: ${pgIdle}`);
+      notes.push(`${label}, idle window: PostgreSQL's background: ${pgIdle}.`);
       const stagesA = await sampleStages(stageEndpoints);
+      const forksA = await redisForks(stack);
       const b = procs.sample();
       let cpu: ReturnType<typeof cpuBetween> | undefined;
       const cpuTimer = setTimeout(() => {
@@ -294,6 +383,9 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       clearTimeout(cpuTimer);
       cpu ??= cpuBetween(b, procs.sample());
       const stages = stagesBetween(stagesA, await sampleStages(stageEndpoints));
+      // An AOF rewrite forks Redis and serializes its whole dataset: whether one ran during the level.
+      const forksB = await redisForks(stack);
+      stages.push({ name: 'Redis: forks (AOF rewrites)', value: forksB.total - forksA.total, unit: `forks (the last took ${forksB.latestUs} µs to fork)` });
       const p = (xs: number[]) => percentiles(xs);
       const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total' && !c.name.startsWith('bench')).sort((x, y) => y.pct - x.pct).slice(0, 4);
       ctx.log(`${label}: idle stack ${idle.find((r) => r.name === 'stack total')!.pct} % of a core; ${plan.rate} writes/s: 202 p50/p99 ${round(p(level.acceptLat).p50, 0)}/${round(p(level.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(level.finals).p50, 0)}/${round(p(level.finals).p99, 0)} ms, lost ${level.lost + level.failed}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
