@@ -26,14 +26,17 @@ async function main() {
     let cpu: ReturnType<typeof cpuBetween> | undefined;
     // The CPU window is the sending window only (the grace after it is the drain).
     const timer = setTimeout(() => { cpu = cpuBetween(a, procs.sample()); }, seconds * 1000);
-    const res = await load.call<{ accepted: number; lost: number; acceptLat: number[] }>({ cmd: 'level', rate, durationS: seconds, readRate, graceMs: 5000 });
+    const res = await load.call<{ accepted: number; lost: number; acceptLat: number[]; finals: number[] }>({ cmd: 'level', rate, durationS: seconds, readRate, graceMs: 5000 });
     clearTimeout(timer);
     cpu ??= cpuBetween(a, procs.sample());
     const after = await putRecordsCalls(stack.gatewayUrl);
     console.log(`PutRecords: ${after.calls - before.calls} calls, ${((after.records - before.records) / Math.max(1, after.calls - before.calls)).toFixed(2)} records per call`);
-    const lat = [...res.acceptLat].sort((x, y) => x - y);
-    const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]?.toFixed(0);
-    console.log(`load: ${rate} writes/s, ${readRate} reads/s for ${seconds} s: accepted ${res.accepted}, lost ${res.lost}; 202 p50/p99 ${q(0.5)}/${q(0.99)} ms`);
+    const quantiles = (xs: number[]) => {
+      const lat = [...xs].sort((x, y) => x - y);
+      const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]?.toFixed(0);
+      return `${q(0.5)}/${q(0.99)}`;
+    };
+    console.log(`load: ${rate} writes/s, ${readRate} reads/s for ${seconds} s: accepted ${res.accepted}, lost ${res.lost}; 202 p50/p99 ${quantiles(res.acceptLat)} ms, final ack p50/p99 ${quantiles(res.finals)} ms`);
     for (const row of cpu) {
       const perWrite = (row.pct / 100) * seconds * 1000 / Math.max(1, res.accepted);
       console.log(`${row.name.padEnd(45)} ${row.pct.toFixed(1).padStart(6)} %  ${perWrite.toFixed(3)} ms/write`);
