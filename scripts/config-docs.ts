@@ -34,7 +34,7 @@ const SCHEMAS: Array<{ title: string; entry: string; schema: z.ZodType; sources:
 /** The shared fragments every schema may merge (core/config.ts, core/ack-log.ts): looked up after a schema's own sources. */
 const SHARED_SOURCES = ['core/config.ts', 'core/ack-log.ts'];
 
-interface Def { type: string; innerType?: z.ZodType; defaultValue?: unknown; in?: z.ZodType; entries?: Record<string, string> }
+interface Def { type: string; innerType?: z.ZodType; defaultValue?: unknown; in?: z.ZodType; entries?: Record<string, string>; values?: unknown[]; options?: z.ZodType[] }
 const defOf = (s: z.ZodType) => (s as unknown as { _zod: { def: Def } })._zod.def;
 
 function describe(field: z.ZodType): { type: string; default: string; required: boolean } {
@@ -53,8 +53,14 @@ function describe(field: z.ZodType): { type: string; default: string; required: 
       s = d.in!;
     } else break;
   }
-  const d = defOf(s);
-  const type = d.type === 'enum' ? Object.values(d.entries!).map((v) => `\`${v}\``).join(' \\| ') : d.type;
+  const typeOf = (t: z.ZodType): string => {
+    const e = defOf(t);
+    if (e.type === 'enum') return Object.values(e.entries!).map((v) => `\`${v}\``).join(' \\| ');
+    if (e.type === 'literal') return (e.values ?? []).map((v) => `\`${String(v)}\``).join(' \\| ');
+    if (e.type === 'union') return (e.options ?? []).map(typeOf).join(' \\| ');
+    return e.type;
+  };
+  const type = typeOf(s);
   return {
     type,
     default: dflt === undefined ? '' : `\`${String(dflt)}\``,

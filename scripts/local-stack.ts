@@ -4,7 +4,7 @@
  * PostgreSQL and Redis (configured, or started here), and idempotent provisioning of the stream,
  * tables, queue and schema. Used by `npm start` and by the tests.
  */
-import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import { spawn, type ChildProcess, execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer as createNetServer, type Server } from 'node:net';
@@ -128,12 +128,14 @@ export const LocalStackEnv = z.object({
   /** Memory cap of that redis-server (its `maxmemory`): past it, keys are evicted least recently used first among those with a TTL (every key the services write has one), as on the deployed ElastiCache node (dev: cache.t4g.small, about 1 GB usable, policy volatile-lru). */
   LOCAL_REDIS_MAXMEMORY: z.string().regex(/^\d+(kb|mb|gb)?$/i, 'a redis-server size such as 1gb or 512mb').default('1gb'),
   /**
-   * CPU niceness (1–19; 0: as Redis itself) of the child that redis-server forks to rewrite its
-   * append-only file. The rewrite serializes the whole dataset (seconds of a core at a few hundred
-   * MB), so as the data grows it would take that CPU from the write path whenever it runs; niced, it
-   * uses the cores' spare time, as LOCAL_DYNAMODB_NICE does for dynalite (issue #20, docs/PERFORMANCE.md).
+   * CPU priority of the child that redis-server forks to rewrite its append-only file: `idle`
+   * (default) Linux's idle scheduling class, so it runs only on a core nothing else wants (niceness
+   * 19 where `chrt` is missing); a niceness 1–19; `0` as Redis itself. The rewrite serializes the
+   * whole dataset (seconds of a core at a few hundred MB), so at Redis's priority it took that CPU
+   * from the write path whenever it ran on a grown stack: final-ack p99 at 400 writes/s 2–3 × a
+   * window without one, 1.1–1.7 × niced to 10, 1.0–1.24 × idle (issue #20, docs/PERFORMANCE.md).
    */
-  LOCAL_REDIS_CHILD_NICE: z.coerce.number().int().min(0).max(19).default(10),
+  LOCAL_REDIS_REWRITE_PRIORITY: z.union([z.literal('idle'), z.coerce.number().int().min(0).max(19)]).default('idle'),
   /** Port of the gateway under `npm start`. */
   GATEWAY_PORT: port(3000),
   /** Port of the read API under `npm start`. */
@@ -453,13 +455,13 @@ export async function ensureRedis(dataDir = DATA_DIR, port = localEnv().LOCAL_RE
   }
   if (fromRdb) await probe.config('SET', 'appendonly', 'yes');
   probe.disconnect();
-  const childNice = localEnv().LOCAL_REDIS_CHILD_NICE;
-  const stopNicing = childNice > 0 && child.pid ? niceForkedChildren(child.pid, childNice) : () => undefined;
+  const priority = localEnv().LOCAL_REDIS_REWRITE_PRIORITY;
+  const stopWatching = priority !== 0 && child.pid ? lowerForkedChildren(child.pid, priority) : () => undefined;
   return {
     url,
-    description: `redis-server on port ${port} (data in ${dir}${childNice > 0 ? `; its AOF rewrites at niceness ${childNice}` : ''})`,
+    description: `redis-server on port ${port} (data in ${dir}${priority === 'idle' ? '; its AOF rewrites in the idle scheduling class' : priority ? `; its AOF rewrites at niceness ${priority}` : ''})`,
     stop: () => {
-      stopNicing();
+      stopWatching();
       return stopChild(child);
     },
   };
@@ -467,14 +469,26 @@ export async function ensureRedis(dataDir = DATA_DIR, port = localEnv().LOCAL_RE
 
 /**
  * Lowers the CPU priority of every child `pid` forks (redis-server's AOF rewrite), checked every
- * `intervalMs`: Redis has no setting for it, and a rewrite runs for seconds, so a child is niced
- * within a fraction of its life. Linux only (/proc/<pid>/task/<pid>/children); elsewhere a no-op.
- * Returns the function that stops the watching.
+ * `intervalMs`: Redis has no setting for it, and a rewrite runs for seconds, so a child is lowered
+ * within a fraction of its life. `idle`: the SCHED_IDLE class (`chrt -i`; Node has no call for it),
+ * niceness 19 if that fails; a number: that niceness. Linux only (/proc/<pid>/task/<pid>/children);
+ * elsewhere a no-op. Returns the function that stops the watching.
  */
-export function niceForkedChildren(pid: number, nice: number, intervalMs = 200): () => void {
+export function lowerForkedChildren(pid: number, priority: 'idle' | number, intervalMs = 200): () => void {
   const file = `/proc/${pid}/task/${pid}/children`;
   if (process.platform !== 'linux' || !existsSync(file)) return () => undefined;
-  const niced = new Set<number>();
+  const lowered = new Set<number>();
+  const lower = (c: number) => {
+    const nice = () => {
+      try {
+        os.setPriority(c, priority === 'idle' ? 19 : priority);
+      } catch {
+        // it ended meanwhile
+      }
+    };
+    if (priority !== 'idle') return nice();
+    execFile('chrt', ['--idle', '--pid', '0', String(c)], (err) => err && nice());
+  };
   const timer = setInterval(() => {
     let children: number[];
     try {
@@ -483,15 +497,11 @@ export function niceForkedChildren(pid: number, nice: number, intervalMs = 200):
       clearInterval(timer); // the parent is gone
       return;
     }
-    for (const c of niced) if (!children.includes(c)) niced.delete(c);
+    for (const c of lowered) if (!children.includes(c)) lowered.delete(c);
     for (const c of children) {
-      if (niced.has(c)) continue;
-      try {
-        os.setPriority(c, nice);
-        niced.add(c);
-      } catch {
-        // it ended meanwhile
-      }
+      if (lowered.has(c)) continue;
+      lowered.add(c);
+      lower(c);
     }
   }, intervalMs);
   timer.unref();

@@ -1,6 +1,7 @@
 /**
  * `npm start`'s redis-server rewrites its append-only file in a forked child; that child runs at
- * LOCAL_REDIS_CHILD_NICE so a rewrite of a grown dataset takes only the cores' spare time (#20).
+ * LOCAL_REDIS_REWRITE_PRIORITY (default: Linux's idle scheduling class) so a rewrite of a grown
+ * dataset takes only the cores' spare time (#20).
  * Real redis-server, real fork: the rewrite is slowed down (rdb-key-save-delay) so it lives long
  * enough to be looked at.
  */
@@ -11,7 +12,9 @@ import { Redis } from 'ioredis';
 import { ensureRedis, freePort, type ManagedProcess } from '../scripts/local-stack';
 
 const linux = process.platform === 'linux';
-const niceOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+const statOf = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+/** Niceness and scheduling policy (0 SCHED_OTHER, 5 SCHED_IDLE): fields 19 and 41 of /proc/<pid>/stat. */
+const priorityOf = (pid: number) => ({ nice: Number(statOf(pid)[16]), policy: Number(statOf(pid)[38]) === 5 ? 'idle' : Number(statOf(pid)[38]) === 0 ? 'normal' : statOf(pid)[38] });
 const childrenOf = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -19,7 +22,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   let dir: string;
   let redis: ManagedProcess | undefined;
   let client: Redis | undefined;
-  const saved = process.env.LOCAL_REDIS_CHILD_NICE;
+  const saved = process.env.LOCAL_REDIS_REWRITE_PRIORITY;
 
   beforeEach(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'ackstream-redis-nice-'));
@@ -28,11 +31,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     client?.disconnect();
     await redis?.stop();
     rmSync(dir, { recursive: true, force: true });
-    if (saved === undefined) delete process.env.LOCAL_REDIS_CHILD_NICE;
-    else process.env.LOCAL_REDIS_CHILD_NICE = saved;
+    if (saved === undefined) delete process.env.LOCAL_REDIS_REWRITE_PRIORITY;
+    else process.env.LOCAL_REDIS_REWRITE_PRIORITY = saved;
   });
 
-  async function rewriteChildNice(): Promise<{ server: number; child: number }> {
+  async function rewriteChildPriority(): Promise<{ server: ReturnType<typeof priorityOf>; child: ReturnType<typeof priorityOf> }> {
     redis = await ensureRedis(dir, await freePort());
     client = new Redis(redis!.url);
     const server = Number(/process_id:(\d+)/.exec(await client.info('server'))![1]);
@@ -47,10 +50,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     }
     expect(child).toBeDefined();
     await sleep(600); // the watcher looks every 200 ms
-    const nice = niceOf(child!);
+    const childPriority = priorityOf(child!);
     await client.config('SET', 'rdb-key-save-delay', '0');
     await rewriteDone(); // redis-server does not stop while it writes an AOF
-    return { server: niceOf(server), child: nice };
+    return { server: priorityOf(server), child: childPriority };
   }
 
   async function rewriteDone(): Promise<void> {
@@ -62,13 +65,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     throw new Error('the AOF rewrite did not end within 10 s');
   }
 
-  it('rewrites its append-only file in a child at LOCAL_REDIS_CHILD_NICE, itself at normal priority', async () => {
-    process.env.LOCAL_REDIS_CHILD_NICE = '12';
-    expect(await rewriteChildNice()).toEqual({ server: 0, child: 12 });
+  it('rewrites its append-only file in a child in the idle scheduling class by default, itself at normal priority', async () => {
+    delete process.env.LOCAL_REDIS_REWRITE_PRIORITY;
+    expect(await rewriteChildPriority()).toEqual({ server: { nice: 0, policy: 'normal' }, child: { nice: 0, policy: 'idle' } });
   }, 20_000);
 
-  it('leaves the child at normal priority when LOCAL_REDIS_CHILD_NICE is 0', async () => {
-    process.env.LOCAL_REDIS_CHILD_NICE = '0';
-    expect(await rewriteChildNice()).toEqual({ server: 0, child: 0 });
+  it('rewrites in a child at the niceness LOCAL_REDIS_REWRITE_PRIORITY gives', async () => {
+    process.env.LOCAL_REDIS_REWRITE_PRIORITY = '12';
+    expect(await rewriteChildPriority()).toEqual({ server: { nice: 0, policy: 'normal' }, child: { nice: 12, policy: 'normal' } });
+  }, 20_000);
+
+  it('leaves the child at normal priority when LOCAL_REDIS_REWRITE_PRIORITY is 0', async () => {
+    process.env.LOCAL_REDIS_REWRITE_PRIORITY = '0';
+    expect(await rewriteChildPriority()).toEqual({ server: { nice: 0, policy: 'normal' }, child: { nice: 0, policy: 'normal' } });
   }, 20_000);
 });
