@@ -51,7 +51,7 @@ interface Plan {
 // writes) moved by 2× between two runs of the same commit, fresh 213 → 431 ms, because a few
 // background events (a LevelDB compaction of the emulators: none or three in a window, Redis's AOF
 // fsync, PostgreSQL's checkpoint) land in a window or not; 12,000 writes average more of them.
-// Idle over 30 s (10 s before 2026-12-04 22:50 UTC): a periodic tick of a retention task or a
+// Idle over 30 s (10 s before 2026-12-04 23:10 UTC): a periodic tick of a retention task or a
 // compaction landing in a 10 s window or not moved the idle figure by 2× between runs.
 const FULL: Plan = { settleS: 5, idleS: 30, rate: 400, warmS: 10, levelS: 30, graceMs: 20_000, writes: 300_000, items: 100_000, concurrency: 48, maxLagS: 10 };
 const QUICK: Plan = { settleS: 1, idleS: 2, rate: 100, warmS: 1, levelS: 2, graceMs: 5_000, writes: 3_000, items: 1_000, concurrency: 16, maxLagS: 5 };
@@ -87,7 +87,7 @@ const du = (dir: string): number => {
 };
 
 async function measureSizes(stack: RunningStack): Promise<Sizes> {
-  const settings = JSON.parse(readFileSync(path.join(stack.dataDir, LOCAL_SETTINGS_NAME), 'utf8')) as { env: Record<string, string> };
+  const settings = stackSettings(stack);
   const pg = new PgClient({ connectionString: settings.env.DATABASE_URL });
   await pg.connect();
   let pgDir: string;
@@ -133,6 +133,11 @@ async function measureSizes(stack: RunningStack): Promise<Sizes> {
 }
 
 const mb = (b: number) => round(b / 1e6, 1);
+
+/** The settings `npm start` wrote for the stack it started (its DATABASE_URL, REDIS_URL, …). */
+function stackSettings(stack: RunningStack): { env: Record<string, string> } {
+  return JSON.parse(readFileSync(path.join(stack.dataDir, LOCAL_SETTINGS_NAME), 'utf8')) as { env: Record<string, string> };
+}
 
 // ---------------------------------------------------------------- the loader
 
@@ -221,7 +226,7 @@ async function waitDecided(stack: RunningStack, tokens: string[], last: string[]
  * `autovacuum_naptime` (1 min), so a table past its threshold got its worker during the idle window.
  */
 async function waitAutovacuum(stack: RunningStack, ctx: BenchContext, timeoutMs: number): Promise<number> {
-  const settings = JSON.parse(readFileSync(path.join(stack.dataDir, LOCAL_SETTINGS_NAME), 'utf8')) as { env: Record<string, string> };
+  const settings = stackSettings(stack);
   const pg = new PgClient({ connectionString: settings.env.DATABASE_URL });
   await pg.connect();
   const t0 = Date.now();
@@ -248,7 +253,7 @@ async function waitAutovacuum(stack: RunningStack, ctx: BenchContext, timeoutMs:
 
 /** Redis's forks so far (INFO stats), and how long the latest one held its event loop. */
 async function redisForks(stack: RunningStack): Promise<{ total: number; latestUs: number }> {
-  const settings = JSON.parse(readFileSync(path.join(stack.dataDir, LOCAL_SETTINGS_NAME), 'utf8')) as { env: Record<string, string> };
+  const settings = stackSettings(stack);
   const redis = new Redis(settings.env.REDIS_URL!, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
@@ -275,7 +280,7 @@ interface PgBackground {
 }
 
 async function pgBackground(stack: RunningStack): Promise<PgBackground | string> {
-  const settings = JSON.parse(readFileSync(path.join(stack.dataDir, LOCAL_SETTINGS_NAME), 'utf8')) as { env: Record<string, string> };
+  const settings = stackSettings(stack);
   const pg = new PgClient({ connectionString: settings.env.DATABASE_URL });
   try {
     await pg.connect();
@@ -490,12 +495,17 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     }
     const ratio = (a: number, b: number) => round(b > 0 ? a / b : 0, 2);
     const idleOf = (m: Measured) => m.idle.find((r) => r.name === 'stack total')!.pct;
+    const benchOf = (m: Measured) => m.cpu.find((r) => r.name.startsWith('bench driver'))?.pct ?? 0;
     const ratios = [
       { name: `202 p50 grown ÷ fresh`, value: ratio(la.accept.p50, lb.accept.p50) },
       { name: `202 p99 grown ÷ fresh`, value: ratio(la.accept.p99, lb.accept.p99) },
       { name: `final ack p50 grown ÷ fresh`, value: ratio(la.final.p50, lb.final.p50) },
       { name: `final ack p99 grown ÷ fresh`, value: ratio(la.final.p99, lb.final.p99) },
       { name: `idle stack CPU grown ÷ fresh`, value: ratio(idleOf(after), idleOf(before)) },
+      // The load generator does the same work in both windows: its CPU moving says the machine's
+      // own speed moved between them (this VM's varies by 10–20 % from minute to minute), which
+      // moves every latency above with it.
+      { name: `the load generator's CPU for the same load, grown ÷ fresh (machine speed)`, value: ratio(benchOf(after), benchOf(before)) },
     ];
     notes.push(
       `The stack is \`npm start\` as a user runs it, started with an empty data directory (what \`npm run reset\` leaves); fresh = measured right after it started, grown = after ${fill.accepted.toLocaleString('en')} more writes through the gateway (a closed loop of ${plan.concurrency} requests, 4 tenants, ${plan.items.toLocaleString('en')} items) and after the processors decided them.`,
