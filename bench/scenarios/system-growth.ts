@@ -45,6 +45,8 @@ interface Plan {
   concurrency: number;
   /** The fill holds back while the projection consumer is further behind than this (growth-worker.js). */
   maxLagS: number;
+  /** Longest wait for PostgreSQL's autovacuum of the fill before the grown measurement. */
+  vacuumWaitS: number;
 }
 
 // 30 s per measurement (15 s before 2026-12-04 14:26 UTC): the p99 of 15 s (the 60 slowest of 6,000
@@ -53,8 +55,8 @@ interface Plan {
 // fsync, PostgreSQL's checkpoint) land in a window or not; 12,000 writes average more of them.
 // Idle over 30 s (10 s before 2026-12-04 23:10 UTC): a periodic tick of a retention task or a
 // compaction landing in a 10 s window or not moved the idle figure by 2× between runs.
-const FULL: Plan = { settleS: 5, idleS: 30, rate: 400, warmS: 10, levelS: 30, graceMs: 20_000, writes: 300_000, items: 100_000, concurrency: 48, maxLagS: 10 };
-const QUICK: Plan = { settleS: 1, idleS: 2, rate: 100, warmS: 1, levelS: 2, graceMs: 5_000, writes: 3_000, items: 1_000, concurrency: 16, maxLagS: 5 };
+const FULL: Plan = { settleS: 5, idleS: 30, rate: 400, warmS: 10, levelS: 30, graceMs: 20_000, writes: 300_000, items: 100_000, concurrency: 48, maxLagS: 10, vacuumWaitS: 180 };
+const QUICK: Plan = { settleS: 1, idleS: 2, rate: 100, warmS: 1, levelS: 2, graceMs: 5_000, writes: 3_000, items: 1_000, concurrency: 16, maxLagS: 5, vacuumWaitS: 5 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -452,8 +454,8 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     for (const r of fillCpu) figures.push({ name: `fill: CPU ${r.name}`, value: r.pct, unit: '% of a core' });
     // PostgreSQL vacuums the fill's rows in the background (autovacuum): work that follows a burst and
     // ends by itself, not a cost of the data kept. The grown idle window starts once it is over.
-    const vacuumS = await waitAutovacuum(stack, ctx, 180_000);
-    ctx.log(`PostgreSQL's autovacuum after the fill ran for ${round(vacuumS, 0)} s more`);
+    const vacuumS = await waitAutovacuum(stack, ctx, plan.vacuumWaitS * 1000);
+    ctx.log(`PostgreSQL's autovacuum after the fill ran for ${round(vacuumS, 0)} s more${vacuumS >= plan.vacuumWaitS - 3 ? ` (the wait's limit, ${plan.vacuumWaitS} s: some may be left)` : ''}`);
     figures.push({ name: 'grown: waited for PostgreSQL autovacuum to finish before measuring', value: round(vacuumS, 0), unit: 's' });
     const after = await measure(`after ${plan.writes.toLocaleString('en')} writes`);
     const sizesEnd = await measureSizes(stack);
