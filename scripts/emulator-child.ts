@@ -6,7 +6,7 @@
 import { mkdirSync, readdirSync } from 'node:fs';
 import type { Server } from 'node:net';
 import os from 'node:os';
-import { dynamoEmulator, kinesisEmulator } from './local-stack';
+import { dynamoEmulator, kinesisEmulator, localEnv, lowerPriority as lowerThread } from './local-stack';
 
 /**
  * `[nice]` (1–19, LOCAL_DYNAMODB_NICE): this process at a lower CPU priority. A niceness is
@@ -37,8 +37,25 @@ if (dir !== 'memory') mkdirSync(dir, { recursive: true });
 const server: Server = kind === 'kinesis' ? kinesisEmulator(dir === 'memory' ? undefined : dir) : dynamoEmulator(dir === 'memory' ? undefined : dir);
 server.listen(Number(portArg), '127.0.0.1', () => {
   lowerPriority();
+  if (nice > 0 && process.platform === 'linux' && localEnv().LOCAL_DYNAMODB_COMPACTION === 'idle') idleLateThreads();
   process.stdout.write(`${kind} listening\n`);
 });
+
+/**
+ * Threads that start after the emulator is up are LevelDB's background (compaction) thread: V8's
+ * and libuv's exist by then. Each one goes into the idle scheduling class once seen (checked every
+ * second), so compactions use only spare CPU (LOCAL_DYNAMODB_COMPACTION).
+ */
+function idleLateThreads(): void {
+  const seen = new Set(readdirSync('/proc/self/task'));
+  setInterval(() => {
+    for (const tid of readdirSync('/proc/self/task')) {
+      if (seen.has(tid)) continue;
+      seen.add(tid);
+      lowerThread(Number(tid), 'idle');
+    }
+  }, 1000).unref();
+}
 process.on('SIGTERM', () => {
   server.close(() => process.exit(0));
   setTimeout(() => process.exit(0), 2000).unref(); // idle keep-alive sockets must not hold it

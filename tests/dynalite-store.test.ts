@@ -5,7 +5,8 @@
  * a store with LevelDB's 4 MB write buffer flushes a 6 MB burst of writes to a table file (.ldb),
  * one opened with the stack's 32 MB buffer keeps it in its log. The cache size and table file size
  * travel in the same options object. With LOCAL_DYNAMODB_NICE the emulator runs in a process of its
- * own at a lower CPU priority: every thread of it, LevelDB's compaction thread included.
+ * own at a lower CPU priority: every thread of it, LevelDB's compaction thread included, which is
+ * also put in the idle scheduling class (LOCAL_DYNAMODB_COMPACTION).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:net';
@@ -81,13 +82,15 @@ describe("dynalite's LevelDB options", () => {
   });
 });
 
-/** The niceness of each thread of a process (Linux: field 19 of /proc/<pid>/task/<tid>/stat). */
-function threadNiceness(pid: number): number[] {
+/** The niceness and scheduling policy of each thread of a process (Linux: fields 19 and 41 of /proc/<pid>/task/<tid>/stat; policy 5 is SCHED_IDLE). */
+function threadPriorities(pid: number): Array<{ nice: number; idle: boolean }> {
   return readdirSync(`/proc/${pid}/task`).map((tid) => {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const f = fields.slice(fields.lastIndexOf(')') + 2).split(' ');
+    return { nice: Number(f[16]), idle: Number(f[38]) === 5 };
   });
 }
+const threadNiceness = (pid: number) => threadPriorities(pid).map((t) => t.nice);
 
 describe('LOCAL_DYNAMODB_NICE: the DynamoDB emulator in a process of its own at a lower CPU priority', () => {
   test('niceness 10 by default (a process of its own); 0 keeps it in the orchestrator beside Kinesis; 1–19 accepted', () => {
@@ -97,7 +100,13 @@ describe('LOCAL_DYNAMODB_NICE: the DynamoDB emulator in a process of its own at 
     expect(() => localEnv({ LOCAL_DYNAMODB_NICE: '20' })).toThrow(/LOCAL_DYNAMODB_NICE/);
   });
 
-  (process.platform === 'linux' ? test : test.skip)('every thread of that process runs at the niceness, LevelDB compacting included, and it keeps its data on disk', async () => {
+  test('LOCAL_DYNAMODB_COMPACTION: idle by default, nice on request', () => {
+    expect(localEnv({}).LOCAL_DYNAMODB_COMPACTION).toBe('idle');
+    expect(localEnv({ LOCAL_DYNAMODB_COMPACTION: 'nice' }).LOCAL_DYNAMODB_COMPACTION).toBe('nice');
+    expect(() => localEnv({ LOCAL_DYNAMODB_COMPACTION: 'fast' })).toThrow(/LOCAL_DYNAMODB_COMPACTION/);
+  });
+
+  (process.platform === 'linux' ? test : test.skip)('every thread of that process runs at the niceness, LevelDB compacting in the idle class, and it keeps its data on disk', async () => {
     const dataDir = path.join(root, 'niced');
     const emulators = await startEmulators({ dataDir, dynamoNice: 10 });
     const dynamo = createDynamo({ region: 'us-east-1', endpoint: emulators.dynamoEndpoint });
@@ -116,6 +125,15 @@ describe('LOCAL_DYNAMODB_NICE: the DynamoDB emulator in a process of its own at 
       const niceness = threadNiceness(emulators.dynamoPid!);
       expect(niceness.length).toBeGreaterThan(4);
       expect(new Set(niceness)).toEqual(new Set([10]));
+      // The thread LevelDB started for its flush and compactions goes into the idle class within a
+      // second or so of starting (LOCAL_DYNAMODB_COMPACTION); the threads that serve requests do not.
+      let priorities = threadPriorities(emulators.dynamoPid!);
+      for (let i = 0; i < 40 && !priorities.some((t) => t.idle); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        priorities = threadPriorities(emulators.dynamoPid!);
+      }
+      expect(priorities.filter((t) => t.idle).length).toBeGreaterThanOrEqual(1);
+      expect(priorities.filter((t) => !t.idle).length).toBeGreaterThan(4);
       expect(tableFiles(path.join(dataDir, 'dynamodb')).length).toBeGreaterThan(0);
     } finally {
       dynamo.destroy();
