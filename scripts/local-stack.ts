@@ -460,7 +460,17 @@ export async function ensureRedis(dataDir = DATA_DIR, port = localEnv().LOCAL_RE
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  if (fromRdb) await probe.config('SET', 'appendonly', 'yes');
+  if (fromRdb) {
+    await probe.config('SET', 'appendonly', 'yes');
+    // The first AOF is written now, at Redis's own priority (the rewrite child is lowered only after
+    // it): redis-server refuses to shut down while it writes its first AOF, so that one must not
+    // wait for spare CPU.
+    for (let i = 0; i < 600; i++) {
+      const info = await probe.info('persistence');
+      if (/aof_rewrite_in_progress:0/.test(info) && /aof_rewrite_scheduled:0/.test(info)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
   probe.disconnect();
   const priority = localEnv().LOCAL_REDIS_REWRITE_PRIORITY;
   const stopWatching = priority !== 0 && child.pid ? lowerForkedChildren(child.pid, priority) : () => undefined;
