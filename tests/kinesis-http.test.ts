@@ -6,6 +6,7 @@
  */
 import {
   CreateStreamCommand,
+  DescribeStreamSummaryCommand,
   GetRecordsCommand,
   type GetRecordsCommandOutput,
   GetShardIteratorCommand,
@@ -44,6 +45,13 @@ afterAll(async () => {
 async function newStream(shards: number): Promise<string> {
   const name = `kinesis-http-${++streamCount}`;
   await sdk.send(new CreateStreamCommand({ StreamName: name, ShardCount: shards }));
+  // kinesalite makes a new stream ACTIVE (with its shards) on a timer, not in the CreateStream
+  // call: on a busy machine a ListShards right after it found no shards yet.
+  for (let i = 0; i < 100; i++) {
+    const out = await sdk.send(new DescribeStreamSummaryCommand({ StreamName: name }));
+    if (out.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
   return name;
 }
 
