@@ -14,14 +14,12 @@
  *
  * Prints each window's 202 and final-ack p50/p99, the fork's pause and the rewrite's duration.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { Redis } from 'ioredis';
-import { LOCAL_SETTINGS_NAME } from '../scripts/local-settings';
+import { lowerPriority } from '../scripts/local-stack';
 import { percentiles } from './stats';
-import { openSeededLoad, startNpmStack, type LevelResult } from './scenarios/system';
+import { openSeededLoad, stackSettings, startNpmStack, type LevelResult } from './scenarios/system';
 
 type Arm = 'no rewrite' | 'rewrite, child as forked' | 'rewrite, child nice 10' | 'rewrite, child SCHED_IDLE';
 const ARMS: Arm[] = ['no rewrite', 'rewrite, child as forked', 'rewrite, child nice 10', 'rewrite, child SCHED_IDLE'];
@@ -66,8 +64,8 @@ async function rewrite(redis: Redis, arm: Arm): Promise<void> {
     const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
     if (children.length) {
       for (const c of children) {
-        if (arm === 'rewrite, child nice 10') os.setPriority(c, 10);
-        if (arm === 'rewrite, child SCHED_IDLE') spawnSync('chrt', ['-i', '-p', '0', String(c)]);
+        if (arm === 'rewrite, child nice 10') lowerPriority(c, 10);
+        if (arm === 'rewrite, child SCHED_IDLE') lowerPriority(c, 'idle');
       }
       return;
     }
@@ -81,8 +79,7 @@ async function main() {
   process.env['BENCH_STACK_ENV'] = [process.env['BENCH_STACK_ENV'], 'LOCAL_REDIS_REWRITE_PRIORITY=0'].filter(Boolean).join(',');
   const ctx = { quick: false, progress: () => undefined, log: (l: string) => console.log(l) };
   const stack = await startNpmStack(ctx);
-  const settings = JSON.parse(readFileSync(path.join(stack.dataDir, LOCAL_SETTINGS_NAME), 'utf8')) as { env: Record<string, string> };
-  const redis = new Redis(settings.env.REDIS_URL!);
+  const redis = new Redis(stackSettings(stack).env.REDIS_URL!);
   const load = await openSeededLoad(stack, 5000);
   try {
     await grow(redis, targetMB);

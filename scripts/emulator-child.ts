@@ -6,7 +6,7 @@
 import { mkdirSync, readdirSync } from 'node:fs';
 import type { Server } from 'node:net';
 import os from 'node:os';
-import { dynamoEmulator, kinesisEmulator, localEnv, lowerPriority as lowerThread } from './local-stack';
+import { dynamoEmulator, kinesisEmulator, localEnv, lowerNewIds } from './local-stack';
 
 /**
  * `[nice]` (1–19, LOCAL_DYNAMODB_NICE): this process at a lower CPU priority. A niceness is
@@ -47,14 +47,8 @@ server.listen(Number(portArg), '127.0.0.1', () => {
  * second), so compactions use only spare CPU (LOCAL_DYNAMODB_COMPACTION).
  */
 function idleLateThreads(): void {
-  const seen = new Set(readdirSync('/proc/self/task'));
-  setInterval(() => {
-    for (const tid of readdirSync('/proc/self/task')) {
-      if (seen.has(tid)) continue;
-      seen.add(tid);
-      lowerThread(Number(tid), 'idle');
-    }
-  }, 1000).unref();
+  const threads = () => readdirSync('/proc/self/task').map(Number);
+  lowerNewIds(threads, 'idle', 1000, threads());
 }
 process.on('SIGTERM', () => {
   server.close(() => process.exit(0));

@@ -502,34 +502,35 @@ export function lowerPriority(id: number, priority: 'idle' | number): void {
 }
 
 /**
- * Lowers the CPU priority of every child `pid` forks (redis-server's AOF rewrite), checked every
- * `intervalMs`: Redis has no setting for it, and a rewrite runs for seconds, so a child is lowered
- * within a fraction of its life. `idle`: the SCHED_IDLE class (`chrt -i`; Node has no call for it),
- * niceness 19 if that fails; a number: that niceness. Linux only (/proc/<pid>/task/<pid>/children);
- * elsewhere a no-op. Returns the function that stops the watching.
+ * Lowers the priority (lowerPriority) of each id `list()` returns that it had not returned before,
+ * checked every `intervalMs`, once each; `ignore`: ids to leave as they are. For work that starts
+ * in processes or threads Node cannot configure when they start: redis-server's AOF rewrite child,
+ * LevelDB's compaction thread. Stops when `list()` throws (the owner is gone) or when the returned
+ * function is called.
  */
-export function lowerForkedChildren(pid: number, priority: 'idle' | number, intervalMs = 200): () => void {
-  const file = `/proc/${pid}/task/${pid}/children`;
-  if (process.platform !== 'linux' || !existsSync(file)) return () => undefined;
-  const lowered = new Set<number>();
-  const lower = (c: number) => lowerPriority(c, priority);
+export function lowerNewIds(list: () => number[], priority: 'idle' | number, intervalMs: number, ignore: Iterable<number> = []): () => void {
+  let seen = new Set<number>(ignore);
   const timer = setInterval(() => {
-    let children: number[];
+    let ids: number[];
     try {
-      children = readFileSync(file, 'utf8').split(' ').filter(Boolean).map(Number);
+      ids = list();
     } catch {
-      clearInterval(timer); // the parent is gone
+      clearInterval(timer);
       return;
     }
-    for (const c of lowered) if (!children.includes(c)) lowered.delete(c);
-    for (const c of children) {
-      if (lowered.has(c)) continue;
-      lowered.add(c);
-      lower(c);
-    }
+    for (const id of ids) if (!seen.has(id)) lowerPriority(id, priority);
+    // Only the current ids: a pid the kernel hands out again is a new process.
+    seen = new Set([...ids, ...ignore]);
   }, intervalMs);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** lowerNewIds over the children of `pid` (Linux: /proc/<pid>/task/<pid>/children; elsewhere a no-op). */
+export function lowerForkedChildren(pid: number, priority: 'idle' | number, intervalMs = 200): () => void {
+  const file = `/proc/${pid}/task/${pid}/children`;
+  if (process.platform !== 'linux' || !existsSync(file)) return () => undefined;
+  return lowerNewIds(() => readFileSync(file, 'utf8').split(' ').filter(Boolean).map(Number), priority, intervalMs);
 }
 
 export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

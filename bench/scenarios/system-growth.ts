@@ -24,11 +24,10 @@ import { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import { Client as PgClient } from 'pg';
 import { signToken } from '../../core/auth';
-import { LOCAL_SETTINGS_NAME } from '../../scripts/local-settings';
 import { sampleStages, type StageEndpoints, stagesBetween } from '../stage-metrics';
 import { percentiles, round } from '../stats';
 import type { BenchContext, Figure, ScenarioResult, Series } from '../types';
-import { cpuBetween, Load, type LevelResult, type RunningStack, StackProcesses, startNpmStack } from './system';
+import { cpuBetween, Load, type LevelResult, type RunningStack, StackProcesses, stackSettings, startNpmStack } from './system';
 
 const COLLECTION = 'bench';
 
@@ -135,11 +134,6 @@ async function measureSizes(stack: RunningStack): Promise<Sizes> {
 }
 
 const mb = (b: number) => round(b / 1e6, 1);
-
-/** The settings `npm start` wrote for the stack it started (its DATABASE_URL, REDIS_URL, …). */
-function stackSettings(stack: RunningStack): { env: Record<string, string> } {
-  return JSON.parse(readFileSync(path.join(stack.dataDir, LOCAL_SETTINGS_NAME), 'utf8')) as { env: Record<string, string> };
-}
 
 // ---------------------------------------------------------------- the loader
 

@@ -30,6 +30,7 @@ import { Worker } from 'node:worker_threads';
 import { WebSocket } from 'ws';
 import { signToken } from '../../core/auth';
 import { freePort, ROOT } from '../../scripts/local-stack';
+import { LOCAL_SETTINGS_NAME } from '../../scripts/local-settings';
 import { percentiles, perSecond, round } from '../stats';
 import { startWriteFloor, type WriteFloor } from '../system-floor';
 import type { BenchContext, Figure, ScenarioResult, Series } from '../types';
@@ -200,6 +201,11 @@ export function stackEnv(raw = process.env['BENCH_STACK_ENV'] ?? ''): Record<str
     out[m[1]!] = m[2]!;
   }
   return out;
+}
+
+/** The settings `npm start` wrote for the stack it started (its DATABASE_URL, REDIS_URL, …). */
+export function stackSettings(stack: RunningStack): { env: Record<string, string> } {
+  return JSON.parse(readFileSync(path.join(stack.dataDir, LOCAL_SETTINGS_NAME), 'utf8')) as { env: Record<string, string> };
 }
 
 export async function startNpmStack(ctx: BenchContext): Promise<RunningStack> {
