@@ -6,13 +6,14 @@
 import { mkdirSync, readdirSync } from 'node:fs';
 import type { Server } from 'node:net';
 import os from 'node:os';
-import { dynamoEmulator, kinesisEmulator, localEnv, lowerNewIds } from './local-stack';
+import { dynamoEmulator, idleLaterThreads, kinesisEmulator, localEnv } from './local-stack';
 
 /**
  * `[nice]` (1–19, LOCAL_DYNAMODB_NICE): this process at a lower CPU priority. A niceness is
  * per thread on Linux and a new thread takes its creator's: Node's own threads exist already, so
- * each one present is set (here and once listening, when the LevelDB store and libuv's thread pool
- * are up); threads started later (LevelDB's compaction thread) inherit it.
+ * each one present is set (here and once listening, when libuv's thread pool is up); threads
+ * started later (LevelDB's compaction thread) inherit it, or go to the idle scheduling class
+ * (LOCAL_DYNAMODB_COMPACTION; idleLaterThreads).
  */
 const nice = Number(process.argv[5] ?? 0);
 const lowerPriority = () => {
@@ -34,26 +35,24 @@ if ((kind !== 'kinesis' && kind !== 'dynamodb') || !portArg || !dir) {
   process.exit(2);
 }
 if (dir !== 'memory') mkdirSync(dir, { recursive: true });
-const server: Server = kind === 'kinesis' ? kinesisEmulator(dir === 'memory' ? undefined : dir) : dynamoEmulator(dir === 'memory' ? undefined : dir);
-server.listen(Number(portArg), '127.0.0.1', () => {
-  lowerPriority();
-  if (nice > 0 && process.platform === 'linux' && localEnv().LOCAL_DYNAMODB_COMPACTION === 'idle') idleLateThreads();
-  process.stdout.write(`${kind} listening\n`);
-});
-
-/**
- * Threads that start after the emulator is up are LevelDB's background (compaction) thread: V8's
- * and libuv's exist by then. Each one goes into the idle scheduling class once seen (checked every
- * second), so compactions use only spare CPU (LOCAL_DYNAMODB_COMPACTION).
- */
-function idleLateThreads(): void {
-  const threads = () => readdirSync('/proc/self/task').map(Number);
-  lowerNewIds(threads, 'idle', 1000, threads());
-}
+let server: Server | undefined;
+void (async () => {
+  // LevelDB's compactions on spare CPU, as `npm start` runs them (LOCAL_DYNAMODB_COMPACTION,
+  // LOCAL_KINESIS_COMPACTION); set before the store opens: a grown store may compact as it opens.
+  const env = localEnv();
+  if (kind === 'dynamodb' ? nice > 0 && env.LOCAL_DYNAMODB_COMPACTION === 'idle' : env.LOCAL_KINESIS_COMPACTION === 'idle') await idleLaterThreads();
+  server = kind === 'kinesis' ? kinesisEmulator(dir === 'memory' ? undefined : dir) : dynamoEmulator(dir === 'memory' ? undefined : dir);
+  server.listen(Number(portArg), '127.0.0.1', () => {
+    lowerPriority();
+    process.stdout.write(`${kind} listening\n`);
+  });
+})();
 process.on('SIGTERM', () => {
+  if (!server) process.exit(0);
   server.close(() => process.exit(0));
   setTimeout(() => process.exit(0), 2000).unref(); // idle keep-alive sockets must not hold it
 });
+
 // Ctrl-C reaches the whole process group: `npm start` stops its emulators itself, after the
 // services (which may still checkpoint through them). Should that parent die, so does this.
 process.on('SIGINT', () => undefined);

@@ -5,7 +5,7 @@
  * tables, queue and schema. Used by `npm start` and by the tests.
  */
 import { spawn, type ChildProcess, execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer as createNetServer, type Server } from 'node:net';
 import os from 'node:os';
@@ -217,6 +217,14 @@ export const LocalStackEnv = z.object({
    * run only on a core nothing else wants; `nice`: they keep the process's niceness (issue #20).
    */
   LOCAL_DYNAMODB_COMPACTION: z.enum(['idle', 'nice']).default('idle'),
+  /**
+   * `idle` (default) puts the Kinesis emulator's LevelDB compaction thread (in the orchestrator's
+   * process, beside the emulator that answers the gateway's PutRecords) in Linux's idle scheduling
+   * class: its compactions grow with the stream's data (≈ 33 MB rewritten per 30 s at 400 writes/s
+   * after 300,000 writes, 3 MB fresh) and then run only on a core nothing else wants; `normal`: at
+   * the orchestrator's priority (issue #20).
+   */
+  LOCAL_KINESIS_COMPACTION: z.enum(['idle', 'normal']).default('idle'),
   /** The attachments bucket `npm start` creates on fauxqs (S3 on the SQS port). */
   ATTACHMENTS_BUCKET: z.string().default('ackstream-attachments'),
 }).merge(AwsEnv.pick({ AWS_REGION: true })).merge(StreamEnv).merge(TablesEnv).merge(LogEnv);
@@ -323,7 +331,8 @@ export async function startEmulators(opts: { dataDir?: string; kinesisPort?: num
  */
 export async function emulatorProcess(kind: 'kinesis' | 'dynamodb', port: number, dir?: string, nice = 0): Promise<{ endpoint: string; child: ChildProcess }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'emulator-child.ts'), kind, String(port), dir ?? 'memory', ...(nice ? [String(nice)] : [])], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
+    // process.env as this module sees it (under jest, the test's own copy), not the process's original.
+    cwd: ROOT, env: process.env, stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
@@ -524,6 +533,22 @@ export function lowerNewIds(list: () => number[], priority: 'idle' | number, int
   }, intervalMs);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/**
+ * Puts every thread this process starts from now on in the idle scheduling class (checked every
+ * second), and returns the function that stops it. For a process whose only late threads are
+ * LevelDB's background (compaction) threads: call it before the stores open. Node's own threads
+ * (V8's, the module loader's) exist from the start and libuv's pool is started here, all at once
+ * on its first task; LevelDB starts its thread on its first flush or compaction, so compactions,
+ * which grow with the data, run only on a core nothing else wants (LOCAL_KINESIS_COMPACTION,
+ * LOCAL_DYNAMODB_COMPACTION). Linux only; elsewhere a no-op.
+ */
+export async function idleLaterThreads(): Promise<() => void> {
+  if (process.platform !== 'linux') return () => undefined;
+  await fsp.access(ROOT); // a task on libuv's pool: its threads exist once this resolves
+  const threads = () => readdirSync('/proc/self/task').map(Number);
+  return lowerNewIds(threads, 'idle', 1000, threads());
 }
 
 /** lowerNewIds over the children of `pid` (Linux: /proc/<pid>/task/<pid>/children; elsewhere a no-op). */

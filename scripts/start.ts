@@ -21,7 +21,7 @@ import { startWorker } from '../worker/main';
 import { WorkerConfig } from '../worker/composition';
 import { NotificationBridge, provisionAttachments } from './attachment-stack';
 import { StreamTrimmer, TtlSweeper } from './local-retention';
-import { DATA_DIR, ensurePostgres, ensureRedis, localAuthSecret, localEnv, provision, ROOT, startEmulators, stopChild } from './local-stack';
+import { DATA_DIR, ensurePostgres, ensureRedis, idleLaterThreads, localAuthSecret, localEnv, provision, ROOT, startEmulators, stopChild } from './local-stack';
 import { removeLocalSettings, writeLocalSettings } from './local-settings';
 import { prefixLines } from './prefix-lines';
 
@@ -57,6 +57,12 @@ async function main() {
   const secret = localAuthSecret();
   say(`data directory: ${DATA_DIR} (npm run reset wipes it)`);
 
+  // The threads this process starts from here on are the in-process emulators' LevelDB compaction
+  // threads (Kinesis; DynamoDB too with LOCAL_DYNAMODB_NICE=0): on spare CPU only.
+  if (env.LOCAL_KINESIS_COMPACTION === 'idle') {
+    const stopIdling = await idleLaterThreads();
+    stops.push(async () => stopIdling());
+  }
   const emulators = await startEmulators({
     dataDir: DATA_DIR,
     kinesisPort: env.KINESIS_PORT,
