@@ -1,20 +1,24 @@
 /**
  * system-growth (issue #20): does the stack as users run it (`npm start`) stay as fast when its data
- * has grown? One run, one stack:
+ * has grown? Four measurement windows, in the order fresh, grown, grown, fresh:
  *
  * 1. a fresh stack (empty data directory: the state right after `npm run reset`): 10 s of 400
- *    writes/s to warm it up (not measured), idle CPU, then open-loop 1 KB PUTs at 400 writes/s for
- *    30 s (`GROWTH_LEVEL_S`; 202 and final-ack p50/p99, CPU per process, and where the time went:
- *    bench/stage-metrics.ts);
+ *    writes/s to warm it up (not measured), then window "fresh 1": idle CPU, then open-loop 1 KB
+ *    PUTs at 400 writes/s for 30 s (`GROWTH_LEVEL_S`; 202 and final-ack p50/p99, CPU per process,
+ *    and where the time went: bench/stage-metrics.ts);
  * 2. the sizes of the data directory's parts (Kinesis, DynamoDB, PostgreSQL, Redis);
  * 3. the fill: `GROWTH_WRITES` (default 300,000; --quick 3,000) 1 KB PUTs through the gateway, as
  *    fast as the stack takes them (a closed loop, 4 tenants), over 100,000 items, then a wait until
- *    the processors decided the last ones (so the 400 writes/s after it measure the stack, not its
- *    backlog); progress shown all along;
- * 4. the sizes again, idle CPU again, and the same 400 writes/s again.
+ *    the processors decided the last ones and PostgreSQL's autovacuum is done (so the windows after
+ *    it measure the stack, not its backlog); progress shown all along;
+ * 4. the sizes again, and windows "grown 1" and "grown 2" on that stack;
+ * 5. that stack stopped, a new one started on a new, empty data directory (a reset), warmed up the
+ *    same way, and window "fresh 2".
  *
- * The answer is the ratio after / before of each latency (the issue's bound: within 20 %) and of the
- * idle CPU. Run: `npm run bench -- system-growth [--quick]`. Linux only (CPU from /proc).
+ * The answer is the ratio grown ÷ fresh of each latency, the two windows of each side pooled (the
+ * issue's bound: within 20 %), and of the idle CPU. The order cancels a steady drift of the
+ * machine's own speed over the run (on this VM it moves by 10–20 % between minutes); each pair's own
+ * ratio is reported too. Run: `npm run bench -- system-growth [--quick]`. Linux only (CPU from /proc).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -334,11 +338,111 @@ function describePgBackground(a: PgBackground | string, b: PgBackground | string
 // ---------------------------------------------------------------- the scenario
 
 interface Measured {
+  label: string;
   idle: Array<{ name: string; pct: number }>;
   level: LevelResult;
   cpu: Array<{ name: string; pct: number }>;
   /** Where the writes' time went during the level (bench/stage-metrics.ts). */
   stages: Array<{ name: string; value: number; unit: string }>;
+}
+
+/** One `npm start` stack under measurement: its processes, its load generator, its metrics endpoints. */
+interface Session {
+  stack: RunningStack;
+  procs: StackProcesses;
+  load: Load;
+  stageEndpoints: StageEndpoints;
+}
+
+async function openSession(ctx: BenchContext, plan: Plan): Promise<Session> {
+  const stack = await startNpmStack(ctx);
+  try {
+    const procs = new StackProcesses(stack.child.pid!);
+    ctx.log(`npm start is up (fresh data dir ${stack.dataDir})`);
+    const tokens = await Promise.all(Array.from({ length: 4 }, (_, i) => signToken(stack.secret, { tenant: 'bench', sub: `writer${i}`, ttlSeconds: 7200 })));
+    const writeIds = Array.from({ length: 10_000 }, (_, i) => `w-${i}`);
+    const load = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds: ['unused'], writeIds, collection: COLLECTION });
+    await load.call({ cmd: 'open' });
+    const stageEndpoints: StageEndpoints = {
+      gateway: `${stack.gatewayUrl}/metrics`,
+      processors: stack.processorsMetricsUrl,
+      ackService: `${stack.ackUrl.replace(/^ws/, 'http')}/metrics`,
+      kinesisDir: path.join(stack.dataDir, 'kinesis'),
+      dynamodbDir: path.join(stack.dataDir, 'dynamodb'),
+    };
+    // A first load on a just-started stack also pays its warm-up (JIT, connections, pools): a short
+    // load at the same rate first, so the measurements compare data, not warm-up.
+    await load.call<LevelResult>(
+      { cmd: 'level', rate: plan.rate, durationS: plan.warmS, readRate: 0, graceMs: plan.graceMs },
+      (s) => ctx.progress(Math.min(s, plan.warmS), plan.warmS, `warm-up: ${plan.rate} writes/s`),
+    );
+    return { stack, procs, load, stageEndpoints };
+  } catch (err) {
+    await stack.stop();
+    throw err;
+  }
+}
+
+async function closeSession(ctx: BenchContext, session: Session | undefined): Promise<void> {
+  if (!session) return;
+  await session.load.close();
+  ctx.log('stopping npm start');
+  await session.stack.stop();
+}
+
+/** Settle, idle CPU, then `plan.rate` writes/s: one measurement window on `session`'s stack. */
+async function measure(ctx: BenchContext, plan: Plan, session: Session, label: string, notes: string[]): Promise<Measured> {
+  const { stack, procs, load, stageEndpoints } = session;
+  await sleep(plan.settleS * 1000);
+  const pgA = await pgBackground(stack);
+  const a = procs.sample();
+  for (let s = 0; s < plan.idleS; s++) {
+    ctx.progress(s, plan.idleS, `${label}: idle CPU`);
+    await sleep(1000);
+  }
+  const idle = cpuBetween(a, procs.sample());
+  const pgIdle = describePgBackground(pgA, await pgBackground(stack), plan.idleS);
+  ctx.log(`${label}: PostgreSQL during the idle window: ${pgIdle}`);
+  notes.push(`${label}, idle window: PostgreSQL's background: ${pgIdle}.`);
+  const stagesA = await sampleStages(stageEndpoints);
+  const forksA = await redisForks(stack);
+  const b = procs.sample();
+  let cpu: ReturnType<typeof cpuBetween> | undefined;
+  const cpuTimer = setTimeout(() => {
+    cpu = cpuBetween(b, procs.sample());
+  }, plan.levelS * 1000);
+  const level = await load.call<LevelResult>(
+    { cmd: 'level', rate: plan.rate, durationS: plan.levelS, readRate: 0, graceMs: plan.graceMs },
+    (s) => ctx.progress(Math.min(s, plan.levelS), plan.levelS, `${label}: ${plan.rate} writes/s`),
+  );
+  clearTimeout(cpuTimer);
+  cpu ??= cpuBetween(b, procs.sample());
+  const stages = stagesBetween(stagesA, await sampleStages(stageEndpoints));
+  // An AOF rewrite forks Redis and serializes its whole dataset: whether one ran during the level.
+  const forksB = await redisForks(stack);
+  stages.push({ name: 'Redis: forks (AOF rewrites)', value: forksB.total - forksA.total, unit: `forks (the last took ${forksB.latestUs} µs to fork)` });
+  const p = (xs: number[]) => percentiles(xs);
+  const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total' && !c.name.startsWith('bench')).sort((x, y) => y.pct - x.pct).slice(0, 4);
+  ctx.log(`${label}: idle stack ${idle.find((r) => r.name === 'stack total')!.pct} % of a core; ${plan.rate} writes/s: 202 p50/p99 ${round(p(level.acceptLat).p50, 0)}/${round(p(level.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(level.finals).p50, 0)}/${round(p(level.finals).p99, 0)} ms, lost ${level.lost + level.failed}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
+  ctx.log(`${label}: stages: ${stages.map((r) => `${r.name} ${r.value} ${r.unit}`).join('; ')}`);
+  return { label, idle, level, cpu, stages };
+}
+
+/** Several windows as one: their latencies pooled, their CPU rows averaged. */
+function pool(label: string, windows: Measured[]): Measured {
+  const mean = (pick: (m: Measured) => Array<{ name: string; pct: number }>) => {
+    const names = [...new Set(windows.flatMap((m) => pick(m).map((r) => r.name)))];
+    return names.map((name) => ({ name, pct: round(windows.reduce((sum, m) => sum + (pick(m).find((r) => r.name === name)?.pct ?? 0), 0) / windows.length, 1) }));
+  };
+  const level: LevelResult = {
+    ...windows[0]!.level,
+    issued: windows.reduce((n, m) => n + m.level.issued, 0),
+    lost: windows.reduce((n, m) => n + m.level.lost, 0),
+    failed: windows.reduce((n, m) => n + m.level.failed, 0),
+    acceptLat: windows.flatMap((m) => m.level.acceptLat),
+    finals: windows.flatMap((m) => m.level.finals),
+  };
+  return { label, idle: mean((m) => m.idle), level, cpu: mean((m) => m.cpu), stages: [] };
 }
 
 export async function run(ctx: BenchContext): Promise<ScenarioResult> {
@@ -354,68 +458,14 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const notes: string[] = [];
   const series: Series[] = [];
   const t0 = Date.now();
-  const stack = await startNpmStack(ctx);
-  let load: Load | undefined;
+  let session: Session | undefined = await openSession(ctx, plan);
   let filler: Filler | undefined;
   try {
-    const procs = new StackProcesses(stack.child.pid!);
-    ctx.log(`npm start is up (fresh data dir ${stack.dataDir}); settling ${plan.settleS} s`);
-    const tokens = await Promise.all(Array.from({ length: 4 }, (_, i) => signToken(stack.secret, { tenant: 'bench', sub: `writer${i}`, ttlSeconds: 7200 })));
+    const { stack, procs } = session;
     const fillTokens = await Promise.all(Array.from({ length: 4 }, (_, i) => signToken(stack.secret, { tenant: `growth${i}`, sub: 'loader', ttlSeconds: 7200 })));
-    const writeIds = Array.from({ length: 10_000 }, (_, i) => `w-${i}`);
-    load = new Load({ gatewayUrl: stack.gatewayUrl, readUrl: stack.readUrl, ackUrl: stack.ackUrl, tokens, readIds: ['unused'], writeIds, collection: COLLECTION });
-    await load.call({ cmd: 'open' });
-    const stageEndpoints: StageEndpoints = {
-      gateway: `${stack.gatewayUrl}/metrics`,
-      processors: stack.processorsMetricsUrl,
-      ackService: `${stack.ackUrl.replace(/^ws/, 'http')}/metrics`,
-      kinesisDir: path.join(stack.dataDir, 'kinesis'),
-      dynamodbDir: path.join(stack.dataDir, 'dynamodb'),
-    };
 
-    const measure = async (label: string): Promise<Measured> => {
-      await sleep(plan.settleS * 1000);
-      const pgA = await pgBackground(stack);
-      const a = procs.sample();
-      for (let s = 0; s < plan.idleS; s++) {
-        ctx.progress(s, plan.idleS, `${label}: idle CPU`);
-        await sleep(1000);
-      }
-      const idle = cpuBetween(a, procs.sample());
-      const pgIdle = describePgBackground(pgA, await pgBackground(stack), plan.idleS);
-      ctx.log(`${label}: PostgreSQL during the idle window: ${pgIdle}`);
-      notes.push(`${label}, idle window: PostgreSQL's background: ${pgIdle}.`);
-      const stagesA = await sampleStages(stageEndpoints);
-      const forksA = await redisForks(stack);
-      const b = procs.sample();
-      let cpu: ReturnType<typeof cpuBetween> | undefined;
-      const cpuTimer = setTimeout(() => {
-        cpu = cpuBetween(b, procs.sample());
-      }, plan.levelS * 1000);
-      const level = await load!.call<LevelResult>(
-        { cmd: 'level', rate: plan.rate, durationS: plan.levelS, readRate: 0, graceMs: plan.graceMs },
-        (s) => ctx.progress(Math.min(s, plan.levelS), plan.levelS, `${label}: ${plan.rate} writes/s`),
-      );
-      clearTimeout(cpuTimer);
-      cpu ??= cpuBetween(b, procs.sample());
-      const stages = stagesBetween(stagesA, await sampleStages(stageEndpoints));
-      // An AOF rewrite forks Redis and serializes its whole dataset: whether one ran during the level.
-      const forksB = await redisForks(stack);
-      stages.push({ name: 'Redis: forks (AOF rewrites)', value: forksB.total - forksA.total, unit: `forks (the last took ${forksB.latestUs} µs to fork)` });
-      const p = (xs: number[]) => percentiles(xs);
-      const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total' && !c.name.startsWith('bench')).sort((x, y) => y.pct - x.pct).slice(0, 4);
-      ctx.log(`${label}: idle stack ${idle.find((r) => r.name === 'stack total')!.pct} % of a core; ${plan.rate} writes/s: 202 p50/p99 ${round(p(level.acceptLat).p50, 0)}/${round(p(level.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(level.finals).p50, 0)}/${round(p(level.finals).p99, 0)} ms, lost ${level.lost + level.failed}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
-      ctx.log(`${label}: stages: ${stages.map((r) => `${r.name} ${r.value} ${r.unit}`).join('; ')}`);
-      return { idle, level, cpu, stages };
-    };
-
-    // 1. Fresh. A first load on a just-started stack also pays its warm-up (JIT, connections, pools):
-    // a short load at the same rate first, so both measurements compare data, not warm-up.
-    await load.call<LevelResult>(
-      { cmd: 'level', rate: plan.rate, durationS: plan.warmS, readRate: 0, graceMs: plan.graceMs },
-      (s) => ctx.progress(Math.min(s, plan.warmS), plan.warmS, `warm-up: ${plan.rate} writes/s`),
-    );
-    const before = await measure('fresh stack');
+    // 1. Fresh, first window (the empty data directory `npm run reset` leaves, plus the warm-up).
+    const fresh1 = await measure(ctx, plan, session, 'fresh 1', notes);
     const sizesBefore = await measureSizes(stack);
     ctx.log(`sizes (fresh, after the first measurement): ${describeSizes(sizesBefore)}`);
 
@@ -435,13 +485,15 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       }
     });
     const fillCpu = cpuBetween(fillCpuA, procs.sample());
+    await filler.close();
+    filler = undefined;
     const catchUpMs = await waitDecided(stack, fillTokens, fill.last, ctx, 600_000);
     const projectedMs = await waitProjected(stack, fillTokens, fill.heads, ctx, 600_000);
     const fillRate = fill.accepted / fill.durationS;
     ctx.log(`fill: ${fill.accepted} writes accepted in ${round(fill.durationS, 0)} s (${round(fillRate, 0)} /s, held back ${round(fill.pausedS, 0)} s for the projection; ${fill.retried} retried: ${JSON.stringify(fill.statuses)}); the processors decided the last ones ${round(catchUpMs / 1000, 1)} s after it, the projection consumer wrote them ${round((catchUpMs + projectedMs) / 1000, 1)} s after it`);
     series.push({ name: 'fill: writes accepted (202)', unit: 'per second', points: fillPoints });
 
-    // 3. Grown.
+    // 3. Grown: two windows in a row.
     const sizesAfter = await measureSizes(stack);
     ctx.log(`sizes (after the fill): ${describeSizes(sizesAfter)}`);
     ctx.log(`fill: CPU ${fillCpu.filter((c) => c.pct > 0.5).map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
@@ -451,9 +503,10 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     const vacuumS = await waitAutovacuum(stack, ctx, plan.vacuumWaitS * 1000);
     ctx.log(`PostgreSQL's autovacuum after the fill ran for ${round(vacuumS, 0)} s more${vacuumS >= plan.vacuumWaitS - 3 ? ` (the wait's limit, ${plan.vacuumWaitS} s: some may be left)` : ''}`);
     figures.push({ name: 'grown: waited for PostgreSQL autovacuum to finish before measuring', value: round(vacuumS, 0), unit: 's' });
-    const after = await measure(`after ${plan.writes.toLocaleString('en')} writes`);
+    const grown1 = await measure(ctx, plan, session, 'grown 1', notes);
+    const grown2 = await measure(ctx, plan, session, 'grown 2', notes);
     const sizesEnd = await measureSizes(stack);
-    // What PostgreSQL did during the grown measurement: sequential scans read rows in proportion to a table.
+    // What PostgreSQL did during the grown measurements: sequential scans read rows in proportion to a table.
     for (const t of sizesEnd.tables) {
       const a = sizesAfter.tables.find((x) => x.name === t.name);
       if (!a) continue;
@@ -461,6 +514,16 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       if (row.seqScans || row.indexScans) ctx.log(`grown ${plan.rate} writes/s: PostgreSQL ${t.name}: ${row.indexScans} index scans, ${row.seqScans} sequential scans reading ${row.seqRowsRead} rows (table ${t.rows} rows)`);
       figures.push({ name: `grown: ${plan.rate} writes/s PostgreSQL ${t.name}: rows read by sequential scans`, value: row.seqRowsRead, unit: `rows (${row.seqScans} seq scans, ${row.indexScans} index scans)` });
     }
+    await closeSession(ctx, session);
+    session = undefined;
+
+    // 4. Fresh, second window: `npm run reset` and start again (a new, empty data directory), so the
+    // fresh and grown windows are in the order fresh, grown, grown, fresh: a drift of the machine's
+    // speed over the run weighs on both sides alike.
+    session = await openSession(ctx, plan);
+    const fresh2 = await measure(ctx, plan, session, 'fresh 2', notes);
+    await closeSession(ctx, session);
+    session = undefined;
 
     // Figures.
     figures.push({ name: 'fill: writes accepted through the gateway', value: fill.accepted, unit: 'writes' });
@@ -468,16 +531,24 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     figures.push({ name: 'fill: time held back for the projection consumer', value: round(fill.pausedS, 0), unit: 's' });
     figures.push({ name: 'fill: commit consumer caught up after the last 202', value: round(catchUpMs / 1000, 1), unit: 's' });
     figures.push({ name: 'fill: projection consumer (DynamoDB) caught up after the last 202', value: round((catchUpMs + projectedMs) / 1000, 1), unit: 's' });
+    const before = pool('fresh', [fresh1, fresh2]);
+    const after = pool('grown', [grown1, grown2]);
     const lat = (m: Measured) => ({ accept: percentiles(m.level.acceptLat), final: percentiles(m.level.finals) });
-    const lb = lat(before);
-    const la = lat(after);
-    for (const [label, m, l] of [['fresh', before, lb], ['grown', after, la]] as const) {
-      figures.push({ name: `${label}: ${plan.rate} writes/s PUT → 202`, value: round(l.accept.p99, 1), unit: 'ms (p99)', latency: l.accept });
-      figures.push({ name: `${label}: ${plan.rate} writes/s PUT → final ack`, value: round(l.final.p99, 1), unit: 'ms (p99)', latency: l.final });
-      figures.push({ name: `${label}: writes lost + not accepted`, value: m.level.lost + m.level.failed, unit: `of ${m.level.issued}` });
-      for (const r of m.idle) figures.push({ name: `${label}: idle CPU ${r.name}`, value: r.pct, unit: '% of a core' });
-      for (const r of m.cpu) figures.push({ name: `${label}: ${plan.rate} writes/s CPU ${r.name}`, value: r.pct, unit: '% of a core' });
-      for (const r of m.stages) figures.push({ name: `${label}: ${plan.rate} writes/s ${r.name}`, value: r.value, unit: r.unit });
+    const windows = [fresh1, grown1, grown2, fresh2];
+    for (const m of [before, after]) {
+      const l = lat(m);
+      figures.push({ name: `${m.label}: ${plan.rate} writes/s PUT → 202`, value: round(l.accept.p99, 1), unit: 'ms (p99, both windows)', latency: l.accept });
+      figures.push({ name: `${m.label}: ${plan.rate} writes/s PUT → final ack`, value: round(l.final.p99, 1), unit: 'ms (p99, both windows)', latency: l.final });
+      figures.push({ name: `${m.label}: writes lost + not accepted`, value: m.level.lost + m.level.failed, unit: `of ${m.level.issued}` });
+      for (const r of m.idle) figures.push({ name: `${m.label}: idle CPU ${r.name}`, value: r.pct, unit: '% of a core (mean of both windows)' });
+    }
+    for (const m of windows) {
+      const l = lat(m);
+      figures.push({ name: `${m.label}: ${plan.rate} writes/s PUT → 202`, value: round(l.accept.p99, 1), unit: 'ms (p99)', latency: l.accept });
+      figures.push({ name: `${m.label}: ${plan.rate} writes/s PUT → final ack`, value: round(l.final.p99, 1), unit: 'ms (p99)', latency: l.final });
+      figures.push({ name: `${m.label}: idle CPU stack total`, value: idleOf(m), unit: '% of a core' });
+      for (const r of m.cpu) figures.push({ name: `${m.label}: ${plan.rate} writes/s CPU ${r.name}`, value: r.pct, unit: '% of a core' });
+      for (const r of m.stages) figures.push({ name: `${m.label}: ${plan.rate} writes/s ${r.name}`, value: r.value, unit: r.unit });
     }
     for (const [label, s] of [['fresh', sizesBefore], ['grown', sizesAfter]] as const) {
       figures.push({ name: `${label}: .data/ Kinesis (kinesalite leveldb)`, value: mb(s.kinesis), unit: 'MB' });
@@ -490,39 +561,43 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       for (const t of s.tables) figures.push({ name: `${label}: PostgreSQL table ${t.name}`, value: t.rows, unit: `rows (${mb(t.bytes)} MB with indexes)` });
     }
     const ratio = (a: number, b: number) => round(b > 0 ? a / b : 0, 2);
-    const idleOf = (m: Measured) => m.idle.find((r) => r.name === 'stack total')!.pct;
     const benchOf = (m: Measured) => m.cpu.find((r) => r.name.startsWith('bench driver'))?.pct ?? 0;
+    const lb = lat(before);
+    const la = lat(after);
     const ratios = [
       { name: `202 p50 grown ÷ fresh`, value: ratio(la.accept.p50, lb.accept.p50) },
       { name: `202 p99 grown ÷ fresh`, value: ratio(la.accept.p99, lb.accept.p99) },
       { name: `final ack p50 grown ÷ fresh`, value: ratio(la.final.p50, lb.final.p50) },
       { name: `final ack p99 grown ÷ fresh`, value: ratio(la.final.p99, lb.final.p99) },
       { name: `idle stack CPU grown ÷ fresh`, value: ratio(idleOf(after), idleOf(before)) },
-      // The load generator does the same work in both windows: its CPU moving says the machine's
+      // The load generator does the same work in every window: its CPU moving says the machine's
       // own speed moved between them (this VM's varies by 10–20 % from minute to minute), which
       // moves every latency above with it.
       { name: `the load generator's CPU for the same load, grown ÷ fresh (machine speed)`, value: ratio(benchOf(after), benchOf(before)) },
+      // Each pair alone, for how much one window moves the pooled ratios.
+      ...([[grown1, fresh1], [grown2, fresh2]] as const).flatMap(([g, f]) => [
+        { name: `${g.label} ÷ ${f.label}: 202 p99`, value: ratio(lat(g).accept.p99, lat(f).accept.p99) },
+        { name: `${g.label} ÷ ${f.label}: final ack p99`, value: ratio(lat(g).final.p99, lat(f).final.p99) },
+        { name: `${g.label} ÷ ${f.label}: machine speed`, value: ratio(benchOf(g), benchOf(f)) },
+      ]),
     ];
     notes.push(
-      `The stack is \`npm start\` as a user runs it, started with an empty data directory (what \`npm run reset\` leaves); fresh = measured right after it started, grown = after ${fill.accepted.toLocaleString('en')} more writes through the gateway (a closed loop of ${plan.concurrency} requests, 4 tenants, ${plan.items.toLocaleString('en')} items) and after the processors decided them.`,
-      `Before the fresh measurement, ${plan.warmS} s at ${plan.rate} writes/s warm the stack up (not measured). Each measurement: ${plan.settleS} s settle, idle CPU over ${plan.idleS} s, then open-loop 1 KB PUTs at ${plan.rate} writes/s for ${plan.levelS} s (4 principals, one ack WebSocket each; latency from the scheduled send time).`,
+      `The stack is \`npm start\` as a user runs it, started with an empty data directory (what \`npm run reset\` leaves). Four measurement windows in the order fresh 1, grown 1, grown 2, fresh 2: fresh 1 right after the stack started; grown 1 and 2 on the same stack after ${fill.accepted.toLocaleString('en')} more writes through the gateway (a closed loop of ${plan.concurrency} requests, 4 tenants, ${plan.items.toLocaleString('en')} items), once the processors had decided them; then that stack stopped, and fresh 2 on a new stack started on a new, empty data directory. Fresh and grown are each the two windows' latencies pooled (the p99 of ${2 * plan.levelS * plan.rate} writes each) and their idle CPU averaged: in this order a steady drift of the machine's speed over the run weighs on both alike.`,
+      `Each stack: ${plan.warmS} s at ${plan.rate} writes/s to warm it up (not measured). Each window: ${plan.settleS} s settle, idle CPU over ${plan.idleS} s, then open-loop 1 KB PUTs at ${plan.rate} writes/s for ${plan.levelS} s (4 principals, one ack WebSocket each; latency from the scheduled send time).`,
       `Machine: ${os.cpus().length} cores; the load generator runs on them too.`,
     );
+    const latencyValues = (l: ReturnType<typeof lat>) => ({
+      '202 p50': round(l.accept.p50, 1), '202 p99': round(l.accept.p99, 1), 'final p50': round(l.final.p50, 1), 'final p99': round(l.final.p99, 1),
+    });
     return {
       scenario: 'system-growth', figures, ratios, series, notes,
       charts: [
         {
           file: 'system-growth-latency.svg',
-          title: `system-growth: ${plan.rate} writes/s on a fresh stack and after ${plan.writes.toLocaleString('en')} writes (ms)`,
+          title: `system-growth: ${plan.rate} writes/s on a fresh stack and after ${plan.writes.toLocaleString('en')} writes, windows in run order and pooled (ms)`,
           yLabel: 'ms',
           keys: ['202 p50', '202 p99', 'final p50', 'final p99'],
-          groups: [['fresh', lb], [`after ${plan.writes.toLocaleString('en')} writes`, la]].map(([label, l]) => ({
-            label: label as string,
-            values: {
-              '202 p50': round((l as typeof lb).accept.p50, 1), '202 p99': round((l as typeof lb).accept.p99, 1),
-              'final p50': round((l as typeof lb).final.p50, 1), 'final p99': round((l as typeof lb).final.p99, 1),
-            },
-          })),
+          groups: [...windows, before, after].map((m) => ({ label: m === before || m === after ? `${m.label} (pooled)` : m.label, values: latencyValues(lat(m)) })),
         },
         {
           file: 'system-growth-sizes.svg',
@@ -542,11 +617,11 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     };
   } finally {
     await filler?.close();
-    await load?.close();
-    ctx.log('stopping npm start');
-    await stack.stop();
+    await closeSession(ctx, session);
   }
 }
+
+const idleOf = (m: Measured) => m.idle.find((r) => r.name === 'stack total')!.pct;
 
 function describeSizes(s: Sizes): string {
   const t = s.tables.slice(0, 5).map((x) => `${x.name} ${x.rows} rows/${mb(x.bytes)} MB`).join(', ');
