@@ -130,10 +130,10 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     try {
       // require, not import(): the project is CommonJS, and this also works under `node --require tsx/cjs` (profiling).
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const mod = require(path.join(SCENARIO_DIR, `${name}.ts`)) as { run?: Scenario };
+      const mod = require(path.join(SCENARIO_DIR, `${name}.ts`)) as { run?: Scenario; timeouts?: { quickMs: number; fullMs: number } };
       if (typeof mod.run !== 'function') throw new Error(`bench/scenarios/${name}.ts does not export run(ctx)`);
       // Scenarios bound themselves; this only stops a hung one from holding the whole run.
-      const result = await withTimeout(mod.run(ctx), args.quick ? 60_000 : 20 * 60_000, name);
+      const result = await withTimeout(mod.run(ctx), args.quick ? (mod.timeouts?.quickMs ?? 60_000) : (mod.timeouts?.fullMs ?? 20 * 60_000), name);
       results.push({ ...result, scenario: result.scenario || name });
       finish(true);
     } catch (err) {

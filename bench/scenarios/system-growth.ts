@@ -9,12 +9,14 @@
  * 2. the sizes of the data directory's parts (Kinesis, DynamoDB, PostgreSQL, Redis);
  * 3. the fill: `GROWTH_WRITES` (default 300,000; --quick 3,000) 1 KB PUTs through the gateway, as
  *    fast as the stack takes them (a closed loop, 4 tenants), over 100,000 items, then a wait until
- *    the processors decided the last ones and PostgreSQL's autovacuum is done (so the windows after
- *    it measure the stack, not its backlog); progress shown all along;
+ *    the processors decided the last ones (so the windows after it measure the stack, not its
+ *    backlog); progress shown all along;
  * 4. the sizes again, and windows "grown 1" and "grown 2" on that stack;
  * 5. that stack stopped, a new one started on a new, empty data directory (a reset), warmed up the
  *    same way, and window "fresh 2".
  *
+ * Each window starts once the stack has settled after what came before it (waitSettled: PostgreSQL's
+ * autovacuum, the emulators' compactions; the time it took is reported per window).
  * The answer is the ratio grown ÷ fresh of each latency, the two windows of each side pooled (the
  * issue's bound: within 20 %), and of the idle CPU. The order cancels a steady drift of the
  * machine's own speed over the run (on this VM it moves by 10–20 % between minutes); each pair's own
@@ -48,7 +50,7 @@ interface Plan {
   concurrency: number;
   /** The fill holds back while the projection consumer is further behind than this (growth-worker.js). */
   maxLagS: number;
-  /** Longest wait for PostgreSQL's autovacuum of the fill before the grown measurement. */
+  /** Longest wait before a window for PostgreSQL's autovacuum, then for the stack's CPU to settle (waitSettled). */
   vacuumWaitS: number;
 }
 
@@ -60,6 +62,9 @@ interface Plan {
 // compaction landing in a 10 s window or not moved the idle figure by 2× between runs.
 const FULL: Plan = { settleS: 5, idleS: 30, rate: 400, warmS: 10, levelS: 30, graceMs: 20_000, writes: 300_000, items: 100_000, concurrency: 48, maxLagS: 10, vacuumWaitS: 180 };
 const QUICK: Plan = { settleS: 1, idleS: 2, rate: 100, warmS: 1, levelS: 2, graceMs: 5_000, writes: 3_000, items: 1_000, concurrency: 16, maxLagS: 5, vacuumWaitS: 5 };
+
+/** bench/run.ts's bound on this scenario: two stacks, a fill and four windows, each after the stack settled. */
+export const timeouts = { quickMs: 180_000, fullMs: 40 * 60_000 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -219,7 +224,7 @@ async function waitDecided(stack: RunningStack, tokens: string[], last: string[]
 }
 
 /**
- * Seconds until PostgreSQL's autovacuum has nothing left to do after the fill (at most
+ * Seconds until PostgreSQL's autovacuum has nothing left to do after the writes so far (at most
  * `timeoutMs`): no worker running and no table past the thresholds that make autovacuum vacuum or
  * analyze it (its own rule, with the server's settings), three checks in a row a second apart.
  * Waiting only for "no worker for 3 s" was not enough: the launcher visits a database once per
@@ -242,7 +247,7 @@ async function waitAutovacuum(stack: RunningStack, ctx: BenchContext, timeoutMs:
           WHERE ${past('n_dead_tup', 'vacuum')} OR ${past('n_ins_since_vacuum', 'vacuum_insert')} OR ${past('n_mod_since_analyze', 'analyze')}`,
       )).rows.map((r) => r.relname);
       quiet = workers === 0 && due.length === 0 ? quiet + 1 : 0;
-      ctx.progress(Math.min(Date.now() - t0, timeoutMs), timeoutMs, `waiting for PostgreSQL's autovacuum of the fill (${workers} worker(s); tables due: ${due.join(', ') || 'none'})`);
+      ctx.progress(Math.min(Date.now() - t0, timeoutMs), timeoutMs, `waiting for PostgreSQL's autovacuum (${workers} worker(s); tables due: ${due.join(', ') || 'none'})`);
       await sleep(1000);
     }
   } finally {
@@ -339,6 +344,8 @@ function describePgBackground(a: PgBackground | string, b: PgBackground | string
 
 interface Measured {
   label: string;
+  /** How long the stack took to settle before the window (waitSettled). */
+  settled?: { vacuumS: number; quietS: number };
   idle: Array<{ name: string; pct: number }>;
   level: LevelResult;
   cpu: Array<{ name: string; pct: number }>;
@@ -394,6 +401,7 @@ async function closeSession(ctx: BenchContext, session: Session | undefined): Pr
 async function measure(ctx: BenchContext, plan: Plan, session: Session, label: string, notes: string[]): Promise<Measured> {
   const { stack, procs, load, stageEndpoints } = session;
   await sleep(plan.settleS * 1000);
+  const settled = await waitSettled(ctx, plan, session, label);
   const pgA = await pgBackground(stack);
   const a = procs.sample();
   for (let s = 0; s < plan.idleS; s++) {
@@ -407,17 +415,23 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
   const stagesA = await sampleStages(stageEndpoints);
   const forksA = await redisForks(stack);
   const b = procs.sample();
+  const pressureA = pressure();
   let cpu: ReturnType<typeof cpuBetween> | undefined;
+  let stalls: Array<{ name: string; value: number; unit: string }> = [];
   const cpuTimer = setTimeout(() => {
     cpu = cpuBetween(b, procs.sample());
+    stalls = pressureBetween(pressureA, pressure());
   }, plan.levelS * 1000);
   const level = await load.call<LevelResult>(
     { cmd: 'level', rate: plan.rate, durationS: plan.levelS, readRate: 0, graceMs: plan.graceMs },
     (s) => ctx.progress(Math.min(s, plan.levelS), plan.levelS, `${label}: ${plan.rate} writes/s`),
   );
   clearTimeout(cpuTimer);
-  cpu ??= cpuBetween(b, procs.sample());
-  const stages = stagesBetween(stagesA, await sampleStages(stageEndpoints));
+  if (!cpu) {
+    cpu = cpuBetween(b, procs.sample());
+    stalls = pressureBetween(pressureA, pressure());
+  }
+  const stages = [...stagesBetween(stagesA, await sampleStages(stageEndpoints)), ...stalls];
   // An AOF rewrite forks Redis and serializes its whole dataset: whether one ran during the level.
   const forksB = await redisForks(stack);
   stages.push({ name: 'Redis: forks (AOF rewrites)', value: forksB.total - forksA.total, unit: `forks (the last took ${forksB.latestUs} µs to fork)` });
@@ -425,7 +439,53 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
   const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total' && !c.name.startsWith('bench')).sort((x, y) => y.pct - x.pct).slice(0, 4);
   ctx.log(`${label}: idle stack ${idle.find((r) => r.name === 'stack total')!.pct} % of a core; ${plan.rate} writes/s: 202 p50/p99 ${round(p(level.acceptLat).p50, 0)}/${round(p(level.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(level.finals).p50, 0)}/${round(p(level.finals).p99, 0)} ms, lost ${level.lost + level.failed}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
   ctx.log(`${label}: stages: ${stages.map((r) => `${r.name} ${r.value} ${r.unit}`).join('; ')}`);
-  return { label, idle, level, cpu, stages };
+  return { label, idle, level, cpu, stages, settled };
+}
+
+/**
+ * Waits, before a window, until the stack has settled after what came before it (at most
+ * `plan.vacuumWaitS` for each step): PostgreSQL's autovacuum has nothing left to do
+ * (waitAutovacuum), then the stack's CPU stays under QUIET_PCT of a core for three 2 s samples in
+ * a row (the emulators' LevelDB compactions and a Redis rewrite that a burst of writes left behind
+ * run to their end; periodic work does not stop it). Work that follows a burst and ends by itself
+ * is not a cost of the data kept; the time it took is reported with each window, fresh and grown alike.
+ */
+async function waitSettled(ctx: BenchContext, plan: Plan, session: Session, label: string): Promise<{ vacuumS: number; quietS: number }> {
+  const vacuumS = await waitAutovacuum(session.stack, ctx, plan.vacuumWaitS * 1000);
+  const t0 = Date.now();
+  let quiet = 0;
+  while (quiet < 3 && Date.now() - t0 < plan.vacuumWaitS * 1000) {
+    const a = session.procs.sample();
+    await sleep(2000);
+    const pct = cpuBetween(a, session.procs.sample()).find((r) => r.name === 'stack total')!.pct;
+    quiet = pct < QUIET_PCT ? quiet + 1 : 0;
+    ctx.progress(Math.min(Date.now() - t0, plan.vacuumWaitS * 1000), plan.vacuumWaitS * 1000, `${label}: waiting for the stack to settle (${pct} % of a core)`);
+  }
+  const quietS = Math.max(0, (Date.now() - t0) / 1000 - 6);
+  ctx.log(`${label}: settled after PostgreSQL's autovacuum ${round(vacuumS, 0)} s, then CPU under ${QUIET_PCT} % of a core after ${round(quietS, 0)} s${quiet < 3 ? ` (not reached within ${plan.vacuumWaitS} s)` : ''}`);
+  return { vacuumS, quietS };
+}
+
+/** A stack under this share of one core is at rest (fresh and grown idle at 2–6 %; one LevelDB compaction takes a whole core). */
+const QUIET_PCT = 15;
+
+/** Linux's pressure stall information so far: µs during which some task waited for a CPU, for IO. */
+function pressure(): { cpu: number; io: number; at: number } | undefined {
+  try {
+    const some = (f: string) => Number(/^some .*total=(\d+)/m.exec(readFileSync(`/proc/pressure/${f}`, 'utf8'))?.[1] ?? NaN);
+    return { cpu: some('cpu'), io: some('io'), at: performance.now() };
+  } catch {
+    return undefined; // a kernel without PSI
+  }
+}
+
+function pressureBetween(a: ReturnType<typeof pressure>, b: ReturnType<typeof pressure>): Array<{ name: string; value: number; unit: string }> {
+  if (!a || !b) return [];
+  const pct = (d: number) => round((100 * d) / 1000 / (b.at - a.at), 1);
+  return [
+    { name: 'machine: some task waiting for a CPU (PSI)', value: pct(b.cpu - a.cpu), unit: '% of the time' },
+    { name: 'machine: some task waiting for IO (PSI)', value: pct(b.io - a.io), unit: '% of the time' },
+  ];
 }
 
 /** Several windows as one: their latencies pooled, their CPU rows averaged. */
@@ -498,11 +558,8 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     ctx.log(`sizes (after the fill): ${describeSizes(sizesAfter)}`);
     ctx.log(`fill: CPU ${fillCpu.filter((c) => c.pct > 0.5).map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
     for (const r of fillCpu) figures.push({ name: `fill: CPU ${r.name}`, value: r.pct, unit: '% of a core' });
-    // PostgreSQL vacuums the fill's rows in the background (autovacuum): work that follows a burst and
-    // ends by itself, not a cost of the data kept. The grown idle window starts once it is over.
-    const vacuumS = await waitAutovacuum(stack, ctx, plan.vacuumWaitS * 1000);
-    ctx.log(`PostgreSQL's autovacuum after the fill ran for ${round(vacuumS, 0)} s more${vacuumS >= plan.vacuumWaitS - 3 ? ` (the wait's limit, ${plan.vacuumWaitS} s: some may be left)` : ''}`);
-    figures.push({ name: 'grown: waited for PostgreSQL autovacuum to finish before measuring', value: round(vacuumS, 0), unit: 's' });
+    // PostgreSQL vacuums the fill's rows in the background (autovacuum) and the emulators compact
+    // what it wrote: each window starts once the stack has settled (waitSettled, in measure).
     const grown1 = await measure(ctx, plan, session, 'grown 1', notes);
     const grown2 = await measure(ctx, plan, session, 'grown 2', notes);
     const sizesEnd = await measureSizes(stack);
@@ -546,7 +603,11 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       const l = lat(m);
       figures.push({ name: `${m.label}: ${plan.rate} writes/s PUT → 202`, value: round(l.accept.p99, 1), unit: 'ms (p99)', latency: l.accept });
       figures.push({ name: `${m.label}: ${plan.rate} writes/s PUT → final ack`, value: round(l.final.p99, 1), unit: 'ms (p99)', latency: l.final });
-      figures.push({ name: `${m.label}: idle CPU stack total`, value: idleOf(m), unit: '% of a core' });
+      for (const r of m.idle) figures.push({ name: `${m.label}: idle CPU ${r.name}`, value: r.pct, unit: '% of a core' });
+      if (m.settled) {
+        figures.push({ name: `${m.label}: waited for PostgreSQL's autovacuum before the window`, value: round(m.settled.vacuumS, 0), unit: 's' });
+        figures.push({ name: `${m.label}: then waited for the stack's CPU to settle (under ${QUIET_PCT} % of a core)`, value: round(m.settled.quietS, 0), unit: 's' });
+      }
       for (const r of m.cpu) figures.push({ name: `${m.label}: ${plan.rate} writes/s CPU ${r.name}`, value: r.pct, unit: '% of a core' });
       for (const r of m.stages) figures.push({ name: `${m.label}: ${plan.rate} writes/s ${r.name}`, value: r.value, unit: r.unit });
     }
@@ -583,7 +644,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     ];
     notes.push(
       `The stack is \`npm start\` as a user runs it, started with an empty data directory (what \`npm run reset\` leaves). Four measurement windows in the order fresh 1, grown 1, grown 2, fresh 2: fresh 1 right after the stack started; grown 1 and 2 on the same stack after ${fill.accepted.toLocaleString('en')} more writes through the gateway (a closed loop of ${plan.concurrency} requests, 4 tenants, ${plan.items.toLocaleString('en')} items), once the processors had decided them; then that stack stopped, and fresh 2 on a new stack started on a new, empty data directory. Fresh and grown are each the two windows' latencies pooled (the p99 of ${2 * plan.levelS * plan.rate} writes each) and their idle CPU averaged: in this order a steady drift of the machine's speed over the run weighs on both alike.`,
-      `Each stack: ${plan.warmS} s at ${plan.rate} writes/s to warm it up (not measured). Each window: ${plan.settleS} s settle, idle CPU over ${plan.idleS} s, then open-loop 1 KB PUTs at ${plan.rate} writes/s for ${plan.levelS} s (4 principals, one ack WebSocket each; latency from the scheduled send time).`,
+      `Each stack: ${plan.warmS} s at ${plan.rate} writes/s to warm it up (not measured). Each window: ${plan.settleS} s settle, then a wait until PostgreSQL's autovacuum has nothing left to do and the stack's CPU stays under ${QUIET_PCT} % of a core for 6 s (at most ${plan.vacuumWaitS} s each), idle CPU over ${plan.idleS} s, then open-loop 1 KB PUTs at ${plan.rate} writes/s for ${plan.levelS} s (4 principals, one ack WebSocket each; latency from the scheduled send time).`,
       `Machine: ${os.cpus().length} cores; the load generator runs on them too.`,
     );
     const latencyValues = (l: ReturnType<typeof lat>) => ({
