@@ -655,7 +655,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       charts: [
         {
           file: 'system-growth-latency.svg',
-          title: `system-growth: ${plan.rate} writes/s on a fresh stack and after ${plan.writes.toLocaleString('en')} writes, windows in run order and pooled (ms)`,
+          title: `system-growth: ${plan.rate} writes/s, fresh and after ${plan.writes.toLocaleString('en')} writes (ms)`,
           yLabel: 'ms',
           keys: ['202 p50', '202 p99', 'final p50', 'final p99'],
           groups: [...windows, before, after].map((m) => ({ label: m === before || m === after ? `${m.label} (pooled)` : m.label, values: latencyValues(lat(m)) })),
