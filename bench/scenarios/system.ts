@@ -238,7 +238,19 @@ export async function startNpmStack(ctx: BenchContext): Promise<RunningStack> {
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // A bench that exits without stop() (a scenario past its time bound) must not leave the stack
+  // running: it is a process group of its own, so nothing else would stop it. Ctrl-C to the group,
+  // as a user would; the orchestrator stops its parts itself.
+  const interruptOnExit = () => {
+    try {
+      process.kill(-child.pid!, 'SIGINT');
+    } catch {
+      // already gone
+    }
+  };
+  process.once('exit', interruptOnExit);
   const stop = async () => {
+    process.off('exit', interruptOnExit);
     if (child.exitCode === null && child.signalCode === null) {
       try {
         process.kill(-child.pid!, 'SIGINT');
