@@ -164,6 +164,9 @@ describe('crashes after the commit lose nothing and apply nothing twice', () => 
     faults[fault] = true;
     await putOnStream(stack, ...cmds);
     for (const c of cmds) await finalAckOf(stack, c.requestId);
+    // A checkpoint is saved after the acks are published (and on the processors' cadence), so the
+    // last final ack can arrive before the injected crash: wait for it to have happened.
+    await eventually(`the injected ${fault} crash`, async () => fired.length > 0 || undefined);
     expect(fired).toEqual([fault]);
     const events = await eventsOf(stack, id);
     expect(events.map((e) => e.request_id)).toEqual(cmds.map((c) => c.requestId));
