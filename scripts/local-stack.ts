@@ -354,6 +354,15 @@ export interface ProvisionOptions {
   databaseUrl: string;
 }
 
+/** Waits (at most 5 s) until `stream` is ACTIVE: kinesalite gives a new stream its shards on a timer, not in CreateStream. */
+export async function waitStreamActive(kinesis: KinesisClient, stream: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const d = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: stream }));
+    if (d.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Creates what the services expect, if it is not there yet. */
 export async function provision(o: ProvisionOptions): Promise<{ dlqUrl?: string }> {
   try {
@@ -361,11 +370,7 @@ export async function provision(o: ProvisionOptions): Promise<{ dlqUrl?: string 
   } catch (err) {
     if ((err as Error).name !== 'ResourceInUseException') throw err;
   }
-  for (let i = 0; i < 100; i++) {
-    const d = await o.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: o.stream }));
-    if (d.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitStreamActive(o.kinesis, o.stream);
   await ensureTable(o.dynamo, itemsTableDefinition(o.itemsTable));
   await ensureTable(o.dynamo, requestsTableDefinition(o.requestsTable));
   let dlqUrl: string | undefined;

@@ -8,13 +8,14 @@
  * own at a lower CPU priority: every thread of it, LevelDB's compaction thread included, which is
  * also put in the idle scheduling class (LOCAL_DYNAMODB_COMPACTION).
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import type { Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { createDynamo } from '../core/aws';
 import { ensureTable, requestsTableDefinition } from '../core/read-store';
+import { threadsOf } from './helpers/scheduling';
 import { dynaliteStoreOptionsOf, dynamoEmulator, localEnv, startEmulators, type DynaliteStoreOptions } from '../scripts/local-stack';
 
 const listen = (server: Server) =>
@@ -82,15 +83,7 @@ describe("dynalite's LevelDB options", () => {
   });
 });
 
-/** The niceness and scheduling policy of each thread of a process (Linux: fields 19 and 41 of /proc/<pid>/task/<tid>/stat; policy 5 is SCHED_IDLE). */
-function threadPriorities(pid: number): Array<{ nice: number; idle: boolean }> {
-  return readdirSync(`/proc/${pid}/task`).map((tid) => {
-    const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    const f = fields.slice(fields.lastIndexOf(')') + 2).split(' ');
-    return { nice: Number(f[16]), idle: Number(f[38]) === 5 };
-  });
-}
-const threadNiceness = (pid: number) => threadPriorities(pid).map((t) => t.nice);
+const threadNiceness = (pid: number) => threadsOf(pid).map((t) => t.nice);
 
 describe('LOCAL_DYNAMODB_NICE: the DynamoDB emulator in a process of its own at a lower CPU priority', () => {
   test('niceness 10 by default (a process of its own); 0 keeps it in the orchestrator beside Kinesis; 1–19 accepted', () => {
@@ -127,10 +120,10 @@ describe('LOCAL_DYNAMODB_NICE: the DynamoDB emulator in a process of its own at 
       expect(new Set(niceness)).toEqual(new Set([10]));
       // The thread LevelDB started for its flush and compactions goes into the idle class within a
       // second or so of starting (LOCAL_DYNAMODB_COMPACTION); the threads that serve requests do not.
-      let priorities = threadPriorities(emulators.dynamoPid!);
+      let priorities = threadsOf(emulators.dynamoPid!);
       for (let i = 0; i < 40 && !priorities.some((t) => t.idle); i++) {
         await new Promise((r) => setTimeout(r, 100));
-        priorities = threadPriorities(emulators.dynamoPid!);
+        priorities = threadsOf(emulators.dynamoPid!);
       }
       expect(priorities.filter((t) => t.idle).length).toBeGreaterThanOrEqual(1);
       expect(priorities.filter((t) => !t.idle).length).toBeGreaterThan(4);

@@ -7,26 +7,17 @@
  * Checked on the real kinesalite on disk, written to through the AWS SDK past LevelDB's 4 MB write
  * buffer, with each thread's scheduling class read from /proc.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateStreamCommand, DescribeStreamSummaryCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import { CreateStreamCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { createKinesis } from '../core/aws';
-import { emulatorProcess, freePort, localEnv, stopChild } from '../scripts/local-stack';
+import { emulatorProcess, freePort, localEnv, stopChild, waitStreamActive } from '../scripts/local-stack';
+import { threadsOf } from './helpers/scheduling';
 
 const linux = process.platform === 'linux' ? test : test.skip;
 
-/** Each thread of `pid`: whether it is in the idle scheduling class (SCHED_IDLE = policy 5). */
-function threadClasses(pid: number): boolean[] {
-  return readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]) === 5];
-    } catch {
-      return []; // ended meanwhile
-    }
-  });
-}
+const threadClasses = (pid: number) => threadsOf(pid).map((t) => t.idle);
 
 let root: string;
 beforeAll(() => {
@@ -50,11 +41,7 @@ async function classesAfterWrites(setting: 'idle' | 'normal'): Promise<{ threads
   const threadsBefore = threadClasses(emulator.child.pid!).length;
   try {
     await kinesis.send(new CreateStreamCommand({ StreamName: 's', ShardCount: 2 }));
-    for (let i = 0; i < 50; i++) {
-      const status = (await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: 's' }))).StreamDescriptionSummary?.StreamStatus;
-      if (status === 'ACTIVE') break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitStreamActive(kinesis, 's');
     // 8 MB in 100 KB calls: past LevelDB's 4 MB write buffer, so it flushes (and compacts) in a thread it starts now.
     const data = Buffer.alloc(1000, 7);
     for (let call = 0; call < 80; call++) {

@@ -6,7 +6,6 @@
  */
 import {
   CreateStreamCommand,
-  DescribeStreamSummaryCommand,
   GetRecordsCommand,
   type GetRecordsCommandOutput,
   GetShardIteratorCommand,
@@ -22,7 +21,7 @@ import { HttpKinesisClient } from '../core/kinesis-http';
 import { listShards } from '../core/kinesis-shards';
 import type { Checkpoint, CheckpointStore } from '../processors/checkpoints';
 import { StreamRunner } from '../processors/runner';
-import { type Emulators, startEmulators } from '../scripts/local-stack';
+import { type Emulators, startEmulators, waitStreamActive } from '../scripts/local-stack';
 
 let emulators: Emulators;
 let sdk: KinesisClient;
@@ -47,11 +46,7 @@ async function newStream(shards: number): Promise<string> {
   await sdk.send(new CreateStreamCommand({ StreamName: name, ShardCount: shards }));
   // kinesalite makes a new stream ACTIVE (with its shards) on a timer, not in the CreateStream
   // call: on a busy machine a ListShards right after it found no shards yet.
-  for (let i = 0; i < 100; i++) {
-    const out = await sdk.send(new DescribeStreamSummaryCommand({ StreamName: name }));
-    if (out.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitStreamActive(sdk, name);
   return name;
 }
 

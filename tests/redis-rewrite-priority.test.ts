@@ -10,11 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { ensureRedis, freePort, type ManagedProcess } from '../scripts/local-stack';
+import { schedulingOf } from './helpers/scheduling';
 
 const linux = process.platform === 'linux';
-const statOf = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-/** Niceness and scheduling policy (0 SCHED_OTHER, 5 SCHED_IDLE): fields 19 and 41 of /proc/<pid>/stat. */
-const priorityOf = (pid: number) => ({ nice: Number(statOf(pid)[16]), policy: Number(statOf(pid)[38]) === 5 ? 'idle' : Number(statOf(pid)[38]) === 0 ? 'normal' : statOf(pid)[38] });
+/** Niceness and scheduling class of a process. */
+const priorityOf = (pid: number) => {
+  const { nice, policy } = schedulingOf(pid);
+  return { nice, policy: policy === 5 ? 'idle' : policy === 0 ? 'normal' : String(policy) };
+};
 const childrenOf = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
