@@ -13,17 +13,19 @@
  *   UpdateTimeToLive, no expiry). `TtlSweeper` scans the table a page at a time at a fixed pace
  *   (so its cost does not grow with the table: a bigger table only takes longer to sweep) and
  *   deletes the rows whose TTL has passed; rows without the attribute (the projection watermarks)
- *   are kept.
+ *   are kept. After a pass it rests until the first moment a row can have expired: the earliest
+ *   TTL the pass saw, or, for rows written since it began, its start plus the least TTL a new row
+ *   gets (30 days). A grown table is not rescanned for nothing (issue #20).
  *
  * Redis needs no such help: every key the services write expires (TTL) or is capped (the ack log's
  * MAXLEN), and redis-server honours both. PostgreSQL keeps the event log by design (the source of
  * truth); its cost per write stays flat (docs/PERFORMANCE.md, #20).
  */
-import { BatchWriteItemCommand, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { type AttributeValue, BatchWriteItemCommand, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DescribeStreamSummaryCommand, type KinesisClient, GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { createDecipheriv } from 'node:crypto';
 import type { Logger } from '../core/log';
-import { REQUEST_TTL_ATTRIBUTE } from '../core/request-retention';
+import { REQUEST_STATUS_RETENTION_SECONDS, REQUEST_TTL_ATTRIBUTE } from '../core/request-retention';
 
 // kinesalite's sequence and iterator helpers (its iterators are opaque to the SDK).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -131,6 +133,13 @@ export interface TtlSweeperOptions {
    * an idle stack awake.
    */
   passIntervalMs?: number;
+  /**
+   * The least TTL (s) a row written from now on gets (default: the requests' retention, 30 days):
+   * a row written after a pass began cannot expire before that pass's start plus this.
+   */
+  minTtlSeconds?: number;
+  /** Longest rest after a pass (default 24 h): a restart or a clock change is caught up within it. */
+  maxRestMs?: number;
   log?: Logger;
   /** Seconds since the epoch (tests move it). */
   nowSeconds?: () => number;
@@ -141,7 +150,9 @@ export class TtlSweeper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
   private stopped = false;
-  private cursor: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue> | undefined;
+  private cursor: Record<string, AttributeValue> | undefined;
+  /** Where the current pass began (s) and the earliest TTL it has seen on a row it kept. */
+  private pass: { startedAt: number; earliest: number } | undefined;
 
   constructor(private readonly dynamo: DynamoDBClient, private readonly o: TtlSweeperOptions) {}
 
@@ -151,7 +162,9 @@ export class TtlSweeper {
       let pause = this.o.pageIntervalMs;
       this.running = this.sweepPage()
         .then((page) => {
-          if (page.done) pause = this.o.passIntervalMs ?? this.o.pageIntervalMs;
+          if (!page.done) return;
+          const untilDue = page.nextPassAt * 1000 - (this.o.nowSeconds?.() ?? Date.now() / 1000) * 1000;
+          pause = Math.min(this.o.maxRestMs ?? 24 * 3600_000, Math.max(this.o.passIntervalMs ?? this.o.pageIntervalMs, untilDue));
         })
         .catch((err: unknown) => this.o.log?.warn('TTL sweep failed; retried at the next page', { table: this.o.table, error: (err as Error).message }))
         .finally(() => {
@@ -167,22 +180,36 @@ export class TtlSweeper {
     await this.running;
   }
 
-  /** Sweeps one page; `done` when that page ended a pass over the whole table (the next starts over). */
-  async sweepPage(): Promise<{ scanned: number; deleted: number; done: boolean }> {
+  private now(): number {
+    return Math.floor(this.o.nowSeconds?.() ?? Date.now() / 1000);
+  }
+
+  /**
+   * Sweeps one page; `done` when that page ended a pass over the whole table (the next starts
+   * over), with `nextPassAt` (s since the epoch): no row can be past its TTL before it (see the file comment).
+   */
+  async sweepPage(): Promise<{ scanned: number; deleted: number; done: boolean; nextPassAt: number }> {
     const attr = this.o.attribute ?? REQUEST_TTL_ATTRIBUTE;
-    const now = Math.floor(this.o.nowSeconds?.() ?? Date.now() / 1000);
+    const now = this.now();
+    this.pass ??= { startedAt: now, earliest: Number.POSITIVE_INFINITY };
+    // Every row's key and TTL, not only the expired ones: the TTLs still ahead tell when to come back.
     const page = await this.dynamo.send(new ScanCommand({
       TableName: this.o.table,
       Limit: this.o.pageSize ?? 200,
       ConsistentRead: true,
       ...(this.cursor ? { ExclusiveStartKey: this.cursor } : {}),
-      // Only rows that have the attribute: rows without it never expire (as in DynamoDB).
-      FilterExpression: 'attribute_exists(#ttl) AND #ttl < :now',
-      ExpressionAttributeNames: { '#ttl': attr },
-      ExpressionAttributeValues: { ':now': { N: String(now) } },
+      ProjectionExpression: '#pk, #ttl',
+      ExpressionAttributeNames: { '#pk': 'pk', '#ttl': attr },
     }));
     this.cursor = page.LastEvaluatedKey;
-    const keys = (page.Items ?? []).map((item) => ({ pk: item.pk! }));
+    const keys: Array<{ pk: AttributeValue }> = [];
+    for (const item of page.Items ?? []) {
+      // Rows without the attribute never expire (as in DynamoDB).
+      const ttl = Number(item[attr]?.N ?? Number.NaN);
+      if (Number.isNaN(ttl)) continue;
+      if (ttl < now) keys.push({ pk: item.pk! });
+      else this.pass.earliest = Math.min(this.pass.earliest, ttl);
+    }
     let deleted = 0;
     for (let i = 0; i < keys.length; i += 25) {
       let requests = keys.slice(i, i + 25).map((Key) => ({ DeleteRequest: { Key } }));
@@ -196,6 +223,10 @@ export class TtlSweeper {
       }
     }
     if (deleted) this.o.log?.info('expired rows deleted (TTL)', { table: this.o.table, deleted });
-    return { scanned: page.ScannedCount ?? 0, deleted, done: !this.cursor };
+    const { startedAt, earliest } = this.pass;
+    if (!this.cursor) this.pass = undefined;
+    // A row is past its TTL from the second after it (`expiresAt < now`).
+    const nextPassAt = Math.min(earliest + 1, startedAt + (this.o.minTtlSeconds ?? REQUEST_STATUS_RETENTION_SECONDS));
+    return { scanned: page.ScannedCount ?? 0, deleted, done: !this.cursor, nextPassAt };
   }
 }

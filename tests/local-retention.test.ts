@@ -92,10 +92,12 @@ describe('TTL of the requests table on dynalite', () => {
     await close(server);
   });
 
+  const row = (pk: string, expiresAt?: number) =>
+    dynamo.send(new PutItemCommand({ TableName: table, Item: { pk: { S: pk }, doc: { S: '{}' }, ...(expiresAt === undefined ? {} : { expiresAt: { N: String(expiresAt) } }) } }));
+  const exists = async (pk: string) => (await dynamo.send(new GetItemCommand({ TableName: table, Key: { pk: { S: pk } }, ConsistentRead: true }))).Item !== undefined;
+
   test('deletes the rows whose expiresAt has passed, keeps the others and the rows without it, at one page per call', async () => {
     const now = 1_800_000_000;
-    const row = (pk: string, expiresAt?: number) =>
-      dynamo.send(new PutItemCommand({ TableName: table, Item: { pk: { S: pk }, doc: { S: '{}' }, ...(expiresAt === undefined ? {} : { expiresAt: { N: String(expiresAt) } }) } }));
     for (let i = 0; i < 30; i++) await row(`t#expired-${i}`, now - 1 - i);
     for (let i = 0; i < 5; i++) await row(`t#live-${i}`, now + 3600);
     await row('#projected#shardId-000000000000'); // a projection watermark: no TTL attribute
@@ -111,7 +113,6 @@ describe('TTL of the requests table on dynalite', () => {
     }
     expect(deleted).toBe(30);
     expect(pages).toBeGreaterThanOrEqual(4);
-    const exists = async (pk: string) => (await dynamo.send(new GetItemCommand({ TableName: table, Key: { pk: { S: pk } }, ConsistentRead: true }))).Item !== undefined;
     expect(await exists('t#expired-0')).toBe(false);
     expect(await exists('t#expired-29')).toBe(false);
     for (let i = 0; i < 5; i++) expect(await exists(`t#live-${i}`)).toBe(true);
@@ -134,6 +135,49 @@ describe('TTL of the requests table on dynalite', () => {
     counted.destroy();
     // One pass (one page), then the rest: not one page every 20 ms (~20 pages).
     expect(scans.length).toBe(1);
+  });
+  test('a pass tells when a row can next be past its TTL: after the earliest expiresAt still ahead, or at its start plus the least TTL a new row gets', async () => {
+    const now = 1_800_000_000;
+    await row('t#soon', now + 500);
+    await row('t#later', now + 9_000);
+    const pass = async (sweeper: TtlSweeper) => {
+      for (;;) {
+        const page = await sweeper.sweepPage();
+        if (page.done) return page;
+      }
+    };
+    // The second after the earliest TTL the pass kept (`expiresAt < now` is expired).
+    expect((await pass(new TtlSweeper(dynamo, { table, pageSize: 2, pageIntervalMs: 1_000, nowSeconds: () => now }))).nextPassAt).toBe(now + 501);
+    // A row written after the pass began gets at least minTtlSeconds: it bounds the rest too.
+    expect((await pass(new TtlSweeper(dynamo, { table, pageSize: 2, pageIntervalMs: 1_000, minTtlSeconds: 100, nowSeconds: () => now }))).nextPassAt).toBe(now + 100);
+    // Past that moment the row has expired and the next pass deletes it.
+    await pass(new TtlSweeper(dynamo, { table, pageSize: 2, pageIntervalMs: 1_000, nowSeconds: () => now + 501 }));
+    expect(await exists('t#soon')).toBe(false);
+    expect(await exists('t#later')).toBe(true);
+  });
+  test('a running sweeper rests until the earliest expiresAt it saw, not a pass every passIntervalMs, and then deletes that row', async () => {
+    const scans: number[] = [];
+    const counted = createDynamo({ region: 'us-east-1', endpoint });
+    const send = counted.send.bind(counted);
+    counted.send = ((cmd: unknown, ...rest: unknown[]) => {
+      if (cmd instanceof ScanCommand) scans.push(Date.now());
+      return (send as (...a: unknown[]) => unknown)(cmd, ...rest);
+    }) as typeof counted.send;
+    const due = Math.floor(Date.now() / 1000) + 2;
+    await row('t#due', due);
+    const sweeper = new TtlSweeper(counted, { table, pageSize: 1_000, pageIntervalMs: 20, passIntervalMs: 20 });
+    sweeper.start();
+    const t0 = Date.now();
+    while (await exists('t#due')) {
+      expect(Date.now() - t0).toBeLessThan(6_000);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await sweeper.stop();
+    counted.destroy();
+    // Deleted once its second had passed; in between the sweeper rested: one pass before, one at
+    // that moment (not a pass every 20 ms: ~100).
+    expect(Date.now()).toBeGreaterThan((due + 1) * 1000 - 50);
+    expect(scans.length).toBeLessThanOrEqual(3);
   });
 });
 
