@@ -16,7 +16,8 @@
  *    same way, and window "fresh 2".
  *
  * Each window starts once the stack has settled after what came before it (waitSettled: PostgreSQL's
- * autovacuum, the emulators' compactions; the time it took is reported per window).
+ * autovacuum, the emulators' compactions, and at least 120 s since the last load, fresh and grown
+ * alike; the time it took is reported per window).
  * The answer is the ratio grown ÷ fresh of each latency, the two windows of each side pooled (the
  * issue's bound: within 20 %), and of the idle CPU. The order cancels a steady drift of the
  * machine's own speed over the run (on this VM it moves by 10–20 % between minutes); each pair's own
@@ -52,6 +53,8 @@ interface Plan {
   maxLagS: number;
   /** Longest wait before a window for PostgreSQL's autovacuum, then for the stack's CPU to settle (waitSettled). */
   vacuumWaitS: number;
+  /** Least time between the end of the last load (warm-up, fill or window) and an idle window. */
+  restS: number;
 }
 
 // 30 s per measurement (15 s before 2026-12-04 14:26 UTC): the p99 of 15 s (the 60 slowest of 6,000
@@ -60,8 +63,12 @@ interface Plan {
 // fsync, PostgreSQL's checkpoint) land in a window or not; 12,000 writes average more of them.
 // Idle over 30 s (10 s before 2026-12-04 23:10 UTC): a periodic tick of a retention task or a
 // compaction landing in a 10 s window or not moved the idle figure by 2× between runs.
-const FULL: Plan = { settleS: 5, idleS: 30, rate: 400, warmS: 10, levelS: 30, graceMs: 20_000, writes: 300_000, items: 100_000, concurrency: 48, maxLagS: 10, vacuumWaitS: 180 };
-const QUICK: Plan = { settleS: 1, idleS: 2, rate: 100, warmS: 1, levelS: 2, graceMs: 5_000, writes: 3_000, items: 1_000, concurrency: 16, maxLagS: 5, vacuumWaitS: 5 };
+// Idle over 60 s, each at least 120 s after the last load (2026-12-05 04:30 UTC; before, a grown
+// window's idle began 20–60 s after the fill, a fresh one's 110 s after its warm-up): after a fill
+// of 150,000 writes, bench/idle-after-fill.ts saw the stack at its fresh idle 20 s later, but for
+// one-off bursts of 3–7 % of a core in the next 90 s (docs/PERFORMANCE.md, #20).
+const FULL: Plan = { settleS: 5, idleS: 60, rate: 400, warmS: 10, levelS: 30, graceMs: 20_000, writes: 300_000, items: 100_000, concurrency: 48, maxLagS: 10, vacuumWaitS: 180, restS: 120 };
+const QUICK: Plan = { settleS: 1, idleS: 2, rate: 100, warmS: 1, levelS: 2, graceMs: 5_000, writes: 3_000, items: 1_000, concurrency: 16, maxLagS: 5, vacuumWaitS: 5, restS: 1 };
 
 /** bench/run.ts's bound on this scenario: two stacks, a fill and four windows, each after the stack settled. */
 export const timeouts = { quickMs: 180_000, fullMs: 40 * 60_000 };
@@ -146,7 +153,7 @@ const mb = (b: number) => round(b / 1e6, 1);
 
 // ---------------------------------------------------------------- the loader
 
-class Filler {
+export class Filler {
   private readonly worker: Worker;
   constructor(data: Record<string, unknown>) {
     this.worker = new Worker(path.join(__dirname, '..', 'growth-worker.js'), { workerData: data });
@@ -172,7 +179,7 @@ class Filler {
   }
 }
 
-interface FillResult {
+export interface FillResult {
   accepted: number;
   retried: number;
   statuses: Record<string, number>;
@@ -345,7 +352,7 @@ function describePgBackground(a: PgBackground | string, b: PgBackground | string
 interface Measured {
   label: string;
   /** How long the stack took to settle before the window (waitSettled). */
-  settled?: { vacuumS: number; quietS: number };
+  settled?: { vacuumS: number; quietS: number; restS: number };
   idle: Array<{ name: string; pct: number }>;
   level: LevelResult;
   cpu: Array<{ name: string; pct: number }>;
@@ -359,6 +366,8 @@ interface Session {
   procs: StackProcesses;
   load: Load;
   stageEndpoints: StageEndpoints;
+  /** When the last load on this stack ended (ms): the warm-up, the fill or a window's level. */
+  lastLoadEnd: number;
 }
 
 async function openSession(ctx: BenchContext, plan: Plan): Promise<Session> {
@@ -383,7 +392,7 @@ async function openSession(ctx: BenchContext, plan: Plan): Promise<Session> {
       { cmd: 'level', rate: plan.rate, durationS: plan.warmS, readRate: 0, graceMs: plan.graceMs },
       (s) => ctx.progress(Math.min(s, plan.warmS), plan.warmS, `warm-up: ${plan.rate} writes/s`),
     );
-    return { stack, procs, load, stageEndpoints };
+    return { stack, procs, load, stageEndpoints, lastLoadEnd: Date.now() };
   } catch (err) {
     await stack.stop();
     throw err;
@@ -427,6 +436,7 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
     (s) => ctx.progress(Math.min(s, plan.levelS), plan.levelS, `${label}: ${plan.rate} writes/s`),
   );
   clearTimeout(cpuTimer);
+  session.lastLoadEnd = Date.now();
   if (!cpu) {
     cpu = cpuBetween(b, procs.sample());
     stalls = pressureBetween(pressureA, pressure());
@@ -450,7 +460,7 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
  * run to their end; periodic work does not stop it). Work that follows a burst and ends by itself
  * is not a cost of the data kept; the time it took is reported with each window, fresh and grown alike.
  */
-async function waitSettled(ctx: BenchContext, plan: Plan, session: Session, label: string): Promise<{ vacuumS: number; quietS: number }> {
+async function waitSettled(ctx: BenchContext, plan: Plan, session: Session, label: string): Promise<NonNullable<Measured['settled']>> {
   const vacuumS = await waitAutovacuum(session.stack, ctx, plan.vacuumWaitS * 1000);
   const t0 = Date.now();
   let quiet = 0;
@@ -462,8 +472,16 @@ async function waitSettled(ctx: BenchContext, plan: Plan, session: Session, labe
     ctx.progress(Math.min(Date.now() - t0, plan.vacuumWaitS * 1000), plan.vacuumWaitS * 1000, `${label}: waiting for the stack to settle (${pct} % of a core)`);
   }
   const quietS = Math.max(0, (Date.now() - t0) / 1000 - 6);
-  ctx.log(`${label}: settled after PostgreSQL's autovacuum ${round(vacuumS, 0)} s, then CPU under ${QUIET_PCT} % of a core after ${round(quietS, 0)} s${quiet < 3 ? ` (not reached within ${plan.vacuumWaitS} s)` : ''}`);
-  return { vacuumS, quietS };
+  // The same rest after every load, fresh or grown: a burst leaves one-off work behind for a minute
+  // or so (bench/idle-after-fill.ts), which is the burst's cost, not the data's.
+  const t1 = Date.now();
+  while (Date.now() < session.lastLoadEnd + plan.restS * 1000) {
+    ctx.progress(Date.now() - session.lastLoadEnd, plan.restS * 1000, `${label}: resting ${plan.restS} s after the last load`);
+    await sleep(Math.min(1000, session.lastLoadEnd + plan.restS * 1000 - Date.now()));
+  }
+  const restS = (Date.now() - t1) / 1000;
+  ctx.log(`${label}: settled after PostgreSQL's autovacuum ${round(vacuumS, 0)} s, then CPU under ${QUIET_PCT} % of a core after ${round(quietS, 0)} s${quiet < 3 ? ` (not reached within ${plan.vacuumWaitS} s)` : ''}, then ${round(restS, 0)} s more for ${plan.restS} s since the last load`);
+  return { vacuumS, quietS, restS };
 }
 
 /** A stack under this share of one core is at rest (fresh and grown idle at 2–6 %; one LevelDB compaction takes a whole core). */
@@ -549,6 +567,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     filler = undefined;
     const catchUpMs = await waitDecided(stack, fillTokens, fill.last, ctx, 600_000);
     const projectedMs = await waitProjected(stack, fillTokens, fill.heads, ctx, 600_000);
+    session.lastLoadEnd = Date.now();
     const fillRate = fill.accepted / fill.durationS;
     ctx.log(`fill: ${fill.accepted} writes accepted in ${round(fill.durationS, 0)} s (${round(fillRate, 0)} /s, held back ${round(fill.pausedS, 0)} s for the projection; ${fill.retried} retried: ${JSON.stringify(fill.statuses)}); the processors decided the last ones ${round(catchUpMs / 1000, 1)} s after it, the projection consumer wrote them ${round((catchUpMs + projectedMs) / 1000, 1)} s after it`);
     series.push({ name: 'fill: writes accepted (202)', unit: 'per second', points: fillPoints });
@@ -607,6 +626,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       if (m.settled) {
         figures.push({ name: `${m.label}: waited for PostgreSQL's autovacuum before the window`, value: round(m.settled.vacuumS, 0), unit: 's' });
         figures.push({ name: `${m.label}: then waited for the stack's CPU to settle (under ${QUIET_PCT} % of a core)`, value: round(m.settled.quietS, 0), unit: 's' });
+        figures.push({ name: `${m.label}: then waited for ${plan.restS} s since the last load`, value: round(m.settled.restS, 0), unit: 's' });
       }
       for (const r of m.cpu) figures.push({ name: `${m.label}: ${plan.rate} writes/s CPU ${r.name}`, value: r.pct, unit: '% of a core' });
       for (const r of m.stages) figures.push({ name: `${m.label}: ${plan.rate} writes/s ${r.name}`, value: r.value, unit: r.unit });
@@ -644,7 +664,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     ];
     notes.push(
       `The stack is \`npm start\` as a user runs it, started with an empty data directory (what \`npm run reset\` leaves). Four measurement windows in the order fresh 1, grown 1, grown 2, fresh 2: fresh 1 right after the stack started; grown 1 and 2 on the same stack after ${fill.accepted.toLocaleString('en')} more writes through the gateway (a closed loop of ${plan.concurrency} requests, 4 tenants, ${plan.items.toLocaleString('en')} items), once the processors had decided them; then that stack stopped, and fresh 2 on a new stack started on a new, empty data directory. Fresh and grown are each the two windows' latencies pooled (the p99 of ${2 * plan.levelS * plan.rate} writes each) and their idle CPU averaged: in this order a steady drift of the machine's speed over the run weighs on both alike.`,
-      `Each stack: ${plan.warmS} s at ${plan.rate} writes/s to warm it up (not measured). Each window: ${plan.settleS} s settle, then a wait until PostgreSQL's autovacuum has nothing left to do and the stack's CPU stays under ${QUIET_PCT} % of a core for 6 s (at most ${plan.vacuumWaitS} s each), idle CPU over ${plan.idleS} s, then open-loop 1 KB PUTs at ${plan.rate} writes/s for ${plan.levelS} s (4 principals, one ack WebSocket each; latency from the scheduled send time).`,
+      `Each stack: ${plan.warmS} s at ${plan.rate} writes/s to warm it up (not measured). Each window: ${plan.settleS} s settle, then a wait until PostgreSQL's autovacuum has nothing left to do and the stack's CPU stays under ${QUIET_PCT} % of a core for 6 s (at most ${plan.vacuumWaitS} s each), and until ${plan.restS} s have passed since the last load (the warm-up, the fill's last decision or the previous window), idle CPU over ${plan.idleS} s, then open-loop 1 KB PUTs at ${plan.rate} writes/s for ${plan.levelS} s (4 principals, one ack WebSocket each; latency from the scheduled send time).`,
       `Machine: ${os.cpus().length} cores; the load generator runs on them too.`,
     );
     const latencyValues = (l: ReturnType<typeof lat>) => ({
