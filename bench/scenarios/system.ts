@@ -97,10 +97,11 @@ function readProcs(): ProcInfo[] {
   return out;
 }
 
-function machineTicks(): { busy: number; total: number } {
+/** /proc/stat's first line: user nice system idle iowait irq softirq steal. Busy counts steal too. */
+function machineTicks(): { busy: number; steal: number; total: number } {
   const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
   const total = cpu.reduce((a, b) => a + b, 0);
-  return { busy: total - cpu[3]! - cpu[4]!, total };
+  return { busy: total - cpu[3]! - cpu[4]!, steal: cpu[7]!, total };
 }
 
 /** The process tree under `root`, each process named by classify(). */
@@ -129,7 +130,7 @@ export class StackProcesses {
   }
 
   /** CPU ticks so far per group, plus this bench process and the machine. */
-  sample(): { groups: Map<string, number>; bench: number; machine: { busy: number; total: number }; at: number } {
+  sample(): { groups: Map<string, number>; bench: number; machine: ReturnType<typeof machineTicks>; at: number } {
     const procs = readProcs();
     this.discover(procs);
     const groups = new Map<string, number>();
@@ -159,11 +160,15 @@ export function cpuBetween(a: CpuSample, b: CpuSample): Array<{ name: string; pc
   const bench = b.bench - a.bench;
   const busy = b.machine.busy - a.machine.busy;
   const cores = os.cpus().length;
-  const machinePct = round((100 * cores * busy) / Math.max(1, b.machine.total - a.machine.total), 1);
+  const ofMachine = (ticks: number) => round((100 * cores * ticks) / Math.max(1, b.machine.total - a.machine.total), 1);
+  const machinePct = ofMachine(busy);
+  // Time the hypervisor ran another guest on this VM's CPUs: not this machine's work, but its speed.
+  const stealPct = ofMachine(b.machine.steal - a.machine.steal);
   rows.push({ name: 'stack total', pct: pct(stack) });
   rows.push({ name: 'bench driver (load generator)', pct: pct(bench) });
   rows.push({ name: 'machine busy (all processes)', pct: machinePct });
-  rows.push({ name: 'machine background (not stack, not bench)', pct: round(Math.max(0, machinePct - pct(stack) - pct(bench)), 1) });
+  rows.push({ name: 'machine stolen by the hypervisor (steal)', pct: stealPct });
+  rows.push({ name: 'machine background (not stack, not bench, not steal)', pct: round(Math.max(0, machinePct - stealPct - pct(stack) - pct(bench)), 1) });
   return rows;
 }
 
@@ -585,7 +590,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     const idleA = procs.sample();
     const settling = cpuBetween(settleA, idleA);
     figures.push({ name: `settling (first ${plan.settleS} s after ready): CPU stack total`, value: settling.find((r) => r.name === 'stack total')!.pct, unit: '% of a core' });
-    figures.push({ name: `settling (first ${plan.settleS} s after ready): CPU machine background (not stack, not bench)`, value: settling.find((r) => r.name.startsWith('machine background'))!.pct, unit: '% of a core' });
+    figures.push({ name: `settling (first ${plan.settleS} s after ready): CPU machine background (not stack, not bench, not steal)`, value: settling.find((r) => r.name.startsWith('machine background'))!.pct, unit: '% of a core' });
     const linesA = stack.lines();
     for (let s = 0; s < plan.idleS; s++) {
       ctx.progress(s, plan.idleS, 'idle: measuring CPU');
