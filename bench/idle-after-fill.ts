@@ -3,7 +3,7 @@
  * `npm start` as the system bench does, samples each process's CPU at rest for 60 s, fills it with
  * `writes` 1 KB PUTs (default 100,000; the closed loop system-growth uses), then prints each
  * process's CPU per 10 s window for `seconds` (default 600) after the fill: how long the stack
- * stays awake after a burst, and who (system-growth's idle windows start after a rest, REST_S).
+ * stays awake after a burst, and who (system-growth's idle windows start after a rest, its plan's `restS`).
  */
 import { signToken } from '../core/auth';
 import { cpuBetween, StackProcesses, startNpmStack } from './scenarios/system';
