@@ -94,6 +94,17 @@ describe('TTL of the requests table on dynalite', () => {
 
   const row = (pk: string, expiresAt?: number) =>
     dynamo.send(new PutItemCommand({ TableName: table, Item: { pk: { S: pk }, doc: { S: '{}' }, ...(expiresAt === undefined ? {} : { expiresAt: { N: String(expiresAt) } }) } }));
+  /** A client for the sweeper, counted: every Scan it sends is a page (the times it sent them). */
+  const countedScans = () => {
+    const scans: number[] = [];
+    const counted = createDynamo({ region: 'us-east-1', endpoint });
+    const send = counted.send.bind(counted);
+    counted.send = ((cmd: unknown, ...rest: unknown[]) => {
+      if (cmd instanceof ScanCommand) scans.push(Date.now());
+      return (send as (...a: unknown[]) => unknown)(cmd, ...rest);
+    }) as typeof counted.send;
+    return { counted, scans };
+  };
   const exists = async (pk: string) => (await dynamo.send(new GetItemCommand({ TableName: table, Key: { pk: { S: pk } }, ConsistentRead: true }))).Item !== undefined;
 
   test('deletes the rows whose expiresAt has passed, keeps the others and the rows without it, at one page per call', async () => {
@@ -119,14 +130,7 @@ describe('TTL of the requests table on dynalite', () => {
     expect(await exists('#projected#shardId-000000000000')).toBe(true);
   });
   test('after a pass over the whole table, the sweeper rests passIntervalMs before the next (an idle stack is not kept awake)', async () => {
-    // The sweeper's own client, counted: every Scan it sends is a page.
-    const scans: number[] = [];
-    const counted = createDynamo({ region: 'us-east-1', endpoint });
-    const send = counted.send.bind(counted);
-    counted.send = ((cmd: unknown, ...rest: unknown[]) => {
-      if (cmd instanceof ScanCommand) scans.push(Date.now());
-      return (send as (...a: unknown[]) => unknown)(cmd, ...rest);
-    }) as typeof counted.send;
+    const { counted, scans } = countedScans();
     // The table holds a few rows: one page is a whole pass.
     const sweeper = new TtlSweeper(counted, { table, pageSize: 1_000, pageIntervalMs: 20, passIntervalMs: 60_000 });
     sweeper.start();
@@ -156,13 +160,7 @@ describe('TTL of the requests table on dynalite', () => {
     expect(await exists('t#later')).toBe(true);
   });
   test('a running sweeper rests until the earliest expiresAt it saw, not a pass every passIntervalMs, and then deletes that row', async () => {
-    const scans: number[] = [];
-    const counted = createDynamo({ region: 'us-east-1', endpoint });
-    const send = counted.send.bind(counted);
-    counted.send = ((cmd: unknown, ...rest: unknown[]) => {
-      if (cmd instanceof ScanCommand) scans.push(Date.now());
-      return (send as (...a: unknown[]) => unknown)(cmd, ...rest);
-    }) as typeof counted.send;
+    const { counted, scans } = countedScans();
     const due = Math.floor(Date.now() / 1000) + 2;
     await row('t#due', due);
     const sweeper = new TtlSweeper(counted, { table, pageSize: 1_000, pageIntervalMs: 20, passIntervalMs: 20 });
