@@ -163,7 +163,7 @@ export class TtlSweeper {
       this.running = this.sweepPage()
         .then((page) => {
           if (!page.done) return;
-          const untilDue = page.nextPassAt * 1000 - (this.o.nowSeconds?.() ?? Date.now() / 1000) * 1000;
+          const untilDue = (page.nextPassAt - this.nowExact()) * 1000;
           pause = Math.min(this.o.maxRestMs ?? 24 * 3600_000, Math.max(this.o.passIntervalMs ?? this.o.pageIntervalMs, untilDue));
         })
         .catch((err: unknown) => this.o.log?.warn('TTL sweep failed; retried at the next page', { table: this.o.table, error: (err as Error).message }))
@@ -180,8 +180,9 @@ export class TtlSweeper {
     await this.running;
   }
 
-  private now(): number {
-    return Math.floor(this.o.nowSeconds?.() ?? Date.now() / 1000);
+  /** Seconds since the epoch, with their fraction. */
+  private nowExact(): number {
+    return this.o.nowSeconds?.() ?? Date.now() / 1000;
   }
 
   /**
@@ -190,7 +191,7 @@ export class TtlSweeper {
    */
   async sweepPage(): Promise<{ scanned: number; deleted: number; done: boolean; nextPassAt: number }> {
     const attr = this.o.attribute ?? REQUEST_TTL_ATTRIBUTE;
-    const now = this.now();
+    const now = Math.floor(this.nowExact());
     this.pass ??= { startedAt: now, earliest: Number.POSITIVE_INFINITY };
     // Every row's key and TTL, not only the expired ones: the TTLs still ahead tell when to come back.
     const page = await this.dynamo.send(new ScanCommand({
