@@ -18,6 +18,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpuTicksOf, TICK_MS } from './proc-stat';
 import os from 'node:os';
 import path from 'node:path';
 import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
@@ -46,14 +47,8 @@ const STORES = (arg('stores') ?? 'default,tuned').split(',') as Array<'default' 
 const OUT = arg('out') ?? path.join(__dirname, 'results');
 
 const doc1k = (id: string, v: number) => JSON.stringify({ id, v, body: 'x'.repeat(1000) });
-const TICK_US = 1e6 / 100; // USER_HZ: /proc's CPU times are in 1/100 s on Linux
-
 /** CPU time (user + system, all threads) of a process so far, in µs. */
-function cpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * TICK_US; // utime, stime (fields 14, 15)
-}
+const cpuUs = (pid: number): number => cpuTicksOf(pid) * TICK_MS * 1000;
 
 function dirSize(dir: string): { mb: number; tableFiles: number } {
   let bytes = 0;

@@ -5,7 +5,7 @@
  * checkpoint save (issue #17). PostgreSQL CPU is summed over every `postgres` process in /proc: run it
  * on a quiet machine.
  */
-import { readFileSync } from 'node:fs';
+import { procStat, TICK_MS } from './proc-stat';
 import { Client, Pool } from 'pg';
 import { migrate } from '../processors/migrate';
 import { PgCommandStore } from '../processors/command-store';
@@ -17,15 +17,10 @@ const pgCpu = (): number => {
   let t = 0;
   for (const pid of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      if (!comm.startsWith('postgres')) continue;
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      t += Number(f[11]) + Number(f[12]);
-    } catch {}
+    const s = procStat(pid);
+    if (s?.comm.startsWith('postgres')) t += s.utime + s.stime;
   }
-  return t * 10; // ms (100 Hz)
+  return t * TICK_MS;
 };
 
 async function main() {

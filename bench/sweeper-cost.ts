@@ -5,7 +5,7 @@
  * ≈ 315,000): the DynamoDB emulator (dynalite, a child at the stack's niceness, as `npm start` runs
  * it) and the client (the orchestrator's share), from /proc. Nothing is expired, as in the bench.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BatchWriteItemCommand } from '@aws-sdk/client-dynamodb';
@@ -13,12 +13,7 @@ import { createDynamo } from '../core/aws';
 import { ensureTable, requestsTableDefinition } from '../core/read-store';
 import { startEmulators } from '../scripts/local-stack';
 import { TtlSweeper } from '../scripts/local-retention';
-
-const ticks = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const x = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return Number(x[11]) + Number(x[12]);
-};
+import { cpuTicksOf } from './proc-stat';
 
 async function main() {
   const rows = Number(process.argv[2] ?? 60_000);
@@ -40,25 +35,25 @@ async function main() {
     // included: an iterator's reads can start compactions) over the same time.
     const windowS = Number(process.env.SWEEPER_WINDOW_S ?? 60);
     await new Promise((r) => setTimeout(r, 20_000));
-    let a = ticks(emulators.dynamoPid!);
+    let a = cpuTicksOf(emulators.dynamoPid!);
     await new Promise((r) => setTimeout(r, windowS * 1000));
-    const restPct = (ticks(emulators.dynamoPid!) - a) / windowS;
+    const restPct = (cpuTicksOf(emulators.dynamoPid!) - a) / windowS;
     const paced = new TtlSweeper(dynamo, { table, pageIntervalMs: 5_000 });
-    a = ticks(emulators.dynamoPid!);
+    a = cpuTicksOf(emulators.dynamoPid!);
     paced.start();
     await new Promise((r) => setTimeout(r, windowS * 1000));
     await paced.stop();
-    const sweepPct = (ticks(emulators.dynamoPid!) - a) / windowS;
+    const sweepPct = (cpuTicksOf(emulators.dynamoPid!) - a) / windowS;
     console.log(`emulator CPU over ${windowS} s: at rest ${restPct.toFixed(2)} % of a core, sweeping a page every 5 s ${sweepPct.toFixed(2)} %`);
     const sweeper = new TtlSweeper(dynamo, { table, pageIntervalMs: 1_000 });
     const pages = 100;
-    const emuA = ticks(emulators.dynamoPid!);
+    const emuA = cpuTicksOf(emulators.dynamoPid!);
     const selfA = process.cpuUsage();
     const t0 = performance.now();
     let scanned = 0;
     for (let p = 0; p < pages; p++) scanned += (await sweeper.sweepPage()).scanned;
     const ms = performance.now() - t0;
-    const emuMs = (ticks(emulators.dynamoPid!) - emuA) * 10;
+    const emuMs = (cpuTicksOf(emulators.dynamoPid!) - emuA) * 10;
     const self = process.cpuUsage(selfA);
     const clientMs = (self.user + self.system) / 1000;
     console.log(`${rows} rows: ${pages} pages (${scanned} rows scanned) in ${Math.round(ms)} ms; CPU per page: emulator ${(emuMs / pages).toFixed(1)} ms, client ${(clientMs / pages).toFixed(1)} ms`);

@@ -13,6 +13,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { procStat } from '../proc-stat';
 import path from 'node:path';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
@@ -59,16 +60,10 @@ function cpuTicks(pids: Record<string, number | undefined>): Record<string, numb
   const named = new Map(Object.entries(pids).filter(([, v]) => v !== undefined).map(([k, v]) => [v!, k]));
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-    } catch {
-      continue; // exited meanwhile
-    }
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const k = named.get(Number(d)) ?? (comm.startsWith('postgres') ? 'PostgreSQL' : comm.startsWith('redis') ? 'Redis' : 'other');
-    out[k] = (out[k] ?? 0) + Number(f[11]) + Number(f[12]); // utime + stime
+    const s = procStat(d);
+    if (!s) continue; // exited meanwhile
+    const k = named.get(Number(d)) ?? (s.comm.startsWith('postgres') ? 'PostgreSQL' : s.comm.startsWith('redis') ? 'Redis' : 'other');
+    out[k] = (out[k] ?? 0) + s.utime + s.stime;
   }
   const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
   const total = cpu.reduce((a, b) => a + b, 0);

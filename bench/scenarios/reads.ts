@@ -10,7 +10,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { procStat, TICK_MS } from '../proc-stat';
 import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
@@ -200,13 +201,8 @@ export function processCpuSeconds(pid: number | undefined): number {
 
 /** User and system (kernel: TCP, wake-ups of the peer) CPU seconds of a process so far. */
 function processCpuTimes(pid: number | undefined): { user: number; system: number } {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
-  } catch {
-    return { user: NaN, system: NaN };
-  }
+  const s = pid === undefined ? undefined : procStat(pid);
+  return s ? { user: (s.utime * TICK_MS) / 1000, system: (s.stime * TICK_MS) / 1000 } : { user: NaN, system: NaN };
 }
 
 /** CPU per request of each party during one load run: the server, the load generator (this process), Redis. */

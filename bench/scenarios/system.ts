@@ -22,6 +22,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { procStat, TICK_MS } from '../proc-stat';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -36,7 +37,6 @@ import { startWriteFloor, type WriteFloor } from '../system-floor';
 import type { BenchContext, Figure, ScenarioResult, Series } from '../types';
 
 const COLLECTION = 'bench';
-const TICK_MS = 1000 / 100; // USER_HZ: /proc times are in 1/100 s on Linux
 
 interface Plan {
   settleS: number;
@@ -82,17 +82,12 @@ function readProcs(): ProcInfo[] {
   const out: ProcInfo[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // utime + stime, plus cutime + cstime: the time of its children that exited (PostgreSQL's
-      // autovacuum workers and backends, Redis' fork for the AOF, …) moves into the parent's count
-      // instead of vanishing from the group between two samples (which read as negative CPU).
-      out.push({ pid: Number(d), ppid: Number(f[1]), comm, ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
-    } catch {
-      // exited meanwhile
-    }
+    const s = procStat(d);
+    if (!s) continue; // exited meanwhile
+    // utime + stime, plus cutime + cstime: the time of its children that exited (PostgreSQL's
+    // autovacuum workers and backends, Redis' fork for the AOF, …) moves into the parent's count
+    // instead of vanishing from the group between two samples (which read as negative CPU).
+    out.push({ pid: Number(d), ppid: s.ppid, comm: s.comm, ticks: s.utime + s.stime + s.cutime + s.cstime });
   }
   return out;
 }
