@@ -5,7 +5,9 @@
  * 1. a fresh stack (empty data directory: the state right after `npm run reset`): 10 s of 400
  *    writes/s to warm it up (not measured), then window "fresh 1": idle CPU, then open-loop 1 KB
  *    PUTs at 400 writes/s for 30 s (`GROWTH_LEVEL_S`; 202 and final-ack p50/p99, CPU per process,
- *    and where the time went: bench/stage-metrics.ts);
+ *    and where the time went: bench/stage-metrics.ts), then, once the stack is quiet again, 30 s
+ *    at 200 writes/s: a rate this 2-core machine carries without queueing for a CPU, where the
+ *    latencies compare the data and not the machine's saturation;
  * 2. the sizes of the data directory's parts (Kinesis, DynamoDB, PostgreSQL, Redis);
  * 3. the fill: `GROWTH_WRITES` (default 300,000; --quick 3,000) 1 KB PUTs through the gateway, as
  *    fast as the stack takes them (a closed loop, 4 tenants), over 100,000 items, then a wait until
@@ -19,7 +21,7 @@
  * autovacuum, the emulators' compactions, and at least 120 s since the last load, fresh and grown
  * alike; the time it took is reported per window).
  * The answer is the ratio grown ÷ fresh of each latency, the two windows of each side pooled (the
- * issue's bound: within 20 %), and of the idle CPU. The order cancels a steady drift of the
+ * issue's bound: within 20 %), and of the idle CPU; the same ratios at 200 writes/s beside them. The order cancels a steady drift of the
  * machine's own speed over the run (on this VM it moves by 10–20 % between minutes); each pair's own
  * ratio is reported too. Run: `npm run bench -- system-growth [--quick]`. Linux only (CPU from /proc).
  */
@@ -55,6 +57,12 @@ interface Plan {
   vacuumWaitS: number;
   /** Least time between the end of the last load (warm-up, fill or window) and an idle window. */
   restS: number;
+  /**
+   * A second level in each window, after the `rate` one once the stack is quiet again: a rate this
+   * 2-core machine carries without queueing for a CPU (400 writes/s keeps it 196–198 % of 200 %
+   * busy, where a few points of extra CPU read as a latency multiplied; 200 writes/s: 150–170 %).
+   */
+  carriedRate: number;
 }
 
 // 30 s per measurement (15 s before 2026-12-04 14:26 UTC): the p99 of 15 s (the 60 slowest of 6,000
@@ -67,8 +75,8 @@ interface Plan {
 // window's idle began 20–60 s after the fill, a fresh one's 110 s after its warm-up): after a fill
 // of 150,000 writes, bench/idle-after-fill.ts saw the stack at its fresh idle 20 s later, but for
 // one-off bursts of 3–7 % of a core in the next 90 s (docs/PERFORMANCE.md, #20).
-const FULL: Plan = { settleS: 5, idleS: 60, rate: 400, warmS: 10, levelS: 30, graceMs: 20_000, writes: 300_000, items: 100_000, concurrency: 48, maxLagS: 10, vacuumWaitS: 180, restS: 120 };
-const QUICK: Plan = { settleS: 1, idleS: 2, rate: 100, warmS: 1, levelS: 2, graceMs: 5_000, writes: 3_000, items: 1_000, concurrency: 16, maxLagS: 5, vacuumWaitS: 5, restS: 1 };
+const FULL: Plan = { settleS: 5, idleS: 60, rate: 400, warmS: 10, levelS: 30, graceMs: 20_000, writes: 300_000, items: 100_000, concurrency: 48, maxLagS: 10, vacuumWaitS: 180, restS: 120, carriedRate: 200 };
+const QUICK: Plan = { settleS: 1, idleS: 2, rate: 100, warmS: 1, levelS: 2, graceMs: 5_000, writes: 3_000, items: 1_000, concurrency: 16, maxLagS: 5, vacuumWaitS: 5, restS: 1, carriedRate: 50 };
 
 /** bench/run.ts's bound on this scenario: two stacks, a fill and four windows, each after the stack settled. */
 export const timeouts = { quickMs: 180_000, fullMs: 40 * 60_000 };
@@ -358,6 +366,8 @@ interface Measured {
   cpu: Array<{ name: string; pct: number }>;
   /** Where the writes' time went during the level (bench/stage-metrics.ts). */
   stages: Array<{ name: string; value: number; unit: string }>;
+  /** The level at `plan.carriedRate` after it, and the CPU during it. */
+  carried: { level: LevelResult; cpu: Array<{ name: string; pct: number }> };
 }
 
 /** One `npm start` stack under measurement: its processes, its load generator, its metrics endpoints. */
@@ -449,7 +459,27 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
   const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total' && !c.name.startsWith('bench')).sort((x, y) => y.pct - x.pct).slice(0, 4);
   ctx.log(`${label}: idle stack ${idle.find((r) => r.name === 'stack total')!.pct} % of a core; ${plan.rate} writes/s: 202 p50/p99 ${round(p(level.acceptLat).p50, 0)}/${round(p(level.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(level.finals).p50, 0)}/${round(p(level.finals).p99, 0)} ms, lost ${level.lost + level.failed}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
   ctx.log(`${label}: stages: ${stages.map((r) => `${r.name} ${r.value} ${r.unit}`).join('; ')}`);
-  return { label, idle, level, cpu, stages, settled };
+  const carried = await carriedLevel(ctx, plan, session, label);
+  return { label, idle, level, cpu, stages, settled, carried };
+}
+
+/** The window's second level: once the stack is quiet again after the first, `plan.carriedRate` writes/s. */
+async function carriedLevel(ctx: BenchContext, plan: Plan, session: Session, label: string): Promise<Measured['carried']> {
+  const quiet = await waitQuiet(ctx, plan, session, label);
+  const a = session.procs.sample();
+  let cpu: ReturnType<typeof cpuBetween> | undefined;
+  const cpuTimer = setTimeout(() => (cpu = cpuBetween(a, session.procs.sample())), plan.levelS * 1000);
+  const level = await session.load.call<LevelResult>(
+    { cmd: 'level', rate: plan.carriedRate, durationS: plan.levelS, readRate: 0, graceMs: plan.graceMs },
+    (s) => ctx.progress(Math.min(s, plan.levelS), plan.levelS, `${label}: ${plan.carriedRate} writes/s`),
+  );
+  clearTimeout(cpuTimer);
+  session.lastLoadEnd = Date.now();
+  cpu ??= cpuBetween(a, session.procs.sample());
+  const p = (xs: number[]) => percentiles(xs);
+  const busy = cpu.find((r) => r.name.startsWith('machine busy'))?.pct;
+  ctx.log(`${label}: ${plan.carriedRate} writes/s (after ${round(quiet.quietS, 0)} s for the stack to be quiet): 202 p50/p99 ${round(p(level.acceptLat).p50, 0)}/${round(p(level.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(level.finals).p50, 0)}/${round(p(level.finals).p99, 0)} ms, lost ${level.lost + level.failed}; stack ${cpu.find((r) => r.name === 'stack total')!.pct} %, machine ${busy} % of a core`);
+  return { level, cpu };
 }
 
 /**
@@ -462,6 +492,21 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
  */
 async function waitSettled(ctx: BenchContext, plan: Plan, session: Session, label: string): Promise<NonNullable<Measured['settled']>> {
   const vacuumS = await waitAutovacuum(session.stack, ctx, plan.vacuumWaitS * 1000);
+  const { quietS, reached } = await waitQuiet(ctx, plan, session, label);
+  // The same rest after every load, fresh or grown: a burst leaves one-off work behind for a minute
+  // or so (bench/idle-after-fill.ts), which is the burst's cost, not the data's.
+  const t1 = Date.now();
+  while (Date.now() < session.lastLoadEnd + plan.restS * 1000) {
+    ctx.progress(Date.now() - session.lastLoadEnd, plan.restS * 1000, `${label}: resting ${plan.restS} s after the last load`);
+    await sleep(Math.min(1000, session.lastLoadEnd + plan.restS * 1000 - Date.now()));
+  }
+  const restS = (Date.now() - t1) / 1000;
+  ctx.log(`${label}: settled after PostgreSQL's autovacuum ${round(vacuumS, 0)} s, then CPU under ${QUIET_PCT} % of a core after ${round(quietS, 0)} s${!reached ? ` (not reached within ${plan.vacuumWaitS} s)` : ''}, then ${round(restS, 0)} s more for ${plan.restS} s since the last load`);
+  return { vacuumS, quietS, restS };
+}
+
+/** Until the stack's CPU stays under QUIET_PCT of a core for three 2 s samples in a row (at most `plan.vacuumWaitS`). */
+async function waitQuiet(ctx: BenchContext, plan: Plan, session: Session, label: string): Promise<{ quietS: number; reached: boolean }> {
   const t0 = Date.now();
   let quiet = 0;
   while (quiet < 3 && Date.now() - t0 < plan.vacuumWaitS * 1000) {
@@ -471,17 +516,7 @@ async function waitSettled(ctx: BenchContext, plan: Plan, session: Session, labe
     quiet = pct < QUIET_PCT ? quiet + 1 : 0;
     ctx.progress(Math.min(Date.now() - t0, plan.vacuumWaitS * 1000), plan.vacuumWaitS * 1000, `${label}: waiting for the stack to settle (${pct} % of a core)`);
   }
-  const quietS = Math.max(0, (Date.now() - t0) / 1000 - 6);
-  // The same rest after every load, fresh or grown: a burst leaves one-off work behind for a minute
-  // or so (bench/idle-after-fill.ts), which is the burst's cost, not the data's.
-  const t1 = Date.now();
-  while (Date.now() < session.lastLoadEnd + plan.restS * 1000) {
-    ctx.progress(Date.now() - session.lastLoadEnd, plan.restS * 1000, `${label}: resting ${plan.restS} s after the last load`);
-    await sleep(Math.min(1000, session.lastLoadEnd + plan.restS * 1000 - Date.now()));
-  }
-  const restS = (Date.now() - t1) / 1000;
-  ctx.log(`${label}: settled after PostgreSQL's autovacuum ${round(vacuumS, 0)} s, then CPU under ${QUIET_PCT} % of a core after ${round(quietS, 0)} s${quiet < 3 ? ` (not reached within ${plan.vacuumWaitS} s)` : ''}, then ${round(restS, 0)} s more for ${plan.restS} s since the last load`);
-  return { vacuumS, quietS, restS };
+  return { quietS: Math.max(0, (Date.now() - t0) / 1000 - 6), reached: quiet >= 3 };
 }
 
 /** A stack under this share of one core is at rest (fresh and grown idle at 2–6 %; one LevelDB compaction takes a whole core). */
@@ -506,21 +541,28 @@ function pressureBetween(a: ReturnType<typeof pressure>, b: ReturnType<typeof pr
   ];
 }
 
+/** Several levels as one: their writes pooled. */
+function poolLevels(levels: LevelResult[]): LevelResult {
+  return {
+    ...levels[0]!,
+    issued: levels.reduce((n, l) => n + l.issued, 0),
+    lost: levels.reduce((n, l) => n + l.lost, 0),
+    failed: levels.reduce((n, l) => n + l.failed, 0),
+    acceptLat: levels.flatMap((l) => l.acceptLat),
+    finals: levels.flatMap((l) => l.finals),
+  };
+}
+
 /** Several windows as one: their latencies pooled, their CPU rows averaged. */
 function pool(label: string, windows: Measured[]): Measured {
   const mean = (pick: (m: Measured) => Array<{ name: string; pct: number }>) => {
     const names = [...new Set(windows.flatMap((m) => pick(m).map((r) => r.name)))];
     return names.map((name) => ({ name, pct: round(windows.reduce((sum, m) => sum + (pick(m).find((r) => r.name === name)?.pct ?? 0), 0) / windows.length, 1) }));
   };
-  const level: LevelResult = {
-    ...windows[0]!.level,
-    issued: windows.reduce((n, m) => n + m.level.issued, 0),
-    lost: windows.reduce((n, m) => n + m.level.lost, 0),
-    failed: windows.reduce((n, m) => n + m.level.failed, 0),
-    acceptLat: windows.flatMap((m) => m.level.acceptLat),
-    finals: windows.flatMap((m) => m.level.finals),
+  return {
+    label, idle: mean((m) => m.idle), level: poolLevels(windows.map((m) => m.level)), cpu: mean((m) => m.cpu), stages: [],
+    carried: { level: poolLevels(windows.map((m) => m.carried.level)), cpu: mean((m) => m.carried.cpu) },
   };
-  return { label, idle: mean((m) => m.idle), level, cpu: mean((m) => m.cpu), stages: [] };
 }
 
 export async function run(ctx: BenchContext): Promise<ScenarioResult> {
@@ -610,12 +652,17 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     const before = pool('fresh', [fresh1, fresh2]);
     const after = pool('grown', [grown1, grown2]);
     const lat = (m: Measured) => ({ accept: percentiles(m.level.acceptLat), final: percentiles(m.level.finals) });
+    const carriedLat = (m: Measured) => ({ accept: percentiles(m.carried.level.acceptLat), final: percentiles(m.carried.level.finals) });
     const windows = [fresh1, grown1, grown2, fresh2];
     for (const m of [before, after]) {
       const l = lat(m);
       figures.push({ name: `${m.label}: ${plan.rate} writes/s PUT → 202`, value: round(l.accept.p99, 1), unit: 'ms (p99, both windows)', latency: l.accept });
       figures.push({ name: `${m.label}: ${plan.rate} writes/s PUT → final ack`, value: round(l.final.p99, 1), unit: 'ms (p99, both windows)', latency: l.final });
       figures.push({ name: `${m.label}: writes lost + not accepted`, value: m.level.lost + m.level.failed, unit: `of ${m.level.issued}` });
+      const c = { accept: percentiles(m.carried.level.acceptLat), final: percentiles(m.carried.level.finals) };
+      figures.push({ name: `${m.label}: ${plan.carriedRate} writes/s PUT → 202`, value: round(c.accept.p99, 1), unit: 'ms (p99, both windows)', latency: c.accept });
+      figures.push({ name: `${m.label}: ${plan.carriedRate} writes/s PUT → final ack`, value: round(c.final.p99, 1), unit: 'ms (p99, both windows)', latency: c.final });
+      figures.push({ name: `${m.label}: ${plan.carriedRate} writes/s writes lost + not accepted`, value: m.carried.level.lost + m.carried.level.failed, unit: `of ${m.carried.level.issued}` });
       for (const r of m.idle) figures.push({ name: `${m.label}: idle CPU ${r.name}`, value: r.pct, unit: '% of a core (mean of both windows)' });
     }
     for (const m of windows) {
@@ -630,6 +677,10 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       }
       for (const r of m.cpu) figures.push({ name: `${m.label}: ${plan.rate} writes/s CPU ${r.name}`, value: r.pct, unit: '% of a core' });
       for (const r of m.stages) figures.push({ name: `${m.label}: ${plan.rate} writes/s ${r.name}`, value: r.value, unit: r.unit });
+      const c = carriedLat(m);
+      figures.push({ name: `${m.label}: ${plan.carriedRate} writes/s PUT → 202`, value: round(c.accept.p99, 1), unit: 'ms (p99)', latency: c.accept });
+      figures.push({ name: `${m.label}: ${plan.carriedRate} writes/s PUT → final ack`, value: round(c.final.p99, 1), unit: 'ms (p99)', latency: c.final });
+      for (const r of m.carried.cpu) figures.push({ name: `${m.label}: ${plan.carriedRate} writes/s CPU ${r.name}`, value: r.pct, unit: '% of a core' });
     }
     for (const [label, s] of [['fresh', sizesBefore], ['grown', sizesAfter]] as const) {
       figures.push({ name: `${label}: .data/ Kinesis (kinesalite leveldb)`, value: mb(s.kinesis), unit: 'MB' });
@@ -651,6 +702,17 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       { name: `final ack p50 grown ÷ fresh`, value: ratio(la.final.p50, lb.final.p50) },
       { name: `final ack p99 grown ÷ fresh`, value: ratio(la.final.p99, lb.final.p99) },
       { name: `idle stack CPU grown ÷ fresh`, value: ratio(idleOf(after), idleOf(before)) },
+      ...(() => {
+        const [cb, ca] = [carriedLat(before), carriedLat(after)];
+        const stackOf = (m: Measured) => m.carried.cpu.find((r) => r.name === 'stack total')?.pct ?? 0;
+        return [
+          { name: `at ${plan.carriedRate} writes/s: 202 p50 grown ÷ fresh`, value: ratio(ca.accept.p50, cb.accept.p50) },
+          { name: `at ${plan.carriedRate} writes/s: 202 p99 grown ÷ fresh`, value: ratio(ca.accept.p99, cb.accept.p99) },
+          { name: `at ${plan.carriedRate} writes/s: final ack p50 grown ÷ fresh`, value: ratio(ca.final.p50, cb.final.p50) },
+          { name: `at ${plan.carriedRate} writes/s: final ack p99 grown ÷ fresh`, value: ratio(ca.final.p99, cb.final.p99) },
+          { name: `at ${plan.carriedRate} writes/s: stack CPU grown ÷ fresh`, value: ratio(stackOf(after), stackOf(before)) },
+        ];
+      })(),
       // The load generator does the same work in every window: its CPU moving says the machine's
       // own speed moved between them (this VM's varies by 10–20 % from minute to minute), which
       // moves every latency above with it.
@@ -664,7 +726,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     ];
     notes.push(
       `The stack is \`npm start\` as a user runs it, started with an empty data directory (what \`npm run reset\` leaves). Four measurement windows in the order fresh 1, grown 1, grown 2, fresh 2: fresh 1 right after the stack started; grown 1 and 2 on the same stack after ${fill.accepted.toLocaleString('en')} more writes through the gateway (a closed loop of ${plan.concurrency} requests, 4 tenants, ${plan.items.toLocaleString('en')} items), once the processors had decided them; then that stack stopped, and fresh 2 on a new stack started on a new, empty data directory. Fresh and grown are each the two windows' latencies pooled (the p99 of ${2 * plan.levelS * plan.rate} writes each) and their idle CPU averaged: in this order a steady drift of the machine's speed over the run weighs on both alike.`,
-      `Each stack: ${plan.warmS} s at ${plan.rate} writes/s to warm it up (not measured). Each window: ${plan.settleS} s settle, then a wait until PostgreSQL's autovacuum has nothing left to do and the stack's CPU stays under ${QUIET_PCT} % of a core for 6 s (at most ${plan.vacuumWaitS} s each), and until ${plan.restS} s have passed since the last load (the warm-up, the fill's last decision or the previous window), idle CPU over ${plan.idleS} s, then open-loop 1 KB PUTs at ${plan.rate} writes/s for ${plan.levelS} s (4 principals, one ack WebSocket each; latency from the scheduled send time).`,
+      `Each stack: ${plan.warmS} s at ${plan.rate} writes/s to warm it up (not measured). Each window: ${plan.settleS} s settle, then a wait until PostgreSQL's autovacuum has nothing left to do and the stack's CPU stays under ${QUIET_PCT} % of a core for 6 s (at most ${plan.vacuumWaitS} s each), and until ${plan.restS} s have passed since the last load (the warm-up, the fill's last decision or the previous window), idle CPU over ${plan.idleS} s, then open-loop 1 KB PUTs at ${plan.rate} writes/s for ${plan.levelS} s (4 principals, one ack WebSocket each; latency from the scheduled send time), then, once the stack's CPU is under ${QUIET_PCT} % of a core again, the same at ${plan.carriedRate} writes/s: ${plan.rate} writes/s keeps this 2-core machine 196–198 % busy, where a few points of CPU more or less (the machine's own, the hypervisor's) read as latencies multiplied; ${plan.carriedRate} writes/s leaves it headroom.`,
       `Machine: ${os.cpus().length} cores; the load generator runs on them too.`,
     );
     const latencyValues = (l: ReturnType<typeof lat>) => ({
@@ -679,6 +741,13 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
           yLabel: 'ms',
           keys: ['202 p50', '202 p99', 'final p50', 'final p99'],
           groups: [...windows, before, after].map((m) => ({ label: m === before || m === after ? `${m.label} (pooled)` : m.label, values: latencyValues(lat(m)) })),
+        },
+        {
+          file: 'system-growth-latency-carried.svg',
+          title: `system-growth: ${plan.carriedRate} writes/s, fresh and after ${plan.writes.toLocaleString('en')} writes (ms)`,
+          yLabel: 'ms',
+          keys: ['202 p50', '202 p99', 'final p50', 'final p99'],
+          groups: [...windows, before, after].map((m) => ({ label: m === before || m === after ? `${m.label} (pooled)` : m.label, values: latencyValues(carriedLat(m)) })),
         },
         {
           file: 'system-growth-sizes.svg',
