@@ -321,6 +321,34 @@ async function pgBackground(stack: RunningStack): Promise<PgBackground | string>
   }
 }
 
+/** PostgreSQL's counters of the work writes cause: WAL (records, full-page images, bytes) and blocks read from outside its shared buffers. */
+interface PgWork { walRecords: number; walFpi: number; walBytes: number; blksRead: number; blksHit: number }
+
+async function pgWork(stack: RunningStack): Promise<PgWork | undefined> {
+  const pg = new PgClient({ connectionString: stackSettings(stack).env.DATABASE_URL });
+  try {
+    await pg.connect();
+    const w = (await pg.query<Record<string, string>>('SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal')).rows[0]!;
+    const d = (await pg.query<Record<string, string>>('SELECT blks_read, blks_hit FROM pg_stat_database WHERE datname = current_database()')).rows[0]!;
+    return { walRecords: Number(w.wal_records), walFpi: Number(w.wal_fpi), walBytes: Number(w.wal_bytes), blksRead: Number(d.blks_read), blksHit: Number(d.blks_hit) };
+  } catch {
+    return undefined; // a diagnosis only
+  } finally {
+    await pg.end().catch(() => undefined);
+  }
+}
+
+/** What PostgreSQL did per accepted write between two pgWork() samples, as stage rows. */
+function pgWorkPerWrite(a: PgWork | undefined, b: PgWork | undefined, writes: number): Array<{ name: string; value: number; unit: string }> {
+  if (!a || !b || writes <= 0) return [];
+  const per = (x: number) => round(x / writes, 2);
+  return [
+    { name: 'PostgreSQL: WAL per write', value: per(b.walBytes - a.walBytes), unit: `bytes (${per(b.walRecords - a.walRecords)} records)` },
+    { name: 'PostgreSQL: full-page images in the WAL per write', value: per(b.walFpi - a.walFpi), unit: 'pages (8 KB each)' },
+    { name: 'PostgreSQL: blocks read from outside shared buffers per write', value: per(b.blksRead - a.blksRead), unit: `blocks (${per(b.blksHit - a.blksHit)} found in them)` },
+  ];
+}
+
 /** CPU ticks (own + exited children's) of every `postgres:` process on the machine, by its title's kind. */
 function pgTicksByTitle(): Map<string, number> {
   const out = new Map<string, number>();
@@ -367,7 +395,7 @@ interface Measured {
   /** Where the writes' time went during the level (bench/stage-metrics.ts). */
   stages: Array<{ name: string; value: number; unit: string }>;
   /** The level at `plan.carriedRate` after it, and the CPU during it. */
-  carried: { level: LevelResult; cpu: Array<{ name: string; pct: number }> };
+  carried: { level: LevelResult; cpu: Array<{ name: string; pct: number }>; stages: Array<{ name: string; value: number; unit: string }> };
 }
 
 /** One `npm start` stack under measurement: its processes, its load generator, its metrics endpoints. */
@@ -433,6 +461,7 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
   notes.push(`${label}, idle window: PostgreSQL's background: ${pgIdle}.`);
   const stagesA = await sampleStages(stageEndpoints);
   const forksA = await redisForks(stack);
+  const walA = await pgWork(stack);
   const b = procs.sample();
   const pressureA = pressure();
   let cpu: ReturnType<typeof cpuBetween> | undefined;
@@ -455,6 +484,7 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
   // An AOF rewrite forks Redis and serializes its whole dataset: whether one ran during the level.
   const forksB = await redisForks(stack);
   stages.push({ name: 'Redis: forks (AOF rewrites)', value: forksB.total - forksA.total, unit: `forks (the last took ${forksB.latestUs} µs to fork)` });
+  stages.push(...pgWorkPerWrite(walA, await pgWork(stack), level.accepted));
   const p = (xs: number[]) => percentiles(xs);
   const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total' && !c.name.startsWith('bench')).sort((x, y) => y.pct - x.pct).slice(0, 4);
   ctx.log(`${label}: idle stack ${idle.find((r) => r.name === 'stack total')!.pct} % of a core; ${plan.rate} writes/s: 202 p50/p99 ${round(p(level.acceptLat).p50, 0)}/${round(p(level.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(level.finals).p50, 0)}/${round(p(level.finals).p99, 0)} ms, lost ${level.lost + level.failed}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
@@ -466,6 +496,7 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
 /** The window's second level: once the stack is quiet again after the first, `plan.carriedRate` writes/s. */
 async function carriedLevel(ctx: BenchContext, plan: Plan, session: Session, label: string): Promise<Measured['carried']> {
   const quiet = await waitQuiet(ctx, plan, session, label);
+  const walA = await pgWork(session.stack);
   const a = session.procs.sample();
   let cpu: ReturnType<typeof cpuBetween> | undefined;
   const cpuTimer = setTimeout(() => (cpu = cpuBetween(a, session.procs.sample())), plan.levelS * 1000);
@@ -476,10 +507,11 @@ async function carriedLevel(ctx: BenchContext, plan: Plan, session: Session, lab
   clearTimeout(cpuTimer);
   session.lastLoadEnd = Date.now();
   cpu ??= cpuBetween(a, session.procs.sample());
+  const stages = pgWorkPerWrite(walA, await pgWork(session.stack), level.accepted);
   const p = (xs: number[]) => percentiles(xs);
   const busy = cpu.find((r) => r.name.startsWith('machine busy'))?.pct;
-  ctx.log(`${label}: ${plan.carriedRate} writes/s (after ${round(quiet.quietS, 0)} s for the stack to be quiet): 202 p50/p99 ${round(p(level.acceptLat).p50, 0)}/${round(p(level.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(level.finals).p50, 0)}/${round(p(level.finals).p99, 0)} ms, lost ${level.lost + level.failed}; stack ${cpu.find((r) => r.name === 'stack total')!.pct} %, machine ${busy} % of a core`);
-  return { level, cpu };
+  ctx.log(`${label}: ${plan.carriedRate} writes/s (after ${round(quiet.quietS, 0)} s for the stack to be quiet): 202 p50/p99 ${round(p(level.acceptLat).p50, 0)}/${round(p(level.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(level.finals).p50, 0)}/${round(p(level.finals).p99, 0)} ms, lost ${level.lost + level.failed}; stack ${cpu.find((r) => r.name === 'stack total')!.pct} %, machine ${busy} % of a core; ${stages.map((r) => `${r.name} ${r.value} ${r.unit}`).join('; ')}`);
+  return { level, cpu, stages };
 }
 
 /**
@@ -561,7 +593,7 @@ function pool(label: string, windows: Measured[]): Measured {
   };
   return {
     label, idle: mean((m) => m.idle), level: poolLevels(windows.map((m) => m.level)), cpu: mean((m) => m.cpu), stages: [],
-    carried: { level: poolLevels(windows.map((m) => m.carried.level)), cpu: mean((m) => m.carried.cpu) },
+    carried: { level: poolLevels(windows.map((m) => m.carried.level)), cpu: mean((m) => m.carried.cpu), stages: [] },
   };
 }
 
@@ -681,6 +713,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       figures.push({ name: `${m.label}: ${plan.carriedRate} writes/s PUT → 202`, value: round(c.accept.p99, 1), unit: 'ms (p99)', latency: c.accept });
       figures.push({ name: `${m.label}: ${plan.carriedRate} writes/s PUT → final ack`, value: round(c.final.p99, 1), unit: 'ms (p99)', latency: c.final });
       for (const r of m.carried.cpu) figures.push({ name: `${m.label}: ${plan.carriedRate} writes/s CPU ${r.name}`, value: r.pct, unit: '% of a core' });
+      for (const r of m.carried.stages) figures.push({ name: `${m.label}: ${plan.carriedRate} writes/s ${r.name}`, value: r.value, unit: r.unit });
     }
     for (const [label, s] of [['fresh', sizesBefore], ['grown', sizesAfter]] as const) {
       figures.push({ name: `${label}: .data/ Kinesis (kinesalite leveldb)`, value: mb(s.kinesis), unit: 'MB' });
