@@ -47,7 +47,16 @@ test('starts from a clone in a mode-700 directory, creates the ackstream databas
       "SELECT current_database() AS db, current_setting('data_directory') AS dir, (SELECT usename FROM pg_user WHERE usesysid = (SELECT datdba FROM pg_database WHERE datname = 'postgres')) AS who",
     );
     await c.query('CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)');
+    // Sized for a grown stack, not initdb's defaults (128MB, 1GB, 5min): issue #20.
+    const settings = await c.query<{ name: string; value: string }>(
+      "SELECT name, current_setting(name) AS value FROM pg_settings WHERE name IN ('shared_buffers', 'max_wal_size', 'checkpoint_timeout') ORDER BY name",
+    );
     await c.end();
+    expect(settings.rows).toEqual([
+      { name: 'checkpoint_timeout', value: '15min' },
+      { name: 'max_wal_size', value: '2GB' },
+      { name: 'shared_buffers', value: '512MB' },
+    ]);
     expect(rows[0]!.db).toBe('ackstream');
     if (isRoot) {
       // The system user could not reach the private directory: the data went to the runtime
