@@ -296,7 +296,7 @@ async function initdb(binaries: string, dataDir: string, superuser: string, pass
  * WAL on disk stays bounded by max_wal_size. Passed on the command line, so they override
  * postgresql.conf, also in a data directory an older version created.
  */
-export const SERVER_SETTINGS: Readonly<Record<string, string>> = {
+const SERVER_SETTINGS: Readonly<Record<string, string>> = {
   shared_buffers: '512MB',
   max_wal_size: '2GB',
   checkpoint_timeout: '15min',

@@ -21,8 +21,8 @@
  * autovacuum, the emulators' compactions, and at least 120 s since the last load, fresh and grown
  * alike; the time it took is reported per window).
  * The answer is the ratio grown ÷ fresh of each latency, the two windows of each side pooled (the
- * issue's bound: within 20 %), and of the idle CPU; the same ratios at 200 writes/s beside them. The order cancels a steady drift of the
- * machine's own speed over the run (on this VM it moves by 10–20 % between minutes); each pair's own
+ * issue's bound: within 20 %), and of the idle CPU; the same ratios at 200 writes/s beside them.
+ * The order cancels a steady drift of the machine's own speed over the run (on this VM it moves by 10–20 % between minutes); each pair's own
  * ratio is reported too. Run: `npm run bench -- system-growth [--quick]`. Linux only (CPU from /proc).
  */
 import { spawnSync } from 'node:child_process';
@@ -444,9 +444,9 @@ async function closeSession(ctx: BenchContext, session: Session | undefined): Pr
   await session.stack.stop();
 }
 
-/** Settle, idle CPU, then `plan.rate` writes/s: one measurement window on `session`'s stack. */
+/** Settle, idle CPU, then `plan.rate` writes/s, then `plan.carriedRate`: one measurement window on `session`'s stack. */
 async function measure(ctx: BenchContext, plan: Plan, session: Session, label: string, notes: string[]): Promise<Measured> {
-  const { stack, procs, load, stageEndpoints } = session;
+  const { stack, procs, stageEndpoints } = session;
   await sleep(plan.settleS * 1000);
   const settled = await waitSettled(ctx, plan, session, label);
   const pgA = await pgBackground(stack);
@@ -461,33 +461,14 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
   notes.push(`${label}, idle window: PostgreSQL's background: ${pgIdle}.`);
   const stagesA = await sampleStages(stageEndpoints);
   const forksA = await redisForks(stack);
-  const walA = await pgWork(stack);
-  const b = procs.sample();
-  const pressureA = pressure();
-  let cpu: ReturnType<typeof cpuBetween> | undefined;
-  let stalls: Array<{ name: string; value: number; unit: string }> = [];
-  const cpuTimer = setTimeout(() => {
-    cpu = cpuBetween(b, procs.sample());
-    stalls = pressureBetween(pressureA, pressure());
-  }, plan.levelS * 1000);
-  const level = await load.call<LevelResult>(
-    { cmd: 'level', rate: plan.rate, durationS: plan.levelS, readRate: 0, graceMs: plan.graceMs },
-    (s) => ctx.progress(Math.min(s, plan.levelS), plan.levelS, `${label}: ${plan.rate} writes/s`),
-  );
-  clearTimeout(cpuTimer);
-  session.lastLoadEnd = Date.now();
-  if (!cpu) {
-    cpu = cpuBetween(b, procs.sample());
-    stalls = pressureBetween(pressureA, pressure());
-  }
+  const { level, cpu, pg, stalls } = await runLevel(ctx, plan, session, plan.rate, label);
   const stages = [...stagesBetween(stagesA, await sampleStages(stageEndpoints)), ...stalls];
   // An AOF rewrite forks Redis and serializes its whole dataset: whether one ran during the level.
   const forksB = await redisForks(stack);
   stages.push({ name: 'Redis: forks (AOF rewrites)', value: forksB.total - forksA.total, unit: `forks (the last took ${forksB.latestUs} µs to fork)` });
-  stages.push(...pgWorkPerWrite(walA, await pgWork(stack), level.accepted));
-  const p = (xs: number[]) => percentiles(xs);
+  stages.push(...pg);
   const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total' && !c.name.startsWith('bench')).sort((x, y) => y.pct - x.pct).slice(0, 4);
-  ctx.log(`${label}: idle stack ${idle.find((r) => r.name === 'stack total')!.pct} % of a core; ${plan.rate} writes/s: 202 p50/p99 ${round(p(level.acceptLat).p50, 0)}/${round(p(level.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(level.finals).p50, 0)}/${round(p(level.finals).p99, 0)} ms, lost ${level.lost + level.failed}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
+  ctx.log(`${label}: idle stack ${idle.find((r) => r.name === 'stack total')!.pct} % of a core; ${plan.rate} writes/s: ${describeLevel(level)}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
   ctx.log(`${label}: stages: ${stages.map((r) => `${r.name} ${r.value} ${r.unit}`).join('; ')}`);
   const carried = await carriedLevel(ctx, plan, session, label);
   return { label, idle, level, cpu, stages, settled, carried };
@@ -496,22 +477,38 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
 /** The window's second level: once the stack is quiet again after the first, `plan.carriedRate` writes/s. */
 async function carriedLevel(ctx: BenchContext, plan: Plan, session: Session, label: string): Promise<Measured['carried']> {
   const quiet = await waitQuiet(ctx, plan, session, label);
+  const { level, cpu, pg: stages } = await runLevel(ctx, plan, session, plan.carriedRate, label);
+  const busy = cpu.find((r) => r.name.startsWith('machine busy'))?.pct;
+  ctx.log(`${label}: ${plan.carriedRate} writes/s (after ${round(quiet.quietS, 0)} s for the stack to be quiet): ${describeLevel(level)}; stack ${cpu.find((r) => r.name === 'stack total')!.pct} %, machine ${busy} % of a core; ${stages.map((r) => `${r.name} ${r.value} ${r.unit}`).join('; ')}`);
+  return { level, cpu, stages };
+}
+
+/**
+ * Open-loop writes at `rate` for `plan.levelS` on `session`'s stack: each process's CPU and the
+ * machine's CPU pressure over the sending window (the grace after it is the drain), and what
+ * PostgreSQL did per write.
+ */
+async function runLevel(ctx: BenchContext, plan: Plan, session: Session, rate: number, label: string) {
   const walA = await pgWork(session.stack);
   const a = session.procs.sample();
-  let cpu: ReturnType<typeof cpuBetween> | undefined;
-  const cpuTimer = setTimeout(() => (cpu = cpuBetween(a, session.procs.sample())), plan.levelS * 1000);
+  const pressureA = pressure();
+  const sample = () => ({ cpu: cpuBetween(a, session.procs.sample()), stalls: pressureBetween(pressureA, pressure()) });
+  let sent: ReturnType<typeof sample> | undefined;
+  const timer = setTimeout(() => (sent = sample()), plan.levelS * 1000);
   const level = await session.load.call<LevelResult>(
-    { cmd: 'level', rate: plan.carriedRate, durationS: plan.levelS, readRate: 0, graceMs: plan.graceMs },
-    (s) => ctx.progress(Math.min(s, plan.levelS), plan.levelS, `${label}: ${plan.carriedRate} writes/s`),
+    { cmd: 'level', rate, durationS: plan.levelS, readRate: 0, graceMs: plan.graceMs },
+    (s) => ctx.progress(Math.min(s, plan.levelS), plan.levelS, `${label}: ${rate} writes/s`),
   );
-  clearTimeout(cpuTimer);
+  clearTimeout(timer);
   session.lastLoadEnd = Date.now();
-  cpu ??= cpuBetween(a, session.procs.sample());
-  const stages = pgWorkPerWrite(walA, await pgWork(session.stack), level.accepted);
-  const p = (xs: number[]) => percentiles(xs);
-  const busy = cpu.find((r) => r.name.startsWith('machine busy'))?.pct;
-  ctx.log(`${label}: ${plan.carriedRate} writes/s (after ${round(quiet.quietS, 0)} s for the stack to be quiet): 202 p50/p99 ${round(p(level.acceptLat).p50, 0)}/${round(p(level.acceptLat).p99, 0)} ms, final p50/p99 ${round(p(level.finals).p50, 0)}/${round(p(level.finals).p99, 0)} ms, lost ${level.lost + level.failed}; stack ${cpu.find((r) => r.name === 'stack total')!.pct} %, machine ${busy} % of a core; ${stages.map((r) => `${r.name} ${r.value} ${r.unit}`).join('; ')}`);
-  return { level, cpu, stages };
+  sent ??= sample();
+  return { level, ...sent, pg: pgWorkPerWrite(walA, await pgWork(session.stack), level.accepted) };
+}
+
+/** A level's latencies and losses, for the log. */
+function describeLevel(level: LevelResult): string {
+  const [a, f] = [percentiles(level.acceptLat), percentiles(level.finals)];
+  return `202 p50/p99 ${round(a.p50, 0)}/${round(a.p99, 0)} ms, final p50/p99 ${round(f.p50, 0)}/${round(f.p99, 0)} ms, lost ${level.lost + level.failed}`;
 }
 
 /**
@@ -691,7 +688,7 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
       figures.push({ name: `${m.label}: ${plan.rate} writes/s PUT → 202`, value: round(l.accept.p99, 1), unit: 'ms (p99, both windows)', latency: l.accept });
       figures.push({ name: `${m.label}: ${plan.rate} writes/s PUT → final ack`, value: round(l.final.p99, 1), unit: 'ms (p99, both windows)', latency: l.final });
       figures.push({ name: `${m.label}: writes lost + not accepted`, value: m.level.lost + m.level.failed, unit: `of ${m.level.issued}` });
-      const c = { accept: percentiles(m.carried.level.acceptLat), final: percentiles(m.carried.level.finals) };
+      const c = carriedLat(m);
       figures.push({ name: `${m.label}: ${plan.carriedRate} writes/s PUT → 202`, value: round(c.accept.p99, 1), unit: 'ms (p99, both windows)', latency: c.accept });
       figures.push({ name: `${m.label}: ${plan.carriedRate} writes/s PUT → final ack`, value: round(c.final.p99, 1), unit: 'ms (p99, both windows)', latency: c.final });
       figures.push({ name: `${m.label}: ${plan.carriedRate} writes/s writes lost + not accepted`, value: m.carried.level.lost + m.carried.level.failed, unit: `of ${m.carried.level.issued}` });
@@ -729,23 +726,19 @@ export async function run(ctx: BenchContext): Promise<ScenarioResult> {
     const benchOf = (m: Measured) => m.cpu.find((r) => r.name.startsWith('bench driver'))?.pct ?? 0;
     const lb = lat(before);
     const la = lat(after);
+    const [cb, ca] = [carriedLat(before), carriedLat(after)];
+    const carriedStackOf = (m: Measured) => m.carried.cpu.find((r) => r.name === 'stack total')?.pct ?? 0;
     const ratios = [
       { name: `202 p50 grown ÷ fresh`, value: ratio(la.accept.p50, lb.accept.p50) },
       { name: `202 p99 grown ÷ fresh`, value: ratio(la.accept.p99, lb.accept.p99) },
       { name: `final ack p50 grown ÷ fresh`, value: ratio(la.final.p50, lb.final.p50) },
       { name: `final ack p99 grown ÷ fresh`, value: ratio(la.final.p99, lb.final.p99) },
       { name: `idle stack CPU grown ÷ fresh`, value: ratio(idleOf(after), idleOf(before)) },
-      ...(() => {
-        const [cb, ca] = [carriedLat(before), carriedLat(after)];
-        const stackOf = (m: Measured) => m.carried.cpu.find((r) => r.name === 'stack total')?.pct ?? 0;
-        return [
-          { name: `at ${plan.carriedRate} writes/s: 202 p50 grown ÷ fresh`, value: ratio(ca.accept.p50, cb.accept.p50) },
-          { name: `at ${plan.carriedRate} writes/s: 202 p99 grown ÷ fresh`, value: ratio(ca.accept.p99, cb.accept.p99) },
-          { name: `at ${plan.carriedRate} writes/s: final ack p50 grown ÷ fresh`, value: ratio(ca.final.p50, cb.final.p50) },
-          { name: `at ${plan.carriedRate} writes/s: final ack p99 grown ÷ fresh`, value: ratio(ca.final.p99, cb.final.p99) },
-          { name: `at ${plan.carriedRate} writes/s: stack CPU grown ÷ fresh`, value: ratio(stackOf(after), stackOf(before)) },
-        ];
-      })(),
+      { name: `at ${plan.carriedRate} writes/s: 202 p50 grown ÷ fresh`, value: ratio(ca.accept.p50, cb.accept.p50) },
+      { name: `at ${plan.carriedRate} writes/s: 202 p99 grown ÷ fresh`, value: ratio(ca.accept.p99, cb.accept.p99) },
+      { name: `at ${plan.carriedRate} writes/s: final ack p50 grown ÷ fresh`, value: ratio(ca.final.p50, cb.final.p50) },
+      { name: `at ${plan.carriedRate} writes/s: final ack p99 grown ÷ fresh`, value: ratio(ca.final.p99, cb.final.p99) },
+      { name: `at ${plan.carriedRate} writes/s: stack CPU grown ÷ fresh`, value: ratio(carriedStackOf(after), carriedStackOf(before)) },
       // The load generator does the same work in every window: its CPU moving says the machine's
       // own speed moved between them (this VM's varies by 10–20 % from minute to minute), which
       // moves every latency above with it.
