@@ -271,14 +271,21 @@ async function waitAutovacuum(stack: RunningStack, ctx: BenchContext, timeoutMs:
   return Math.max(0, (Date.now() - t0) / 1000 - 3);
 }
 
-/** Redis's forks so far (INFO stats), and how long the latest one held its event loop. */
-async function redisForks(stack: RunningStack): Promise<{ total: number; latestUs: number }> {
+/**
+ * Redis's counters so far (INFO stats): forks (AOF rewrites) and how long the latest one held its
+ * event loop, commands served, keys expired and evicted. Around an idle window they tell what
+ * Redis did with its CPU there; around a level, whether a rewrite ran in it.
+ */
+interface RedisCounters { forks: number; latestForkUs: number; commands: number; expired: number; evicted: number }
+
+async function redisCounters(stack: RunningStack): Promise<RedisCounters> {
   const settings = stackSettings(stack);
   const redis = new Redis(settings.env.REDIS_URL!, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
     const stats = await redis.info('stats');
-    return { total: Number(/total_forks:(\d+)/.exec(stats)?.[1] ?? 0), latestUs: Number(/latest_fork_usec:(\d+)/.exec(stats)?.[1] ?? 0) };
+    const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(stats)?.[1] ?? 0);
+    return { forks: field('total_forks'), latestForkUs: field('latest_fork_usec'), commands: field('total_commands_processed'), expired: field('expired_keys'), evicted: field('evicted_keys') };
   } finally {
     redis.disconnect();
   }
@@ -450,6 +457,7 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
   await sleep(plan.settleS * 1000);
   const settled = await waitSettled(ctx, plan, session, label);
   const pgA = await pgBackground(stack);
+  const redisA = await redisCounters(stack);
   const a = procs.sample();
   for (let s = 0; s < plan.idleS; s++) {
     ctx.progress(s, plan.idleS, `${label}: idle CPU`);
@@ -457,15 +465,18 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
   }
   const idle = cpuBetween(a, procs.sample());
   const pgIdle = describePgBackground(pgA, await pgBackground(stack), plan.idleS);
-  ctx.log(`${label}: PostgreSQL during the idle window: ${pgIdle}`);
-  notes.push(`${label}, idle window: PostgreSQL's background: ${pgIdle}.`);
+  const redisB = await redisCounters(stack);
+  // Commands include the two samples' own INFO calls (and ioredis's ready check).
+  const redisIdle = `${redisB.commands - redisA.commands} commands served, ${redisB.forks - redisA.forks} forks (AOF rewrites), ${redisB.expired - redisA.expired} keys expired, ${redisB.evicted - redisA.evicted} evicted`;
+  ctx.log(`${label}: PostgreSQL during the idle window: ${pgIdle}; Redis: ${redisIdle}`);
+  notes.push(`${label}, idle window: PostgreSQL's background: ${pgIdle}. Redis: ${redisIdle}.`);
   const stagesA = await sampleStages(stageEndpoints);
-  const forksA = await redisForks(stack);
+  const redisLevelA = await redisCounters(stack);
   const { level, cpu, pg, stalls } = await runLevel(ctx, plan, session, plan.rate, label);
   const stages = [...stagesBetween(stagesA, await sampleStages(stageEndpoints)), ...stalls];
   // An AOF rewrite forks Redis and serializes its whole dataset: whether one ran during the level.
-  const forksB = await redisForks(stack);
-  stages.push({ name: 'Redis: forks (AOF rewrites)', value: forksB.total - forksA.total, unit: `forks (the last took ${forksB.latestUs} µs to fork)` });
+  const redisLevelB = await redisCounters(stack);
+  stages.push({ name: 'Redis: forks (AOF rewrites)', value: redisLevelB.forks - redisLevelA.forks, unit: `forks (the last took ${redisLevelB.latestForkUs} µs to fork)` });
   stages.push(...pg);
   const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total' && !c.name.startsWith('bench')).sort((x, y) => y.pct - x.pct).slice(0, 4);
   ctx.log(`${label}: idle stack ${idle.find((r) => r.name === 'stack total')!.pct} % of a core; ${plan.rate} writes/s: ${describeLevel(level)}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
