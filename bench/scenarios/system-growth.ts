@@ -471,13 +471,8 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
   ctx.log(`${label}: PostgreSQL during the idle window: ${pgIdle}; Redis: ${redisIdle}`);
   notes.push(`${label}, idle window: PostgreSQL's background: ${pgIdle}. Redis: ${redisIdle}.`);
   const stagesA = await sampleStages(stageEndpoints);
-  const redisLevelA = await redisCounters(stack);
-  const { level, cpu, pg, stalls } = await runLevel(ctx, plan, session, plan.rate, label);
-  const stages = [...stagesBetween(stagesA, await sampleStages(stageEndpoints)), ...stalls];
-  // An AOF rewrite forks Redis and serializes its whole dataset: whether one ran during the level.
-  const redisLevelB = await redisCounters(stack);
-  stages.push({ name: 'Redis: forks (AOF rewrites)', value: redisLevelB.forks - redisLevelA.forks, unit: `forks (the last took ${redisLevelB.latestForkUs} µs to fork)` });
-  stages.push(...pg);
+  const { level, cpu, work, stalls } = await runLevel(ctx, plan, session, plan.rate, label);
+  const stages = [...stagesBetween(stagesA, await sampleStages(stageEndpoints)), ...stalls, ...work];
   const top = cpu.filter((c) => !c.name.startsWith('machine') && c.name !== 'stack total' && !c.name.startsWith('bench')).sort((x, y) => y.pct - x.pct).slice(0, 4);
   ctx.log(`${label}: idle stack ${idle.find((r) => r.name === 'stack total')!.pct} % of a core; ${plan.rate} writes/s: ${describeLevel(level)}; top CPU ${top.map((c) => `${c.name} ${c.pct}%`).join(', ')}`);
   ctx.log(`${label}: stages: ${stages.map((r) => `${r.name} ${r.value} ${r.unit}`).join('; ')}`);
@@ -488,7 +483,7 @@ async function measure(ctx: BenchContext, plan: Plan, session: Session, label: s
 /** The window's second level: once the stack is quiet again after the first, `plan.carriedRate` writes/s. */
 async function carriedLevel(ctx: BenchContext, plan: Plan, session: Session, label: string): Promise<Measured['carried']> {
   const quiet = await waitQuiet(ctx, plan, session, label);
-  const { level, cpu, pg: stages } = await runLevel(ctx, plan, session, plan.carriedRate, label);
+  const { level, cpu, work: stages } = await runLevel(ctx, plan, session, plan.carriedRate, label);
   const busy = cpu.find((r) => r.name.startsWith('machine busy'))?.pct;
   ctx.log(`${label}: ${plan.carriedRate} writes/s (after ${round(quiet.quietS, 0)} s for the stack to be quiet): ${describeLevel(level)}; stack ${cpu.find((r) => r.name === 'stack total')!.pct} %, machine ${busy} % of a core; ${stages.map((r) => `${r.name} ${r.value} ${r.unit}`).join('; ')}`);
   return { level, cpu, stages };
@@ -496,10 +491,11 @@ async function carriedLevel(ctx: BenchContext, plan: Plan, session: Session, lab
 
 /**
  * Open-loop writes at `rate` for `plan.levelS` on `session`'s stack: each process's CPU and the
- * machine's CPU pressure over the sending window (the grace after it is the drain), and what
- * PostgreSQL did per write.
+ * machine's CPU pressure over the sending window (the grace after it is the drain), whether Redis
+ * forked for an AOF rewrite (which serializes its whole dataset) and what PostgreSQL did per write.
  */
 async function runLevel(ctx: BenchContext, plan: Plan, session: Session, rate: number, label: string) {
+  const redisA = await redisCounters(session.stack);
   const walA = await pgWork(session.stack);
   const a = session.procs.sample();
   const pressureA = pressure();
@@ -513,7 +509,12 @@ async function runLevel(ctx: BenchContext, plan: Plan, session: Session, rate: n
   clearTimeout(timer);
   session.lastLoadEnd = Date.now();
   sent ??= sample();
-  return { level, ...sent, pg: pgWorkPerWrite(walA, await pgWork(session.stack), level.accepted) };
+  const redisB = await redisCounters(session.stack);
+  const work = [
+    { name: 'Redis: forks (AOF rewrites)', value: redisB.forks - redisA.forks, unit: `forks (the last took ${redisB.latestForkUs} µs to fork)` },
+    ...pgWorkPerWrite(walA, await pgWork(session.stack), level.accepted),
+  ];
+  return { level, ...sent, work };
 }
 
 /** A level's latencies and losses, for the log. */
