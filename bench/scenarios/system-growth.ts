@@ -131,19 +131,17 @@ async function measureSizes(stack: RunningStack): Promise<Sizes> {
   await redis.connect();
   let redisMemory: number;
   let redisKeys: number;
-  let redisForks = 0;
   let redisLastSaveS = 0;
   try {
     const info = await redis.info('memory');
     redisMemory = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
     redisKeys = await redis.dbsize();
     const persistence = await redis.info('persistence');
-    const stats = await redis.info('stats');
-    redisForks = Number(/total_forks:(\d+)/.exec(stats)?.[1] ?? 0);
     redisLastSaveS = Number(/rdb_last_bgsave_time_sec:(-?\d+)/.exec(persistence)?.[1] ?? 0);
   } finally {
     redis.disconnect();
   }
+  const redisForks = (await redisCounters(stack)).forks;
   return {
     kinesis: du(path.join(stack.dataDir, 'kinesis')),
     dynamodb: du(path.join(stack.dataDir, 'dynamodb')),
