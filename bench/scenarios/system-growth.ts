@@ -131,6 +131,7 @@ async function measureSizes(stack: RunningStack): Promise<Sizes> {
   await redis.connect();
   let redisMemory: number;
   let redisKeys: number;
+  let redisForks = 0;
   let redisLastSaveS = 0;
   try {
     const info = await redis.info('memory');
@@ -138,10 +139,10 @@ async function measureSizes(stack: RunningStack): Promise<Sizes> {
     redisKeys = await redis.dbsize();
     const persistence = await redis.info('persistence');
     redisLastSaveS = Number(/rdb_last_bgsave_time_sec:(-?\d+)/.exec(persistence)?.[1] ?? 0);
+    redisForks = parseRedisCounters(await redis.info('stats')).forks;
   } finally {
     redis.disconnect();
   }
-  const redisForks = (await redisCounters(stack)).forks;
   return {
     kinesis: du(path.join(stack.dataDir, 'kinesis')),
     dynamodb: du(path.join(stack.dataDir, 'dynamodb')),
@@ -276,14 +277,17 @@ async function waitAutovacuum(stack: RunningStack, ctx: BenchContext, timeoutMs:
  */
 interface RedisCounters { forks: number; latestForkUs: number; commands: number; expired: number; evicted: number }
 
+function parseRedisCounters(stats: string): RedisCounters {
+  const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(stats)?.[1] ?? 0);
+  return { forks: field('total_forks'), latestForkUs: field('latest_fork_usec'), commands: field('total_commands_processed'), expired: field('expired_keys'), evicted: field('evicted_keys') };
+}
+
 async function redisCounters(stack: RunningStack): Promise<RedisCounters> {
   const settings = stackSettings(stack);
   const redis = new Redis(settings.env.REDIS_URL!, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
-    const stats = await redis.info('stats');
-    const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(stats)?.[1] ?? 0);
-    return { forks: field('total_forks'), latestForkUs: field('latest_fork_usec'), commands: field('total_commands_processed'), expired: field('expired_keys'), evicted: field('evicted_keys') };
+    return parseRedisCounters(await redis.info('stats'));
   } finally {
     redis.disconnect();
   }
